@@ -1,0 +1,98 @@
+"""The Runtime protocol: where attempts run. Start, stop, recover; report what happened.
+
+A runtime never decides: it launches what the dispatcher asks, reports each attempt's start
+and exit through the callback given to open(), and streams output into the log store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from batchyard.domain.model import Document, Resources
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptSpec:
+    """Everything a runtime needs to run one attempt."""
+
+    job_id: str
+    task_id: str  # 32 hex chars; unique per attempt
+    attempt_number: int  # 1-based (AWS_BATCH_JOB_ATTEMPT)
+    job_queue: str
+    compute_environment: str
+    job_definition_name: str
+    command: tuple[str, ...]
+    environment: Mapping[str, str]  # final: definition + overrides + AWS_BATCH_* variables
+    resources: Resources
+    container: Document  # resolved containerProperties (image, user, volumes, ...) in wire form
+    log_group: str
+    log_stream_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRef:
+    """An attempt the store believes is placed or running, handed back on recovery."""
+
+    job_id: str
+    task_id: str
+    log_group: str
+    log_stream_name: str
+    runtime_handle: str | None  # None: the server died before the runtime reported a start
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptStarted:
+    job_id: str
+    task_id: str
+    started_at: int  # epoch ms
+    runtime_handle: str  # opaque; lets recover() find the attempt again after a restart
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptExited:
+    job_id: str
+    task_id: str
+    stopped_at: int  # epoch ms
+    exit_code: int | None  # None when the container never ran or the exit is unknown
+    reason: str | None = None  # container.reason, e.g. "OutOfMemoryError: ..."
+    status_reason: str = "Essential container in task exited"
+
+
+RuntimeEvent = AttemptStarted | AttemptExited
+Report = Callable[[RuntimeEvent], None]
+
+TASK_FAILED_TO_START = "Task failed to start"
+ESSENTIAL_CONTAINER_EXITED = "Essential container in task exited"
+HOST_LOST = "Host EC2 (instance batchyard) terminated."
+
+
+class Runtime(Protocol):
+    name: str
+
+    def host_limits(self) -> Resources:
+        """The most one attempt can get here (vCPUs, memory MiB, GPUs)."""
+        ...
+
+    async def open(self, report: Report) -> None:
+        """Begin reporting events. Called once, before any other coroutine."""
+        ...
+
+    async def start(self, spec: AttemptSpec) -> None:
+        """Launch an attempt. Reports AttemptStarted once it runs, AttemptExited when it ends
+        (or at once, with status_reason TASK_FAILED_TO_START, if it cannot start)."""
+        ...
+
+    async def stop(self, job_id: str, task_id: str, grace_seconds: float) -> None:
+        """SIGTERM the attempt, SIGKILL after grace_seconds. Its exit is reported as usual."""
+        ...
+
+    async def recover(self, attempts: Sequence[AttemptRef]) -> None:
+        """After a restart: re-attach to attempts still running (and report their exit later);
+        report AttemptExited with status_reason HOST_LOST for any that cannot be found."""
+        ...
+
+    async def close(self) -> None:
+        """Stop reporting and release resources. Running attempts are left running."""
+        ...

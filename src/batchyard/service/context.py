@@ -1,0 +1,18 @@
+"""What every service function is given: the store, the identity ARNs are minted in, a clock."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from batchyard.domain.clock import Clock
+from batchyard.domain.model import Identity
+from batchyard.store.base import Store
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceContext:
+    store: Store
+    clock: Clock
+    identity: Identity = Identity()
+    default_runtime: str = "process"
+    log_group: str = "/aws/batch/job"

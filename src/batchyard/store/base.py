@@ -1,0 +1,156 @@
+"""The Store protocol: durable state of every Batch object, and how plans are applied to it.
+
+A store saves and applies; it never decides. Its only bookkeeping is mechanical: versions,
+the evaluation flag, array child counts, and flagging the dependents of a job that ended.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from batchyard.domain.model import (
+    ComputeEnvironment,
+    Job,
+    JobDefinition,
+    JobQueue,
+    JobStatus,
+    SchedulingPolicy,
+)
+from batchyard.scheduling.snapshot import Plan, Snapshot
+
+
+class StoreError(Exception):
+    """The store cannot be opened or used (unreadable file, foreign schema, ...)."""
+
+
+class ConflictError(Exception):
+    """A write lost a race: the object changed or already exists."""
+
+
+@dataclass(frozen=True, slots=True)
+class JobQuery:
+    """A ListJobs query. Exactly one of job_queue / array_job_id / multi_node_job_id is set."""
+
+    job_queue: str | None = None
+    array_job_id: str | None = None
+    multi_node_job_id: str | None = None
+    status: JobStatus | None = None  # None: every status
+    job_name_prefix: str | None = None  # case-insensitive prefix
+    job_name: str | None = None  # case-insensitive exact
+    job_definition_name: str | None = None  # any revision
+    job_definition_name_prefix: str | None = None
+    job_definition_arn: str | None = None
+    created_before: int | None = None  # epoch ms, exclusive
+    created_after: int | None = None  # epoch ms, exclusive
+    share_identifier: str | None = None
+    limit: int = 100
+    # Keyset cursor: the `seq` of the last job of the previous page (newest first), or for
+    # array children the last array_index (ascending).
+    after: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotLimits:
+    runnable_per_queue: int = 256
+    to_evaluate: int = 4096
+
+
+JobMutation = Callable[[Job], Job | None]
+"""Given the current job, return its new version, or None to leave it unchanged."""
+
+
+class Store(Protocol):
+    # -- lifecycle and change notification ------------------------------------------------
+    def close(self) -> None: ...
+
+    def change_counter(self) -> int:
+        """A number that grows on every job write (used to wake the dispatcher)."""
+        ...
+
+    # -- compute environments, job queues, scheduling policies -----------------------------
+    def put_compute_environment(self, ce: ComputeEnvironment, *, create: bool) -> None:
+        """Insert (create=True; ConflictError if the name exists) or replace."""
+        ...
+
+    def get_compute_environment(self, name: str) -> ComputeEnvironment | None: ...
+    def list_compute_environments(self) -> list[ComputeEnvironment]: ...
+    def delete_compute_environment(self, name: str) -> None: ...
+
+    def put_job_queue(self, queue: JobQueue, *, create: bool) -> None: ...
+    def get_job_queue(self, name: str) -> JobQueue | None: ...
+    def list_job_queues(self) -> list[JobQueue]: ...
+    def delete_job_queue(self, name: str) -> None: ...
+
+    def put_scheduling_policy(self, policy: SchedulingPolicy, *, create: bool) -> None: ...
+    def get_scheduling_policy(self, name: str) -> SchedulingPolicy | None: ...
+    def list_scheduling_policies(self) -> list[SchedulingPolicy]: ...
+    def delete_scheduling_policy(self, name: str) -> None: ...
+
+    # -- job definitions --------------------------------------------------------------------
+    def add_job_definition(self, build: Callable[[int], JobDefinition]) -> JobDefinition:
+        """Atomically allocate the next revision of a name and store build(revision).
+
+        build is called with the new revision number; the name is build(...).name.
+        """
+        ...
+
+    def put_job_definition(self, definition: JobDefinition) -> None:
+        """Replace an existing revision (status, tags)."""
+        ...
+
+    def get_job_definition(self, name: str, revision: int) -> JobDefinition | None: ...
+    def latest_job_definition(self, name: str, *, active_only: bool) -> JobDefinition | None: ...
+    def list_job_definitions(self) -> list[JobDefinition]:
+        """Every revision, ordered by (name, revision)."""
+        ...
+
+    # -- jobs -------------------------------------------------------------------------------
+    def insert_jobs(self, jobs: Sequence[Job]) -> list[Job]:
+        """Store new jobs in one transaction and flag them for evaluation.
+
+        Assigns seq and run_order in the given order; returns the stored jobs. Array children
+        are counted in their parent's array_status_summary.
+        """
+        ...
+
+    def get_job(self, job_id: str) -> Job | None: ...
+
+    def get_jobs(self, job_ids: Iterable[str]) -> list[Job]:
+        """Known jobs among job_ids, in the order given; unknown ids are left out."""
+        ...
+
+    def mutate_job(self, job_id: str, mutation: JobMutation) -> Job | None:
+        """Read-modify-write one job in a transaction; flags it for evaluation.
+
+        Returns the stored new version, the unchanged job if mutation returned None, or None
+        if the job does not exist.
+        """
+        ...
+
+    def mutate_array_children(self, parent_id: str, mutation: JobMutation) -> int:
+        """Apply mutation to every child of an array parent; returns how many changed."""
+        ...
+
+    def list_jobs(self, query: JobQuery) -> list[Job]:
+        """Top-level jobs of a queue newest first, or the children of a parent by index."""
+        ...
+
+    def delete_jobs_finished_before(self, cutoff_ms: int) -> list[Job]:
+        """Remove terminal jobs that stopped before cutoff; returns what was removed."""
+        ...
+
+    # -- scheduling -------------------------------------------------------------------------
+    def snapshot(self, limits: SnapshotLimits = SnapshotLimits()) -> Snapshot: ...
+
+    def commit(self, plan: Plan) -> set[str]:
+        """Apply a plan's updates whose versions still match, in one transaction.
+
+        Returns the ids of the jobs whose update was applied.
+        """
+        ...
+
+    def active_jobs(self) -> list[Job]:
+        """Every job in STARTING or RUNNING (for restart recovery)."""
+        ...
