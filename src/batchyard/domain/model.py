@@ -99,6 +99,7 @@ class ComputeEnvironment:
     unmanagedv_cpus: int | None = None
     update_policy: Document | None = None
     eks_configuration: Document | None = None
+    ecs_settings: Document | None = None
     container_orchestration_type: str = "ECS"
     uuid: str = ""
     context: str | None = None
@@ -265,7 +266,9 @@ class Job:
     platform_capabilities: tuple[str, ...] = ()
     scheduling_priority: int | None = None
     share_identifier: str | None = None
-    extra: Document = field(default_factory=dict)  # members returned as submitted (nodeOverrides, ...)
+    extra: Document = field(
+        default_factory=dict
+    )  # members returned as submitted (nodeOverrides, ...)
     attempts: tuple[Attempt, ...] = ()
     compute_environment: str | None = None  # where the current attempt is placed
     run_order: int = 0  # position among RUNNABLE jobs of its queue; retries jump ahead

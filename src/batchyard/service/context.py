@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from batchyard.domain.clock import Clock
 from batchyard.domain.model import Identity
@@ -13,6 +13,6 @@ from batchyard.store.base import Store
 class ServiceContext:
     store: Store
     clock: Clock
-    identity: Identity = Identity()
+    identity: Identity = field(default_factory=Identity)
     default_runtime: str = "process"
     log_group: str = "/aws/batch/job"

@@ -69,6 +69,10 @@ class Store(Protocol):
         """A number that grows on every job write (used to wake the dispatcher)."""
         ...
 
+    def on_change(self, listener: Callable[[], None]) -> None:
+        """Call listener after every committed write (jobs or resources), outside any lock."""
+        ...
+
     # -- compute environments, job queues, scheduling policies -----------------------------
     def put_compute_environment(self, ce: ComputeEnvironment, *, create: bool) -> None:
         """Insert (create=True; ConflictError if the name exists) or replace."""

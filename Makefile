@@ -1,0 +1,38 @@
+# Batchyard: `make run` starts the service; `make test` runs every check and test tier.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: install run test check unit lint provision clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@scripts/ensure-python "$(PYTHON)"
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@touch $(STAMP)
+
+run: install
+	$(BIN)/batchyard server --host 127.0.0.1 --port 8750 --data-dir .batchyard
+
+provision:
+	@scripts/provision
+
+lint: install
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+test: install provision lint
+	$(BIN)/pytest -q
+
+unit: install
+	$(BIN)/pytest -q tests/unit tests/contract
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

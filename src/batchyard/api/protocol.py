@@ -1,0 +1,268 @@
+"""The AWS Batch rest-json wire protocol, driven by botocore's `batch` service model.
+
+Owns: finding the operation for (method, path), turning an HTTP request into the operation's
+input, validating it as the service does, and shaping outputs and errors as AWS does.
+It knows nothing about what the operations do.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+from urllib.parse import parse_qsl, unquote
+
+import botocore.session
+from botocore.model import ListShape, MapShape, OperationModel, ServiceModel, Shape, StructureShape
+
+from batchyard.domain.errors import BatchError, ClientException
+
+MAX_REPORTED_ERRORS = 10
+# Enums AWS documents as case-insensitive ("values aren't case sensitive").
+CASE_INSENSITIVE_ENUMS = frozenset({"RetryAction"})
+
+
+@cache
+def service_model() -> ServiceModel:
+    return botocore.session.get_session().get_service_model("batch")
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    method: str
+    pattern: re.Pattern[str]
+    operation: OperationModel
+
+
+def _compile(request_uri: str) -> re.Pattern[str]:
+    path = request_uri.split("?", 1)[0]
+    regex = ""
+    for part in re.split(r"(\{[^}]+\})", path):
+        if part.startswith("{"):
+            name = part[1:-1]
+            if name.endswith("+"):
+                regex += f"(?P<{name[:-1]}>.+)"
+            else:
+                regex += f"(?P<{name}>[^/]+)"
+        else:
+            regex += re.escape(part)
+    return re.compile(f"^{regex}/?$")
+
+
+@cache
+def routes() -> tuple[Route, ...]:
+    model = service_model()
+    table = []
+    for name in model.operation_names:
+        op = model.operation_model(name)
+        table.append(Route(op.http["method"].upper(), _compile(op.http["requestUri"]), op))
+    # Literal paths before templated ones, so /v1/submitjob never matches a label.
+    table.sort(key=lambda r: r.pattern.pattern.count("(?P"))
+    return tuple(table)
+
+
+def find_operation(method: str, raw_path: str) -> tuple[OperationModel, dict[str, str]] | None:
+    """The operation a request addresses, with its URI labels percent-decoded."""
+    path = raw_path.split("?", 1)[0]
+    for route in routes():
+        if route.method != method:
+            continue
+        match = route.pattern.match(path)
+        if match is not None:
+            return route.operation, {k: unquote(v) for k, v in match.groupdict().items()}
+    return None
+
+
+def parse_input(
+    operation: OperationModel,
+    labels: Mapping[str, str],
+    query_string: str,
+    headers: Mapping[str, str],
+    body: bytes,
+) -> dict[str, Any]:
+    """Assemble the operation's input from URI labels, query string, headers and JSON body."""
+    shape = operation.input_shape
+    params: dict[str, Any] = {}
+    if body.strip():
+        try:
+            decoded = json.loads(body)
+        except ValueError as exc:
+            raise ClientException(f"The request body is not valid JSON: {exc}") from exc
+        if not isinstance(decoded, dict):
+            raise ClientException("The request body must be a JSON object.")
+        params.update(decoded)
+    if shape is None:
+        return params
+    query = parse_qsl(query_string, keep_blank_values=True)
+    for member_name, member in shape.members.items():
+        location = member.serialization.get("location")
+        wire_name = member.serialization.get("name", member_name)
+        if location == "uri" and wire_name in labels:
+            params[member_name] = labels[wire_name]
+        elif location == "querystring":
+            values = [v for k, v in query if k == wire_name]
+            if values:
+                params[member_name] = values if member.type_name == "list" else values[-1]
+        elif location == "header" and wire_name.lower() in headers:
+            params[member_name] = headers[wire_name.lower()]
+    return params
+
+
+# -- validation --------------------------------------------------------------------------
+
+
+def _describe(value: Any) -> str:
+    text = json.dumps(value) if not isinstance(value, str) else value
+    return text if len(text) <= 64 else text[:61] + "..."
+
+
+class _Validator:
+    def __init__(self) -> None:
+        self.errors: list[str] = []
+
+    def fail(self, path: str, value: Any, constraint: str) -> None:
+        shown = "null" if value is None else f"'{_describe(value)}'"
+        self.errors.append(f"Value {shown} at '{path}' failed to satisfy constraint: {constraint}")
+
+    def check(self, shape: Shape, value: Any, path: str) -> None:
+        kind = shape.type_name
+        if kind == "structure":
+            self._structure(shape, value, path)  # type: ignore[arg-type]
+        elif kind == "list":
+            self._list(shape, value, path)  # type: ignore[arg-type]
+        elif kind == "map":
+            self._map(shape, value, path)  # type: ignore[arg-type]
+        elif kind == "string":
+            self._string(shape, value, path)
+        elif kind in ("integer", "long"):
+            if isinstance(value, bool) or not isinstance(value, int):
+                self.fail(path, value, "Member must be an integer")
+            else:
+                self._range(shape, value, path)
+        elif kind in ("double", "float"):
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                self.fail(path, value, "Member must be a number")
+            else:
+                self._range(shape, value, path)
+        elif kind == "boolean" and not isinstance(value, bool):
+            self.fail(path, value, "Member must be a boolean")
+        elif kind == "timestamp" and (
+            isinstance(value, bool) or not isinstance(value, int | float | str)
+        ):
+            self.fail(path, value, "Member must be a timestamp")
+
+    def _range(self, shape: Shape, value: float, path: str) -> None:
+        low, high = shape.metadata.get("min"), shape.metadata.get("max")
+        if low is not None and value < low:
+            self.fail(path, value, f"Member must have value greater than or equal to {low}")
+        if high is not None and value > high:
+            self.fail(path, value, f"Member must have value less than or equal to {high}")
+
+    def _length(self, shape: Shape, size: int, value: Any, path: str) -> None:
+        low, high = shape.metadata.get("min"), shape.metadata.get("max")
+        if low is not None and size < low:
+            self.fail(path, value, f"Member must have length greater than or equal to {low}")
+        if high is not None and size > high:
+            self.fail(path, value, f"Member must have length less than or equal to {high}")
+
+    def _string(self, shape: Shape, value: Any, path: str) -> None:
+        if not isinstance(value, str):
+            self.fail(path, value, "Member must be a string")
+            return
+        self._length(shape, len(value), value, path)
+        enum: list[str] = shape.metadata.get("enum") or []
+        if shape.name in CASE_INSENSITIVE_ENUMS:
+            value = value.upper()
+        if enum and value not in enum:
+            self.fail(path, value, f"Member must satisfy enum value set: [{', '.join(enum)}]")
+
+    def _structure(self, shape: StructureShape, value: Any, path: str) -> None:
+        if not isinstance(value, dict):
+            self.fail(path, value, "Member must be an object")
+            return
+        members = shape.members
+        for name in shape.required_members:
+            if value.get(name) is None:
+                self.fail(f"{path}.{name}" if path else name, None, "Member must not be null")
+        for name, item in value.items():
+            child = f"{path}.{name}" if path else name
+            member = members.get(name)
+            if member is None:
+                allowed = ", ".join(members)
+                self.errors.append(f"Unknown parameter '{child}', must be one of: {allowed}")
+            elif item is not None:
+                self.check(member, item, child)
+
+    def _list(self, shape: ListShape, value: Any, path: str) -> None:
+        if not isinstance(value, list):
+            self.fail(path, value, "Member must be a list")
+            return
+        self._length(shape, len(value), value, path)
+        for index, item in enumerate(value):
+            if item is None:
+                self.fail(f"{path}.{index + 1}", None, "Member must not be null")
+            else:
+                self.check(shape.member, item, f"{path}.{index + 1}")
+
+    def _map(self, shape: MapShape, value: Any, path: str) -> None:
+        if not isinstance(value, dict):
+            self.fail(path, value, "Member must be a map")
+            return
+        self._length(shape, len(value), value, path)
+        for key, item in value.items():
+            self.check(shape.key, key, f"{path}.key")
+            if item is None:
+                self.fail(f"{path}.{key}", None, "Member must not be null")
+            else:
+                self.check(shape.value, item, f"{path}.{key}")
+
+
+def validate_input(operation: OperationModel, params: Mapping[str, Any]) -> None:
+    """Raise ClientException listing every way params break the operation's input shape."""
+    shape = operation.input_shape
+    validator = _Validator()
+    if shape is None:
+        if params:
+            validator.errors.append(f"{operation.name} takes no parameters")
+    else:
+        validator.check(shape, dict(params), "")
+    if validator.errors:
+        count = len(validator.errors)
+        shown = "; ".join(validator.errors[:MAX_REPORTED_ERRORS])
+        noun = "error" if count == 1 else "errors"
+        raise ClientException(f"{count} validation {noun} detected: {shown}")
+
+
+# -- output ------------------------------------------------------------------------------
+
+
+def shape_output(shape: Shape | None, value: Any) -> Any:
+    """Keep exactly the members the model declares; drop None. Unknown keys are a bug."""
+    if shape is None:
+        return {}
+    kind = shape.type_name
+    if kind == "structure":
+        members = shape.members  # type: ignore[attr-defined]
+        out = {}
+        for name, item in value.items():
+            if item is None:
+                continue
+            member = members.get(name)
+            if member is None:
+                raise KeyError(f"{shape.name} has no member {name!r}")
+            out[name] = shape_output(member, item)
+        return out
+    if kind == "list":
+        return [shape_output(shape.member, item) for item in value]  # type: ignore[attr-defined]
+    if kind == "map":
+        return {k: shape_output(shape.value, v) for k, v in value.items()}  # type: ignore[attr-defined]
+    return value
+
+
+def error_body(error: BatchError) -> tuple[int, dict[str, str], bytes]:
+    """(status, headers, body) of an AWS rest-json error response."""
+    body = json.dumps({"__type": error.code, "message": error.message}).encode()
+    return error.http_status, {"x-amzn-ErrorType": error.code}, body

@@ -1,0 +1,244 @@
+"""Wire adapters for resource operations: request members in, AWS response shapes out.
+
+Each handler takes the validated request (camelCase, as boto3 sends it) and returns the
+response (camelCase). The service functions underneath speak snake_case domain objects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from botocore import xform_name
+
+from batchyard.domain.model import (
+    ComputeEnvironment,
+    Identity,
+    JobDefinition,
+    JobQueue,
+    SchedulingPolicy,
+)
+from batchyard.service import resources
+from batchyard.service.context import ServiceContext
+
+Handler = Callable[[ServiceContext, dict[str, Any]], dict[str, Any]]
+
+
+def snake_kwargs(request: dict[str, Any]) -> dict[str, Any]:
+    """Top-level request members as keyword arguments of the service function."""
+    return {xform_name(key): value for key, value in request.items()}
+
+
+def compute_environment_detail(ce: ComputeEnvironment, identity: Identity) -> dict[str, Any]:
+    return {
+        "computeEnvironmentName": ce.name,
+        "computeEnvironmentArn": ce.arn,
+        "unmanagedvCpus": ce.unmanagedv_cpus,
+        "ecsClusterArn": f"arn:aws:ecs:{identity.region}:{identity.account_id}:cluster/"
+        f"batchyard-{ce.name}",
+        "tags": dict(ce.tags),
+        "type": ce.type,
+        "state": ce.state.value,
+        "status": ce.status.value,
+        "statusReason": ce.status_reason,
+        "computeResources": ce.compute_resources,
+        "serviceRole": ce.service_role,
+        "updatePolicy": ce.update_policy,
+        "eksConfiguration": ce.eks_configuration,
+        "containerOrchestrationType": ce.container_orchestration_type,
+        "uuid": ce.uuid,
+        "context": ce.context,
+        "ecsSettings": ce.ecs_settings,
+    }
+
+
+def job_queue_detail(queue: JobQueue) -> dict[str, Any]:
+    return {
+        "jobQueueName": queue.name,
+        "jobQueueArn": queue.arn,
+        "state": queue.state.value,
+        "schedulingPolicyArn": queue.scheduling_policy_arn,
+        "status": queue.status.value,
+        "statusReason": queue.status_reason,
+        "priority": queue.priority,
+        "computeEnvironmentOrder": [
+            {"order": o.order, "computeEnvironment": _ce_arn(queue, o.compute_environment)}
+            for o in queue.compute_environment_order
+        ],
+        "jobQueueType": queue.job_queue_type,
+        "tags": dict(queue.tags),
+        "jobStateTimeLimitActions": [
+            {
+                "reason": a.reason,
+                "state": a.state,
+                "maxTimeSeconds": a.max_time_seconds,
+                "action": a.action,
+            }
+            for a in queue.job_state_time_limit_actions
+        ],
+    }
+
+
+def _ce_arn(queue: JobQueue, ce_name: str) -> str:
+    prefix = queue.arn.rsplit(":", 1)[0]
+    return f"{prefix}:compute-environment/{ce_name}"
+
+
+def job_definition_detail(definition: JobDefinition) -> dict[str, Any]:
+    return {
+        "jobDefinitionName": definition.name,
+        "jobDefinitionArn": definition.arn,
+        "revision": definition.revision,
+        "status": definition.status,
+        "type": definition.type,
+        "schedulingPriority": definition.scheduling_priority,
+        "parameters": dict(definition.parameters),
+        "retryStrategy": definition.retry_strategy,
+        "containerProperties": definition.container_properties,
+        "timeout": definition.timeout,
+        "nodeProperties": definition.node_properties,
+        "tags": dict(definition.tags),
+        "propagateTags": definition.propagate_tags,
+        "platformCapabilities": list(definition.platform_capabilities) or None,
+        "ecsProperties": definition.ecs_properties,
+        "eksProperties": definition.eks_properties,
+        "containerOrchestrationType": definition.container_orchestration_type,
+        "consumableResourceProperties": definition.consumable_resource_properties,
+    }
+
+
+def scheduling_policy_detail(policy: SchedulingPolicy) -> dict[str, Any]:
+    return {
+        "name": policy.name,
+        "arn": policy.arn,
+        "fairsharePolicy": policy.fairshare_policy,
+        "quotaSharePolicy": policy.quota_share_policy,
+        "tags": dict(policy.tags),
+    }
+
+
+# -- handlers ----------------------------------------------------------------------------
+
+
+def _create_compute_environment(ctx: ServiceContext, request: dict[str, Any]) -> dict[str, Any]:
+    ce = resources.create_compute_environment(ctx, **snake_kwargs(request))
+    return {"computeEnvironmentName": ce.name, "computeEnvironmentArn": ce.arn}
+
+
+def _update_compute_environment(ctx: ServiceContext, request: dict[str, Any]) -> dict[str, Any]:
+    ce = resources.update_compute_environment(ctx, **snake_kwargs(request))
+    return {"computeEnvironmentName": ce.name, "computeEnvironmentArn": ce.arn}
+
+
+def _delete_compute_environment(ctx: ServiceContext, request: dict[str, Any]) -> dict[str, Any]:
+    resources.delete_compute_environment(ctx, **snake_kwargs(request))
+    return {}
+
+
+def _describe_compute_environments(ctx: ServiceContext, request: dict[str, Any]) -> dict[str, Any]:
+    found, token = resources.describe_compute_environments(ctx, **snake_kwargs(request))
+    return {
+        "computeEnvironments": [compute_environment_detail(ce, ctx.identity) for ce in found],
+        "nextToken": token,
+    }
+
+
+def _create_job_queue(ctx: ServiceContext, request: dict[str, Any]) -> dict[str, Any]:
+    queue = resources.create_job_queue(ctx, **snake_kwargs(request))
+    return {"jobQueueName": queue.name, "jobQueueArn": queue.arn}
+
+
+def _update_job_queue(ctx: ServiceContext, request: dict[str, Any]) -> dict[str, Any]:
+    queue = resources.update_job_queue(ctx, **snake_kwargs(request))
+    return {"jobQueueName": queue.name, "jobQueueArn": queue.arn}
+
+
+def _delete_job_queue(ctx: ServiceContext, request: dict[str, Any]) -> dict[str, Any]:
+    resources.delete_job_queue(ctx, **snake_kwargs(request))
+    return {}
+
+
+def _describe_job_queues(ctx: ServiceContext, request: dict[str, Any]) -> dict[str, Any]:
+    found, token = resources.describe_job_queues(ctx, **snake_kwargs(request))
+    return {"jobQueues": [job_queue_detail(q) for q in found], "nextToken": token}
+
+
+def _register_job_definition(ctx: ServiceContext, request: dict[str, Any]) -> dict[str, Any]:
+    definition = resources.register_job_definition(ctx, **snake_kwargs(request))
+    return {
+        "jobDefinitionName": definition.name,
+        "jobDefinitionArn": definition.arn,
+        "revision": definition.revision,
+    }
+
+
+def _deregister_job_definition(ctx: ServiceContext, request: dict[str, Any]) -> dict[str, Any]:
+    resources.deregister_job_definition(ctx, **snake_kwargs(request))
+    return {}
+
+
+def _describe_job_definitions(ctx: ServiceContext, request: dict[str, Any]) -> dict[str, Any]:
+    found, token = resources.describe_job_definitions(ctx, **snake_kwargs(request))
+    return {"jobDefinitions": [job_definition_detail(d) for d in found], "nextToken": token}
+
+
+def _create_scheduling_policy(ctx: ServiceContext, request: dict[str, Any]) -> dict[str, Any]:
+    policy = resources.create_scheduling_policy(ctx, **snake_kwargs(request))
+    return {"name": policy.name, "arn": policy.arn}
+
+
+def _update_scheduling_policy(ctx: ServiceContext, request: dict[str, Any]) -> dict[str, Any]:
+    resources.update_scheduling_policy(ctx, **snake_kwargs(request))
+    return {}
+
+
+def _delete_scheduling_policy(ctx: ServiceContext, request: dict[str, Any]) -> dict[str, Any]:
+    resources.delete_scheduling_policy(ctx, **snake_kwargs(request))
+    return {}
+
+
+def _describe_scheduling_policies(ctx: ServiceContext, request: dict[str, Any]) -> dict[str, Any]:
+    found = resources.describe_scheduling_policies(ctx, **snake_kwargs(request))
+    return {"schedulingPolicies": [scheduling_policy_detail(p) for p in found]}
+
+
+def _list_scheduling_policies(ctx: ServiceContext, request: dict[str, Any]) -> dict[str, Any]:
+    found, token = resources.list_scheduling_policies(ctx, **snake_kwargs(request))
+    return {"schedulingPolicies": [{"arn": p.arn} for p in found], "nextToken": token}
+
+
+def _list_tags_for_resource(ctx: ServiceContext, request: dict[str, Any]) -> dict[str, Any]:
+    return {"tags": resources.list_tags_for_resource(ctx, **snake_kwargs(request))}
+
+
+def _tag_resource(ctx: ServiceContext, request: dict[str, Any]) -> dict[str, Any]:
+    resources.tag_resource(ctx, **snake_kwargs(request))
+    return {}
+
+
+def _untag_resource(ctx: ServiceContext, request: dict[str, Any]) -> dict[str, Any]:
+    resources.untag_resource(ctx, **snake_kwargs(request))
+    return {}
+
+
+RESOURCE_OPERATIONS: dict[str, Handler] = {
+    "CreateComputeEnvironment": _create_compute_environment,
+    "UpdateComputeEnvironment": _update_compute_environment,
+    "DeleteComputeEnvironment": _delete_compute_environment,
+    "DescribeComputeEnvironments": _describe_compute_environments,
+    "CreateJobQueue": _create_job_queue,
+    "UpdateJobQueue": _update_job_queue,
+    "DeleteJobQueue": _delete_job_queue,
+    "DescribeJobQueues": _describe_job_queues,
+    "RegisterJobDefinition": _register_job_definition,
+    "DeregisterJobDefinition": _deregister_job_definition,
+    "DescribeJobDefinitions": _describe_job_definitions,
+    "CreateSchedulingPolicy": _create_scheduling_policy,
+    "UpdateSchedulingPolicy": _update_scheduling_policy,
+    "DeleteSchedulingPolicy": _delete_scheduling_policy,
+    "DescribeSchedulingPolicies": _describe_scheduling_policies,
+    "ListSchedulingPolicies": _list_scheduling_policies,
+    "ListTagsForResource": _list_tags_for_resource,
+    "TagResource": _tag_resource,
+    "UntagResource": _untag_resource,
+}

@@ -1,0 +1,84 @@
+"""The `batchyard` command: `batchyard server` runs the service.
+
+User commands (submit, jobs, logs, ...) are built on batchyard.client in later work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    return os.environ.get(f"BATCHYARD_{name}", default)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="batchyard", description="AWS Batch, self-hosted.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    server = commands.add_parser(
+        "server",
+        help="run the Batchyard service",
+        description="Run the AWS Batch API, the scheduler and the runtimes in one process. "
+        "Every option can also be set with the BATCHYARD_<OPTION> environment variable "
+        "(e.g. BATCHYARD_PORT).",
+    )
+    server.add_argument("--host", default=_env("HOST", "127.0.0.1"))
+    server.add_argument("--port", type=int, default=int(_env("PORT", "8750") or 8750))
+    server.add_argument(
+        "--data-dir", type=Path, default=Path(_env("DATA_DIR", ".batchyard") or ".batchyard")
+    )
+    server.add_argument(
+        "--database-url",
+        default=_env("DATABASE_URL"),
+        help="SQLAlchemy URL of the store (default: SQLite in the data dir)",
+    )
+    server.add_argument("--account-id", default=_env("ACCOUNT_ID", "000000000000"))
+    server.add_argument("--region", default=_env("REGION", "us-east-1"))
+    server.add_argument(
+        "--default-runtime",
+        default=_env("DEFAULT_RUNTIME", "process"),
+        choices=["process", "docker", "slurm"],
+        help="runtime of compute environments without a batchyard:runtime tag",
+    )
+    server.add_argument(
+        "--stop-timeout",
+        type=float,
+        default=float(_env("STOP_TIMEOUT", "30") or 30),
+        help="seconds between SIGTERM and SIGKILL when a job is terminated or times out",
+    )
+    server.add_argument("--log-level", default=_env("LOG_LEVEL", "info"))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "server":
+        from batchyard.server import Settings, serve
+        from batchyard.store.base import StoreError
+
+        settings = Settings(
+            host=args.host,
+            port=args.port,
+            data_dir=args.data_dir,
+            database_url=args.database_url,
+            account_id=args.account_id,
+            region=args.region,
+            default_runtime=args.default_runtime,
+            stop_timeout_seconds=args.stop_timeout,
+            log_level=args.log_level,
+        )
+        try:
+            serve(settings)
+        except StoreError as error:
+            print(f"batchyard: {error}", file=sys.stderr)
+            return 2
+        return 0
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

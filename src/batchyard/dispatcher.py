@@ -1,0 +1,371 @@
+"""The only loop: snapshot -> plan -> commit -> start/stop attempts -> record what runtimes report.
+
+The dispatcher decides nothing about jobs: the pure planner does. It records facts (an attempt
+started, an attempt exited, a compute environment's runtime is or is not available), applies
+plans through the store, and carries them out on the runtimes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Coroutine, Mapping
+from dataclasses import replace
+from typing import Any
+
+from batchyard.domain import lifecycle
+from batchyard.domain.clock import Clock
+from batchyard.domain.model import (
+    ComputeEnvironment,
+    Job,
+    JobQueue,
+    JobStatus,
+    ResourceStatus,
+)
+from batchyard.runtimes.base import (
+    HOST_LOST,
+    AttemptExited,
+    AttemptRef,
+    AttemptSpec,
+    AttemptStarted,
+    Runtime,
+    RuntimeEvent,
+)
+from batchyard.scheduling.planner import plan
+from batchyard.scheduling.snapshot import Plan
+from batchyard.store.base import JobQuery, SnapshotLimits, Store
+
+log = logging.getLogger("batchyard.dispatcher")
+
+JOB_QUEUE_DELETED = "JobQueue deleted"
+DEFAULT_LIMITS = SnapshotLimits()
+_UNFINISHED = (
+    JobStatus.SUBMITTED,
+    JobStatus.PENDING,
+    JobStatus.RUNNABLE,
+    JobStatus.STARTING,
+    JobStatus.RUNNING,
+)
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        store: Store,
+        runtimes: Mapping[str, Runtime],
+        clock: Clock,
+        *,
+        log_group: str = "/aws/batch/job",
+        stop_grace_seconds: float = 30.0,
+        limits: SnapshotLimits = DEFAULT_LIMITS,
+    ) -> None:
+        self.store = store
+        self.runtimes = dict(runtimes)
+        self.clock = clock
+        self.log_group = log_group
+        self.stop_grace_seconds = stop_grace_seconds
+        self.limits = limits
+        self._wake = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._array_sizes: dict[str, int] = {}
+        self._runtime_of_job: dict[str, str] = {}
+
+    # -- wiring ----------------------------------------------------------------------------
+
+    def wake(self) -> None:
+        """Ask for a new round soon. Safe to call from any thread."""
+        loop = self._loop
+        if loop is None:
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            self._wake.set()
+        else:
+            with contextlib.suppress(RuntimeError):  # loop closed during shutdown
+                loop.call_soon_threadsafe(self._wake.set)
+
+    async def open(self) -> None:
+        """Bind to the running loop, open runtimes, and reconcile attempts left by a restart."""
+        self._loop = asyncio.get_running_loop()
+        self.store.on_change(self.wake)
+        for runtime in self.runtimes.values():
+            await runtime.open(self.record)
+        await self._recover()
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        for runtime in self.runtimes.values():
+            await runtime.close()
+
+    async def run(self) -> None:
+        """Rounds forever: a round whenever something changed or a deadline is due."""
+        while True:
+            self._wake.clear()
+            try:
+                result = await self.step()
+            except Exception:
+                log.exception("dispatch round failed; retrying")
+                await asyncio.sleep(0.5)
+                continue
+            if not result.is_empty:
+                continue  # decisions beget decisions (dependents, parents): go again at once
+            timeout = None
+            if result.next_wakeup is not None:
+                timeout = max(0.0, (result.next_wakeup - self.clock.now_ms()) / 1000)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
+
+    # -- one round -------------------------------------------------------------------------
+
+    async def step(self) -> Plan:
+        # 1. Resources whose status is in flux settle first (CREATING/UPDATING/DELETING).
+        self._settle_resources()
+        # 2. Read a bounded snapshot and add what the runtimes' hosts can give.
+        snapshot = self.store.snapshot(self.limits)
+        limits = {}
+        for name, ce in snapshot.compute_environments.items():
+            runtime = self.runtimes.get(ce.runtime)
+            if runtime is not None:
+                limits[name] = runtime.host_limits()
+        snapshot = replace(snapshot, host_limits=limits)
+        # 3. Decide.
+        now = self.clock.now_ms()
+        decided = plan(snapshot, now)
+        if decided.is_empty:
+            return decided
+        # 4. Apply; only what committed is carried out.
+        applied = self.store.commit(decided)
+        updated = {job.job_id: job for job in decided.updates if job.job_id in applied}
+        # 5. Start placed attempts and stop what must stop.
+        for job_id in decided.starts:
+            if job_id in updated:
+                ce = snapshot.compute_environments[updated[job_id].compute_environment or ""]
+                self._spawn(self._start(updated[job_id], ce))
+        for job_id in decided.stops:
+            if job_id in updated:
+                self._spawn(self._stop(updated[job_id]))
+        return decided
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _start(self, job: Job, ce: ComputeEnvironment) -> None:
+        attempt = job.current_attempt
+        assert attempt is not None
+        runtime = self.runtimes.get(ce.runtime)
+        if runtime is None:
+            self.record(
+                AttemptExited(
+                    job_id=job.job_id,
+                    task_id=attempt.task_id,
+                    stopped_at=self.clock.now_ms(),
+                    exit_code=None,
+                    reason=f"CannotStartContainerError: runtime {ce.runtime} is not configured",
+                    status_reason=lifecycle.TASK_FAILED_TO_START,
+                )
+            )
+            return
+        self._runtime_of_job[job.job_id] = ce.runtime
+        try:
+            await runtime.start(self._attempt_spec(job, ce))
+        except Exception as exc:
+            log.exception("runtime %s could not start job %s", ce.runtime, job.job_id)
+            self.record(
+                AttemptExited(
+                    job_id=job.job_id,
+                    task_id=attempt.task_id,
+                    stopped_at=self.clock.now_ms(),
+                    exit_code=None,
+                    reason=f"CannotStartContainerError: {exc}"[:255],
+                    status_reason=lifecycle.TASK_FAILED_TO_START,
+                )
+            )
+
+    async def _stop(self, job: Job) -> None:
+        attempt = job.current_attempt
+        runtime = self.runtimes.get(self._runtime_name(job))
+        if attempt is None or runtime is None:
+            return
+        try:
+            await runtime.stop(job.job_id, attempt.task_id, self.stop_grace_seconds)
+        except Exception:
+            log.exception("runtime could not stop job %s", job.job_id)
+
+    def _runtime_name(self, job: Job) -> str:
+        name = self._runtime_of_job.get(job.job_id)
+        if name is None and job.compute_environment is not None:
+            ce = self.store.get_compute_environment(job.compute_environment)
+            name = ce.runtime if ce is not None else None
+        return name or ""
+
+    def _attempt_spec(self, job: Job, ce: ComputeEnvironment) -> AttemptSpec:
+        attempt = job.current_attempt
+        assert attempt is not None
+        environment = {
+            item["name"]: item.get("value", "") for item in job.container.get("environment", ())
+        }
+        environment.update(
+            AWS_BATCH_JOB_ID=job.job_id,
+            AWS_BATCH_JQ_NAME=job.job_queue,
+            AWS_BATCH_CE_NAME=ce.name,
+            AWS_BATCH_JOB_ATTEMPT=str(len(job.attempts)),
+        )
+        if job.array_parent_id is not None and job.array_index is not None:
+            environment["AWS_BATCH_JOB_ARRAY_INDEX"] = str(job.array_index)
+            environment["AWS_BATCH_JOB_ARRAY_SIZE"] = str(self._array_size(job.array_parent_id))
+        return AttemptSpec(
+            job_id=job.job_id,
+            task_id=attempt.task_id,
+            attempt_number=len(job.attempts),
+            job_queue=job.job_queue,
+            compute_environment=ce.name,
+            job_definition_name=job.job_definition_name,
+            command=tuple(job.container.get("command") or ()),
+            environment=environment,
+            resources=job.resources,
+            container=job.container,
+            log_group=self.log_group,
+            log_stream_name=attempt.log_stream_name
+            or lifecycle.log_stream_name(job.job_definition_name, attempt.task_id),
+        )
+
+    def _array_size(self, parent_id: str) -> int:
+        size = self._array_sizes.get(parent_id)
+        if size is None:
+            parent = self.store.get_job(parent_id)
+            size = parent.array_size if parent is not None and parent.array_size else 0
+            self._array_sizes[parent_id] = size
+        return size
+
+    # -- facts from runtimes ---------------------------------------------------------------
+
+    def record(self, event: RuntimeEvent) -> None:
+        """Record what a runtime reported. Called by runtimes on the dispatcher's loop."""
+        if isinstance(event, AttemptStarted):
+            self.store.mutate_job(
+                event.job_id,
+                lambda job: lifecycle.attempt_started(
+                    job, event.task_id, event.started_at, event.runtime_handle
+                ),
+            )
+        else:
+            self.store.mutate_job(
+                event.job_id,
+                lambda job: lifecycle.attempt_exited(
+                    job,
+                    event.task_id,
+                    event.stopped_at,
+                    event.exit_code,
+                    event.reason,
+                    event.status_reason,
+                ),
+            )
+            self._runtime_of_job.pop(event.job_id, None)
+        self.wake()
+
+    async def _recover(self) -> None:
+        """Attempts the store says are placed or running: re-attach, or let them fail."""
+        by_runtime: dict[str, list[AttemptRef]] = {}
+        to_stop: list[Job] = []
+        for job in self.store.active_jobs():
+            attempt = job.current_attempt
+            if attempt is None or attempt.has_ended:
+                continue
+            runtime_name = self._runtime_name(job)
+            self._runtime_of_job[job.job_id] = runtime_name
+            by_runtime.setdefault(runtime_name, []).append(
+                AttemptRef(
+                    job_id=job.job_id,
+                    task_id=attempt.task_id,
+                    log_group=self.log_group,
+                    log_stream_name=attempt.log_stream_name
+                    or lifecycle.log_stream_name(job.job_definition_name, attempt.task_id),
+                    runtime_handle=attempt.runtime_handle,
+                )
+            )
+            if job.stop_cause is not None:
+                to_stop.append(job)
+        for name, refs in by_runtime.items():
+            runtime = self.runtimes.get(name)
+            if runtime is None:
+                for ref in refs:
+                    self.record(
+                        AttemptExited(
+                            job_id=ref.job_id,
+                            task_id=ref.task_id,
+                            stopped_at=self.clock.now_ms(),
+                            exit_code=None,
+                            reason=f"runtime {name} is not configured on this server",
+                            status_reason=HOST_LOST,
+                        )
+                    )
+                continue
+            await runtime.recover(refs)
+        for job in to_stop:
+            self._spawn(self._stop(job))
+
+    # -- resources -------------------------------------------------------------------------
+
+    def _settle_resources(self) -> None:
+        now = self.clock.now_ms()
+        for ce in self.store.list_compute_environments():
+            if ce.status in (ResourceStatus.CREATING, ResourceStatus.UPDATING):
+                if ce.runtime in self.runtimes:
+                    settled = replace(
+                        ce,
+                        status=ResourceStatus.VALID,
+                        status_reason="ComputeEnvironment Healthy",
+                        status_changed_at=now,
+                    )
+                else:
+                    settled = replace(
+                        ce,
+                        status=ResourceStatus.INVALID,
+                        status_reason=f"CLIENT_ERROR - the {ce.runtime} runtime is not "
+                        "configured on this server",
+                        status_changed_at=now,
+                    )
+                self.store.put_compute_environment(settled, create=False)
+            elif ce.status is ResourceStatus.DELETING:
+                self.store.delete_compute_environment(ce.name)
+        for queue in self.store.list_job_queues():
+            if queue.status in (ResourceStatus.CREATING, ResourceStatus.UPDATING):
+                self.store.put_job_queue(
+                    replace(
+                        queue,
+                        status=ResourceStatus.VALID,
+                        status_reason="JobQueue Healthy",
+                        status_changed_at=now,
+                    ),
+                    create=False,
+                )
+            elif queue.status is ResourceStatus.DELETING and self._drain_deleted_queue(queue):
+                self.store.delete_job_queue(queue.name)
+
+    def _drain_deleted_queue(self, queue: JobQueue) -> bool:
+        """Ask every unfinished job of a deleted queue to end; True once none is left."""
+        left = False
+        for status in _UNFINISHED:
+            for job in self.store.list_jobs(
+                JobQuery(job_queue=queue.name, status=status, limit=1000)
+            ):
+                left = True
+                self.store.mutate_job(
+                    job.job_id, lambda j: lifecycle.request_terminate(j, JOB_QUEUE_DELETED)
+                )
+                if job.array_size is not None:
+                    self.store.mutate_array_children(
+                        job.job_id, lambda j: lifecycle.request_terminate(j, JOB_QUEUE_DELETED)
+                    )
+        return not left

@@ -1,0 +1,945 @@
+"""The process runtime: each attempt runs as a local process group; its output goes to the logs.
+
+Attempts are spawned and reaped by a small launcher process that outlives the server and records
+exit codes beside each attempt's directory, so a restarted server re-attaches. Decides nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import itertools
+import json
+import logging
+import os
+import shutil
+import signal
+import stat
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from batchyard.domain.clock import Clock
+from batchyard.domain.model import Resources
+from batchyard.logs import LogStore
+from batchyard.runtimes.base import (
+    ESSENTIAL_CONTAINER_EXITED,
+    HOST_LOST,
+    TASK_FAILED_TO_START,
+    AttemptExited,
+    AttemptRef,
+    AttemptSpec,
+    AttemptStarted,
+    Report,
+    RuntimeEvent,
+)
+
+log = logging.getLogger(__name__)
+
+_DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# Beside (not inside) the attempt directory, which stays the job's own, empty at start.
+_OUTPUT = ".output"
+_EXIT_CODE = ".exit_code"
+_NO_EXIT_CODE = b"   \n"  # an exit code is written over it in place: "%3d\n"
+
+MAX_EVENT_BYTES = 256 * 1024 - 26
+"""CloudWatch's largest event; longer lines are split at this many bytes."""
+_READ_CHUNK = 256 * 1024
+_TICK_BUDGET = 4 * 1024 * 1024  # bytes read per attempt per tick, so one chatty job can't stall
+_FINISH_BUDGET = 1024 * 1024  # bytes drained inline at exit before handing off to a task
+
+HOST_LOST_NOT_FOUND = "Host lost: the attempt's process was not found after a restart"
+HOST_LOST_NO_EXIT_CODE = "Host lost: the attempt's process ended without recording an exit code"
+LAUNCHER_EXITED = "the process launcher exited"
+
+
+# --------------------------------------------------------------------------------------------
+# The launcher program. It runs in an interpreter of its own (python -I -S -c <source>), so it
+# must not use anything outside this function. One per ProcessRuntime.open().
+
+
+def _launcher_main() -> None:
+    """Spawn attempts on request (JSON lines on stdin) in directories the server prepared,
+    reap them, record each exit code in <dir>.exit_code before reaping, and report on stdout.
+    Exits once stdin is closed and its attempts have ended, so attempts outlive the server."""
+    import contextlib
+    import json
+    import os
+    import selectors
+    import signal
+    import sys
+
+    output_suffix, exit_code_suffix = sys.argv[1], sys.argv[2]
+    os.chdir("/")
+    for ignored in (signal.SIGINT, signal.SIGHUP):  # the terminal's, meant for the server
+        signal.signal(ignored, signal.SIG_IGN)
+    try:  # orphans of an attempt are reparented here and reaped, whatever PID 1 does
+        import ctypes
+
+        ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+    except (OSError, AttributeError):
+        pass
+    # Python ignores these; the attempt must get the default dispositions back.
+    reset = {signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGHUP}
+    devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_r, False)
+    os.set_blocking(wake_w, False)
+    signal.set_wakeup_fd(wake_w)
+    signal.signal(signal.SIGCHLD, lambda signo, frame: None)
+    os.set_blocking(1, False)
+    selector = selectors.DefaultSelector()
+    selector.register(0, selectors.EVENT_READ)
+    selector.register(wake_r, selectors.EVENT_READ)
+    attempts: dict[int, tuple[str, str]] = {}  # pid -> (task id, directory)
+    out = bytearray()
+    state = {"reading": True, "server_gone": False, "writing": False}
+    pending = b""
+
+    def reply(message: dict[str, Any]) -> None:
+        if not state["server_gone"]:
+            out.extend(json.dumps(message).encode() + b"\n")
+
+    def flush() -> None:
+        while out and not state["server_gone"]:
+            try:
+                del out[: os.write(1, out)]
+            except BlockingIOError:
+                break
+            except OSError:  # the server is gone: keep recording exit codes only
+                state["server_gone"] = True
+                out.clear()
+        if bool(out) != state["writing"]:
+            state["writing"] = bool(out)
+            if out:
+                selector.register(1, selectors.EVENT_WRITE)
+            else:
+                selector.unregister(1)
+
+    def run(request: dict[str, Any]) -> None:
+        task_id, directory, argv = request["id"], request["dir"], request["argv"]
+        try:
+            fd = os.open(directory + output_suffix, os.O_WRONLY | os.O_CLOEXEC)
+            try:
+                os.chdir(directory)  # posix_spawn cannot chdir; this process is ours alone
+                pid = os.posix_spawn(
+                    argv[0],
+                    argv,
+                    request["env"],
+                    file_actions=[
+                        (os.POSIX_SPAWN_DUP2, devnull, 0),
+                        (os.POSIX_SPAWN_DUP2, fd, 1),
+                        (os.POSIX_SPAWN_DUP2, fd, 2),
+                    ],
+                    setsid=True,
+                    setsigdef=reset,
+                    setsigmask=(),
+                )
+            finally:
+                os.chdir("/")
+                os.close(fd)
+        except (OSError, ValueError) as error:
+            reason = getattr(error, "strerror", None) or str(error)
+            reply({"id": task_id, "error": f'exec: "{argv[0]}": {reason.lower()}'})
+            return
+        with open(f"/proc/{pid}/stat", "rb") as proc_stat:
+            data = proc_stat.read()
+        start_ticks = int(data[data.rindex(b")") + 2 :].split()[19])
+        attempts[pid] = (task_id, directory)
+        reply({"id": task_id, "pid": pid, "start": start_ticks})
+
+    def reap() -> None:
+        while True:
+            try:
+                info = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+            except ChildProcessError:
+                return
+            if info is None:
+                return
+            pid = info.si_pid
+            attempt = attempts.pop(pid, None)
+            if attempt is not None:
+                task_id, directory = attempt
+                # Still a zombie, so the group id is ours: end what the command left behind.
+                with contextlib.suppress(OSError):
+                    os.killpg(pid, signal.SIGKILL)
+                exited = info.si_code == os.CLD_EXITED
+                code = info.si_status if exited else 128 + info.si_status
+                reply({"id": task_id, "exit": code})
+                flush()  # the server hears of the exit before we do the slower bookkeeping
+                # In place, fixed width: rewriting an existing block is cheap on any disk.
+                with contextlib.suppress(OSError):
+                    fd = os.open(directory + exit_code_suffix, os.O_WRONLY | os.O_CREAT, 0o644)
+                    try:
+                        os.pwrite(fd, b"%3d\n" % code, 0)
+                    finally:
+                        os.close(fd)
+            os.waitpid(pid, 0)
+
+    while state["reading"] or attempts:
+        for key, _ in selector.select():
+            if key.fd == 0:
+                data = os.read(0, 1 << 16)
+                if not data:
+                    state["reading"] = False
+                    selector.unregister(0)
+                    continue
+                *lines, pending = (pending + data).split(b"\n")
+                for line in lines:
+                    run(json.loads(line))
+            elif key.fd == wake_r:
+                try:
+                    while os.read(wake_r, 4096):
+                        pass
+                except BlockingIOError:
+                    pass
+                reap()
+        flush()
+
+
+def _launcher_source() -> str:
+    # Annotations stay unevaluated, as in this module.
+    body = inspect.getsource(_launcher_main)
+    return f"from __future__ import annotations\n{body}\n_launcher_main()\n"
+
+
+class _Launcher:
+    """The server's end of one launcher process: JSON lines both ways over two pipes."""
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        on_message: Callable[[dict[str, Any]], None],
+        on_gone: Callable[[_Launcher], None],
+    ) -> None:
+        self._loop = loop
+        self._on_message = on_message
+        self._on_gone = on_gone
+        request_r, self._request_w = os.pipe()
+        self._reply_r, reply_w = os.pipe()
+        source = _launcher_source()
+        try:
+            self.pid = os.posix_spawn(
+                sys.executable,
+                [sys.executable, "-I", "-S", "-c", source, _OUTPUT, _EXIT_CODE],
+                {"PATH": os.environ.get("PATH", _DEFAULT_PATH)},
+                file_actions=[
+                    (os.POSIX_SPAWN_DUP2, request_r, 0),
+                    (os.POSIX_SPAWN_DUP2, reply_w, 1),
+                ],
+                setsid=True,  # out of the server's terminal session: Ctrl-C is the server's
+            )
+        finally:
+            os.close(request_r)
+            os.close(reply_w)
+        # The launcher is our child: reap it whenever it ends, even after we closed.
+        threading.Thread(target=self._reap, daemon=True, name="launcher-reaper").start()
+        os.set_blocking(self._request_w, False)
+        os.set_blocking(self._reply_r, False)
+        self._unsent = bytearray()
+        self._received = b""
+        self.alive = True
+        loop.add_reader(self._reply_r, self._read)
+
+    def _reap(self) -> None:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(self.pid, 0)
+
+    def send(self, message: dict[str, Any]) -> None:
+        if not self.alive:
+            raise RuntimeError(LAUNCHER_EXITED)
+        self._unsent.extend(json.dumps(message).encode() + b"\n")
+        self._flush()
+
+    def _flush(self) -> None:
+        try:
+            while self._unsent:
+                del self._unsent[: os.write(self._request_w, self._unsent)]
+        except BlockingIOError:
+            self._loop.add_writer(self._request_w, self._flush)
+            return
+        except OSError:
+            self._unsent.clear()  # gone: _read sees the end of its output and reports it
+        self._loop.remove_writer(self._request_w)
+
+    def _read(self) -> None:
+        try:
+            data = os.read(self._reply_r, 1 << 16)
+        except BlockingIOError:
+            return
+        if not data:
+            self._shutdown()
+            self._on_gone(self)
+            return
+        *lines, self._received = (self._received + data).split(b"\n")
+        for line in lines:
+            try:
+                self._on_message(json.loads(line))
+            except Exception:
+                log.exception("Handling launcher message %r failed", line)
+
+    def close(self) -> None:
+        """Let the launcher finish: it exits once its attempts have ended. Requests not yet
+        written are dropped: those attempts never start, and recovery reports them lost."""
+        self._shutdown()
+
+    def _shutdown(self) -> None:
+        if not self.alive:
+            return
+        self.alive = False
+        self._loop.remove_reader(self._reply_r)
+        self._loop.remove_writer(self._request_w)
+        os.close(self._reply_r)
+        os.close(self._request_w)
+
+
+# --------------------------------------------------------------------------------------------
+# Process bookkeeping
+
+
+class _CannotStart(Exception):
+    pass
+
+
+@dataclass(eq=False, slots=True)
+class _Attempt:
+    job_id: str
+    task_id: str
+    log_group: str
+    log_stream: str
+    directory: str  # the job's working directory; control files sit beside it
+    pid: int  # the command's process, leader of its own process group
+    start_ticks: int
+    own: bool  # our launcher's child: its exit is pushed to us, else we poll for it
+    out_fd: int | None
+    offset: int = 0  # bytes of the output file consumed
+    partial: bytearray = field(default_factory=bytearray)
+    skip: int = 0  # lines already in the log store before a re-attach
+    stop_signal: int | None = None
+    escalation: asyncio.TimerHandle | None = None
+    found_running: bool = True
+    ended: bool = False
+
+
+def _proc_stat(pid: int) -> tuple[str, int, int] | None:
+    """(state, parent pid, start time in clock ticks since boot), None if there is none."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    fields = data[data.rindex(b")") + 2 :].split()
+    return fields[0].decode(), int(fields[1]), int(fields[19])  # fields 3, 4 and 22 of proc(5)
+
+
+def _is_running(pid: int, start_ticks: int) -> bool:
+    """Alive, or a zombie whose launcher is about to record its exit code."""
+    info = _proc_stat(pid)
+    if info is None or info[2] != start_ticks:
+        return False
+    state, parent, _ = info
+    return state not in ("Z", "X") or (state == "Z" and parent != 1)
+
+
+def _group_is_ours(pid: int, start_ticks: int) -> bool:
+    """Whether signalling process group `pid` reaches our attempt and nothing else. A live pid
+    with another start time was reused, which Linux allows only once our group is empty."""
+    info = _proc_stat(pid)
+    return info is None or info[2] == start_ticks
+
+
+def _signal_group(pid: int, signo: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signo)
+
+
+def _read_exit_code(directory: str) -> int | None:
+    try:
+        with open(directory + _EXIT_CODE, "rb") as f:
+            return int(f.read().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _remove_attempt_files(directory: str) -> None:
+    for suffix in (_OUTPUT, _EXIT_CODE):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(directory + suffix)
+    try:
+        os.rmdir(directory)
+    except FileNotFoundError:
+        pass
+    except OSError:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def _create_attempt_files(directory: str) -> None:
+    os.mkdir(directory, 0o755)
+    os.close(os.open(directory + _OUTPUT, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+    fd = os.open(directory + _EXIT_CODE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        os.write(fd, _NO_EXIT_CODE)
+    finally:
+        os.close(fd)
+
+
+def _move_attempt_files(source: str, target: str) -> None:
+    os.rename(source + _OUTPUT, target + _OUTPUT)
+    os.rename(source + _EXIT_CODE, target + _EXIT_CODE)
+    os.rename(source, target)
+
+
+class _AttemptFiles:
+    """Attempt directories with their output and exit-code files, recycled through a pool of
+    empty ones: on some disks creating and removing inodes costs milliseconds, renaming them
+    microseconds. Slow work runs on two threads, never on the event loop."""
+
+    _LOW = 8  # keep at least this many ready
+    _HIGH = 64  # recycle up to this many
+
+    def __init__(self, work_dir: str) -> None:
+        self._spare = os.path.join(work_dir, ".spare")
+        os.makedirs(self._spare, exist_ok=True)
+        self._prefix = f"{os.getpid()}-{id(self):x}-"
+        self._names = itertools.count()
+        self._lock = threading.Lock()
+        self._ready: list[str] = []
+        self._creating = 0
+        self._mode: int | None = None  # of a fresh directory, under the current umask
+        self._executor = ThreadPoolExecutor(2, thread_name_prefix="batchyard-attempt-files")
+        self._executor.submit(self._remove_stale)
+        self._refill()
+
+    def take(self, directory: str) -> None:
+        """Give `directory` (and its two files) to a new attempt, empty."""
+        if os.path.lexists(directory):  # left by a server that died before cleaning up
+            _remove_attempt_files(directory)
+        with self._lock:
+            spare = self._ready.pop() if self._ready else None
+        self._refill()
+        if spare is not None:
+            try:
+                _move_attempt_files(spare, directory)
+                return
+            except OSError:
+                _remove_attempt_files(directory)
+                self._executor.submit(_remove_attempt_files, spare)
+        _create_attempt_files(directory)
+
+    def give_back(self, directory: str) -> None:
+        """The attempt has ended and its output is stored: recycle or remove its files."""
+        self._executor.submit(self._recycle, directory)
+
+    async def close(self) -> None:
+        with self._lock:
+            ready, self._ready = self._ready, []
+        for spare in ready:
+            self._executor.submit(_remove_attempt_files, spare)
+        await asyncio.to_thread(self._executor.shutdown, True)
+
+    def _refill(self) -> None:
+        with self._lock:
+            missing = self._LOW - len(self._ready) - self._creating
+            self._creating += max(0, missing)
+        for _ in range(missing):
+            self._executor.submit(self._create_spare)
+
+    def _create_spare(self) -> None:
+        spare = os.path.join(self._spare, self._prefix + str(next(self._names)))
+        try:
+            _create_attempt_files(spare)
+            self._mode = stat.S_IMODE(os.stat(spare).st_mode)
+        except OSError:
+            log.exception("Preparing a spare attempt directory failed")
+            _remove_attempt_files(spare)
+            spare = ""
+        with self._lock:
+            self._creating -= 1
+            if spare:
+                self._ready.append(spare)
+
+    def _recycle(self, directory: str) -> None:
+        try:
+            with os.scandir(directory) as entries:
+                empty = next(entries, None) is None
+            mode = stat.S_IMODE(os.stat(directory).st_mode)
+            with self._lock:
+                wanted = len(self._ready) < self._HIGH
+            if empty and mode == self._mode and wanted:
+                if os.stat(directory + _OUTPUT).st_size:
+                    os.truncate(directory + _OUTPUT, 0)
+                fd = os.open(directory + _EXIT_CODE, os.O_WRONLY)
+                try:
+                    os.pwrite(fd, _NO_EXIT_CODE, 0)
+                finally:
+                    os.close(fd)
+                spare = os.path.join(self._spare, self._prefix + str(next(self._names)))
+                _move_attempt_files(directory, spare)
+                with self._lock:
+                    self._ready.append(spare)
+                return
+        except OSError:
+            pass
+        _remove_attempt_files(directory)
+
+    def _remove_stale(self) -> None:
+        """Spares left by earlier runtimes (ours are named with our own prefix)."""
+        with os.scandir(self._spare) as entries:
+            stale = {e.name.split(".")[0] for e in entries if not e.name.startswith(self._prefix)}
+        for name in stale:
+            _remove_attempt_files(os.path.join(self._spare, name))
+
+
+def _meminfo_total_mib() -> int:
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) // 1024
+    raise RuntimeError("MemTotal missing from /proc/meminfo")
+
+
+def _resolve(command: Sequence[str], search_path: str, cache: dict[tuple[str, str], str]) -> str:
+    """The executable the command names, as an absolute path, in Docker's error wording.
+    PATH lookups are cached while the file found stays executable."""
+    if not command:
+        raise _CannotStart("no command specified")
+    name = command[0]
+    if "/" in name:
+        if not os.path.isabs(name) or not os.path.exists(name):
+            raise _CannotStart(f'exec: "{name}": stat {name}: no such file or directory')
+        if os.path.isdir(name) or not os.access(name, os.X_OK):
+            raise _CannotStart(f'exec: "{name}": permission denied')
+        return name
+    found = cache.get((name, search_path))
+    if found is not None and os.access(found, os.X_OK):
+        return found
+    found = shutil.which(name, path=search_path)
+    if found is None:
+        raise _CannotStart(f'exec: "{name}": executable file not found in $PATH')
+    if len(cache) >= 1024:
+        cache.clear()
+    cache[(name, search_path)] = found = os.path.abspath(found)
+    return found
+
+
+def _parse_handle(handle: str | None) -> tuple[int, int, str] | None:
+    if handle is None:
+        return None
+    try:
+        data = json.loads(handle)
+        return int(data["pid"]), int(data["startTime"]), str(data["dir"])
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+# --------------------------------------------------------------------------------------------
+
+
+class ProcessRuntime:
+    """Runs attempts as local processes: the embedded default runtime."""
+
+    name = "process"
+
+    def __init__(
+        self,
+        work_dir: Path,
+        logs: LogStore,
+        clock: Clock,
+        *,
+        max_vcpus: float | None = None,
+        poll_interval: float = 0.1,
+        recovered_check_interval: float = 0.5,
+    ) -> None:
+        work_dir.mkdir(parents=True, exist_ok=True)
+        self._work_dir = str(work_dir.resolve())
+        self._logs = logs
+        self._clock = clock
+        self._max_vcpus = max_vcpus
+        self._limits: Resources | None = None
+        self._poll_interval = poll_interval
+        self._check_every = max(1, round(recovered_check_interval / poll_interval))
+        self._base_env = {"PATH": os.environ.get("PATH", _DEFAULT_PATH)}
+        if "LANG" in os.environ:
+            self._base_env["LANG"] = os.environ["LANG"]
+        self._report: Report | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._found: dict[tuple[str, str], str] = {}  # (name, PATH) -> executable
+        self._launcher: _Launcher | None = None
+        self._attempt_files: _AttemptFiles | None = None
+        self._starting: dict[str, AttemptSpec] = {}  # sent to the launcher, no answer yet
+        self._stop_when_started: dict[str, float] = {}
+        self._attempts: dict[str, _Attempt] = {}
+        self._tailer: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # -- protocol -----------------------------------------------------------------------------
+
+    def host_limits(self) -> Resources:
+        if self._limits is None:
+            cpus = float(os.cpu_count() or 1)
+            vcpus = self._max_vcpus if self._max_vcpus is not None else cpus
+            self._limits = Resources(vcpus=vcpus, memory_mib=_meminfo_total_mib(), gpus=0)
+        return self._limits
+
+    async def open(self, report: Report) -> None:
+        self._report = report
+        self._loop = asyncio.get_running_loop()
+        self._attempt_files = _AttemptFiles(self._work_dir)
+        self._launcher = _Launcher(self._loop, self._on_launcher_message, self._on_launcher_gone)
+        self._tailer = self._loop.create_task(self._tail_forever())
+
+    async def start(self, spec: AttemptSpec) -> None:
+        loop = self._require_open()
+        if spec.task_id in self._attempts or spec.task_id in self._starting:
+            raise ValueError(f"attempt {spec.task_id} is already running")
+        directory = os.path.join(self._work_dir, spec.task_id)
+        env = {**self._base_env, "HOME": directory, "TMPDIR": directory}
+        env.update(spec.environment)
+        try:
+            executable = _resolve(spec.command, env.get("PATH", _DEFAULT_PATH), self._found)
+        except _CannotStart as error:
+            self._failed_to_start(spec, str(error))
+            return
+        try:
+            self._files.take(directory)
+        except OSError as error:
+            self._failed_to_start(spec, f"preparing {directory}: {error}")
+            return
+        if self._launcher is None:
+            self._launcher = _Launcher(loop, self._on_launcher_message, self._on_launcher_gone)
+        self._starting[spec.task_id] = spec
+        request = {
+            "id": spec.task_id,
+            "argv": [executable, *spec.command[1:]],
+            "env": env,
+            "dir": directory,
+        }
+        # Returns without waiting for the launcher: its answer is reported as an event.
+        self._launcher.send(request)
+
+    async def stop(self, job_id: str, task_id: str, grace_seconds: float) -> None:
+        self._require_open()
+        if task_id in self._starting:
+            self._stop_when_started[task_id] = grace_seconds
+            return
+        attempt = self._attempts.get(task_id)
+        if attempt is not None:
+            self._stop(attempt, grace_seconds)
+
+    async def recover(self, attempts: Sequence[AttemptRef]) -> None:
+        self._require_open()
+        for ref in attempts:
+            if ref.task_id not in self._attempts and ref.task_id not in self._starting:
+                self._reattach(ref)
+
+    async def close(self) -> None:
+        if self._tailer is not None:
+            self._tailer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._tailer
+            self._tailer = None
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._launcher is not None:
+            self._launcher.close()
+            self._launcher = None
+        self._starting.clear()
+        self._stop_when_started.clear()
+        for attempt in self._attempts.values():
+            if attempt.escalation is not None:
+                attempt.escalation.cancel()
+            if attempt.out_fd is not None:
+                os.close(attempt.out_fd)
+                attempt.out_fd = None
+        self._attempts.clear()
+        self._report = None
+        if self._attempt_files is not None:
+            await self._attempt_files.close()
+            self._attempt_files = None
+
+    # -- launcher events ----------------------------------------------------------------------
+
+    def _on_launcher_message(self, message: dict[str, Any]) -> None:
+        task_id = str(message["id"])
+        if "exit" in message:
+            attempt = self._attempts.get(task_id)
+            if attempt is not None and not attempt.ended:
+                self._finish(attempt, int(message["exit"]), None)
+            return
+        spec = self._starting.pop(task_id)
+        if "error" in message:
+            self._stop_when_started.pop(task_id, None)
+            self._failed_to_start(spec, str(message["error"]))
+            self._files.give_back(os.path.join(self._work_dir, spec.task_id))
+        else:
+            self._started(spec, int(message["pid"]), int(message["start"]))
+
+    def _started(self, spec: AttemptSpec, pid: int, start_ticks: int) -> None:
+        directory = os.path.join(self._work_dir, spec.task_id)
+        try:
+            out_fd: int | None = os.open(directory + _OUTPUT, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            out_fd = None
+        attempt = _Attempt(
+            job_id=spec.job_id,
+            task_id=spec.task_id,
+            log_group=spec.log_group,
+            log_stream=spec.log_stream_name,
+            directory=directory,
+            pid=pid,
+            start_ticks=start_ticks,
+            own=True,
+            out_fd=out_fd,
+        )
+        self._attempts[spec.task_id] = attempt
+        now = self._clock.now_ms()
+        try:
+            self._logs.create_stream(spec.log_group, spec.log_stream_name, now)
+        except Exception:
+            log.exception("Creating log stream %s failed", spec.log_stream_name)
+        handle = json.dumps(
+            {"pid": pid, "startTime": start_ticks, "dir": directory}, separators=(",", ":")
+        )
+        self._emit(AttemptStarted(spec.job_id, spec.task_id, now, handle))
+        grace = self._stop_when_started.pop(spec.task_id, None)
+        if grace is not None:
+            self._stop(attempt, grace)
+
+    def _on_launcher_gone(self, launcher: _Launcher) -> None:
+        """The launcher died: its attempts run on, unwatched; poll them like recovered ones."""
+        log.error("The process launcher (pid %d) exited unexpectedly", launcher.pid)
+        if self._launcher is launcher:
+            self._launcher = None
+        for spec in self._starting.values():
+            # It may have started before the launcher died: leave its directory alone.
+            self._failed_to_start(spec, LAUNCHER_EXITED)
+        self._starting.clear()
+        self._stop_when_started.clear()
+        for attempt in self._attempts.values():
+            attempt.own = False
+
+    # -- stopping -----------------------------------------------------------------------------
+
+    def _stop(self, attempt: _Attempt, grace_seconds: float) -> None:
+        if attempt.ended or not _group_is_ours(attempt.pid, attempt.start_ticks):
+            return  # already ended: its exit is (being) reported
+        if grace_seconds <= 0:
+            self._kill(attempt)
+            return
+        if attempt.stop_signal is None:
+            attempt.stop_signal = signal.SIGTERM
+        _signal_group(attempt.pid, signal.SIGTERM)
+        if attempt.escalation is None and self._loop is not None:
+            attempt.escalation = self._loop.call_later(grace_seconds, self._kill, attempt)
+
+    def _kill(self, attempt: _Attempt) -> None:
+        attempt.escalation = None
+        if attempt.ended or not _group_is_ours(attempt.pid, attempt.start_ticks):
+            return
+        attempt.stop_signal = signal.SIGKILL
+        _signal_group(attempt.pid, signal.SIGKILL)
+
+    # -- recovery -----------------------------------------------------------------------------
+
+    def _reattach(self, ref: AttemptRef) -> None:
+        handle = _parse_handle(ref.runtime_handle)
+        if handle is None or not os.path.isdir(handle[2]):
+            self._emit(self._host_lost(ref.job_id, ref.task_id, HOST_LOST_NOT_FOUND))
+            return
+        pid, start_ticks, directory = handle
+        try:
+            out_fd: int | None = os.open(directory + _OUTPUT, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            out_fd = None
+        attempt = _Attempt(
+            job_id=ref.job_id,
+            task_id=ref.task_id,
+            log_group=ref.log_group,
+            log_stream=ref.log_stream_name,
+            directory=directory,
+            pid=pid,
+            start_ticks=start_ticks,
+            own=False,
+            out_fd=out_fd,
+            skip=self._logs.count(ref.log_group, ref.log_stream_name),
+            found_running=_is_running(pid, start_ticks),
+        )
+        self._attempts[ref.task_id] = attempt
+        self._pump(attempt, _TICK_BUDGET)
+        self._check_unwatched(attempt)
+
+    def _check_unwatched(self, attempt: _Attempt) -> None:
+        """End an attempt no launcher of ours watches, once it has exited."""
+        code = _read_exit_code(attempt.directory)
+        if code is None and _is_running(attempt.pid, attempt.start_ticks):
+            return
+        if _group_is_ours(attempt.pid, attempt.start_ticks):
+            _signal_group(attempt.pid, signal.SIGKILL)  # what the command left behind
+        if code is None and attempt.stop_signal is not None:
+            code = 128 + attempt.stop_signal
+        if code is not None:
+            self._finish(attempt, code, None)
+        elif attempt.found_running:
+            self._finish(attempt, None, HOST_LOST_NO_EXIT_CODE)
+        else:
+            self._finish(attempt, None, HOST_LOST_NOT_FOUND)
+
+    # -- output -------------------------------------------------------------------------------
+
+    def _pump(self, attempt: _Attempt, budget: int) -> bool:
+        """Move new output lines to the log store; True once the file is read to its end."""
+        fd = attempt.out_fd
+        if fd is None:
+            return True
+        lines: list[bytes] = []
+        read = 0
+        at_end = False
+        while read < budget:
+            data = os.pread(fd, _READ_CHUNK, attempt.offset)
+            attempt.offset += len(data)
+            read += len(data)
+            if data:
+                self._split(attempt, data, lines)
+            if len(data) < _READ_CHUNK:
+                at_end = True
+                break
+        self._append(attempt, lines)
+        return at_end
+
+    def _split(self, attempt: _Attempt, data: bytes, out: list[bytes]) -> None:
+        # Splitting depends only on the bytes (never on read boundaries or time), so a
+        # re-attach can skip exactly the lines already stored.
+        pieces = (bytes(attempt.partial) + data if attempt.partial else data).split(b"\n")
+        attempt.partial = bytearray(pieces.pop())
+        for piece in pieces:
+            self._emit_line(attempt, piece, out)
+        if len(attempt.partial) >= MAX_EVENT_BYTES:
+            cut = len(attempt.partial) - len(attempt.partial) % MAX_EVENT_BYTES
+            self._emit_line(attempt, bytes(attempt.partial[:cut]), out)
+            del attempt.partial[:cut]
+
+    @staticmethod
+    def _emit_line(attempt: _Attempt, line: bytes, out: list[bytes]) -> None:
+        # Empty lines are dropped: a CloudWatch event needs at least one character.
+        for i in range(0, len(line), MAX_EVENT_BYTES):
+            if attempt.skip > 0:
+                attempt.skip -= 1
+            else:
+                out.append(line[i : i + MAX_EVENT_BYTES])
+
+    def _append(self, attempt: _Attempt, lines: list[bytes]) -> None:
+        if not lines:
+            return
+        now = self._clock.now_ms()
+        events = [(now, line.decode("utf-8", "replace")) for line in lines]
+        try:
+            self._logs.append(attempt.log_group, attempt.log_stream, events, now)
+        except Exception:  # losing output must not lose the attempt's exit
+            log.exception("Appending output of attempt %s failed", attempt.task_id)
+
+    async def _tail_forever(self) -> None:
+        tick = 0
+        while True:
+            await asyncio.sleep(self._poll_interval)
+            tick += 1
+            for attempt in list(self._attempts.values()):
+                if attempt.ended:
+                    continue
+                try:
+                    self._pump(attempt, _TICK_BUDGET)
+                    if not attempt.own and tick % self._check_every == 0:
+                        self._check_unwatched(attempt)
+                except Exception:
+                    log.exception("Following attempt %s failed", attempt.task_id)
+
+    # -- ending -------------------------------------------------------------------------------
+
+    def _finish(self, attempt: _Attempt, exit_code: int | None, lost_reason: str | None) -> None:
+        attempt.ended = True
+        if attempt.escalation is not None:
+            attempt.escalation.cancel()
+            attempt.escalation = None
+        if self._pump(attempt, _FINISH_BUDGET):
+            self._complete(attempt, exit_code, lost_reason)
+            return
+        task = asyncio.get_running_loop().create_task(
+            self._drain_then_complete(attempt, exit_code, lost_reason)
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _drain_then_complete(
+        self, attempt: _Attempt, exit_code: int | None, lost_reason: str | None
+    ) -> None:
+        done = False
+        while not done:
+            await asyncio.sleep(0)  # let other attempts and the API run between chunks
+            done = self._pump(attempt, _FINISH_BUDGET)
+        self._complete(attempt, exit_code, lost_reason)
+
+    def _complete(self, attempt: _Attempt, exit_code: int | None, lost_reason: str | None) -> None:
+        if attempt.partial:
+            lines: list[bytes] = []
+            self._emit_line(attempt, bytes(attempt.partial), lines)
+            attempt.partial.clear()
+            self._append(attempt, lines)
+        if attempt.out_fd is not None:
+            os.close(attempt.out_fd)
+            attempt.out_fd = None
+        self._attempts.pop(attempt.task_id, None)
+        now = self._clock.now_ms()
+        if lost_reason is not None:
+            self._emit(self._host_lost(attempt.job_id, attempt.task_id, lost_reason))
+        else:
+            self._emit(
+                AttemptExited(
+                    attempt.job_id,
+                    attempt.task_id,
+                    now,
+                    exit_code,
+                    status_reason=ESSENTIAL_CONTAINER_EXITED,
+                )
+            )
+        self._files.give_back(attempt.directory)
+
+    # -- reporting ----------------------------------------------------------------------------
+
+    def _failed_to_start(self, spec: AttemptSpec, error: str) -> None:
+        self._emit(
+            AttemptExited(
+                job_id=spec.job_id,
+                task_id=spec.task_id,
+                stopped_at=self._clock.now_ms(),
+                exit_code=None,
+                reason=f"CannotStartContainerError: {error}",
+                status_reason=TASK_FAILED_TO_START,
+            )
+        )
+
+    def _host_lost(self, job_id: str, task_id: str, reason: str) -> AttemptExited:
+        return AttemptExited(job_id, task_id, self._clock.now_ms(), None, reason, HOST_LOST)
+
+    def _emit(self, event: RuntimeEvent) -> None:
+        if self._report is None:
+            return
+        try:
+            self._report(event)
+        except Exception:
+            log.exception("Reporting %s failed", event)
+
+    @property
+    def _files(self) -> _AttemptFiles:
+        if self._attempt_files is None:
+            raise RuntimeError("ProcessRuntime.open() has not been called (or it was closed)")
+        return self._attempt_files
+
+    def _require_open(self) -> asyncio.AbstractEventLoop:
+        if self._loop is None or self._report is None:
+            raise RuntimeError("ProcessRuntime.open() has not been called (or it was closed)")
+        return self._loop

@@ -1,0 +1,263 @@
+"""plan(snapshot, now): every scheduling decision (status changes, placements, stops, wake-up).
+
+Pure and deterministic: the same snapshot and `now` give the same plan. It never reads a
+clock, never mutates its input, and never touches a job's `version` (the store checks it).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+
+from batchyard.domain import lifecycle
+from batchyard.domain.model import (
+    Attempt,
+    ComputeEnvironment,
+    Job,
+    JobQueue,
+    JobStatus,
+    Resources,
+    ResourceStatus,
+)
+from batchyard.scheduling import dependencies, ordering
+from batchyard.scheduling.snapshot import Plan, Snapshot
+
+
+@dataclass(slots=True)
+class _Round:
+    """The latest version of every job this round touched, so each job yields one update."""
+
+    snapshot: Snapshot
+    now: int
+    changed: dict[str, Job] = field(default_factory=dict)
+    starts: list[str] = field(default_factory=list)
+    stops: list[str] = field(default_factory=list)
+    wakeups: list[int] = field(default_factory=list)
+
+    def latest(self, job: Job) -> Job:
+        return self.changed.get(job.job_id, job)
+
+    def write(self, job: Job) -> None:
+        self.changed[job.job_id] = job
+
+    def wake_at(self, when: int) -> None:
+        if when > self.now:
+            self.wakeups.append(when)
+
+
+@dataclass(slots=True)
+class _Capacity:
+    """What is in use on each compute environment, and what each can hold."""
+
+    snapshot: Snapshot
+    used: dict[str, Resources]
+
+    def vcpu_cap(self, ce: ComputeEnvironment) -> float:
+        if ce.max_vcpus is not None:
+            return ce.max_vcpus
+        host = self.snapshot.host_limits.get(ce.name)
+        return host.vcpus if host is not None else math.inf
+
+    def can_ever_fit(self, ce: ComputeEnvironment, need: Resources) -> bool:
+        if need.vcpus > self.vcpu_cap(ce):
+            return False
+        host = self.snapshot.host_limits.get(ce.name)
+        return host is None or (need.memory_mib <= host.memory_mib and need.gpus <= host.gpus)
+
+    def fits_now(self, ce: ComputeEnvironment, need: Resources) -> bool:
+        used = self.used.get(ce.name, Resources(0.0, 0, 0))
+        if used.vcpus + need.vcpus > self.vcpu_cap(ce):
+            return False
+        host = self.snapshot.host_limits.get(ce.name)
+        return host is None or (
+            used.memory_mib + need.memory_mib <= host.memory_mib
+            and used.gpus + need.gpus <= host.gpus
+        )
+
+    def take(self, ce_name: str, need: Resources) -> None:
+        used = self.used.get(ce_name, Resources(0.0, 0, 0))
+        self.used[ce_name] = Resources(
+            vcpus=used.vcpus + need.vcpus,
+            memory_mib=used.memory_mib + need.memory_mib,
+            gpus=used.gpus + need.gpus,
+        )
+
+
+def plan(snapshot: Snapshot, now: int) -> Plan:
+    """Decide what happens next to the jobs of `snapshot` at time `now` (epoch ms)."""
+    round_ = _Round(snapshot, now)
+
+    # 1. Evaluate the jobs something happened to: dependencies, array parents, cancel and
+    #    terminate requests, ended attempts.
+    for job in snapshot.to_evaluate:
+        current = round_.latest(job)
+        decided = _evaluate(current, snapshot, now)
+        if decided is not None:
+            round_.write(decided)
+            if decided.stop_cause is not None and current.stop_cause is None:
+                round_.stops.append(job.job_id)
+
+    # 2. Timeouts: order a stop for every running attempt past its deadline.
+    for job in snapshot.active:
+        current = round_.latest(job)
+        if not current.status.is_active:
+            continue
+        stopped = lifecycle.order_timeout_stop(current, now)
+        if stopped is not None:
+            round_.write(stopped)
+            round_.stops.append(job.job_id)
+            continue
+        deadline = lifecycle.attempt_deadline(current)
+        if deadline is not None and current.stop_cause is None:
+            round_.wake_at(deadline)
+
+    # 3. Placement: queues by priority, each FIFO up to its first job that does not fit.
+    capacity = _Capacity(snapshot, _used_capacity(round_, snapshot.active))
+    for queue in ordering.dispatch_order(snapshot.job_queues):
+        _place_queue(round_, capacity, queue)
+
+    # 4. Assemble: one update per changed job, the rest of to_evaluate is marked evaluated.
+    evaluated: list[tuple[str, int]] = []
+    seen: set[str] = set()
+    for job in snapshot.to_evaluate:
+        if job.job_id not in round_.changed and job.job_id not in seen:
+            seen.add(job.job_id)
+            evaluated.append((job.job_id, job.version))
+    return Plan(
+        updates=tuple(round_.changed.values()),
+        evaluated=tuple(evaluated),
+        starts=tuple(round_.starts),
+        stops=tuple(round_.stops),
+        next_wakeup=min(round_.wakeups) if round_.wakeups else None,
+    )
+
+
+def _evaluate(job: Job, snapshot: Snapshot, now: int) -> Job | None:
+    """Step 1 for one job: its next version, or None when nothing changes."""
+    if job.status.is_terminal:
+        return None
+    if job.is_array_parent:
+        return dependencies.evaluate_array_parent(job, now)
+    if job.status in (JobStatus.SUBMITTED, JobStatus.PENDING):
+        return dependencies.evaluate_waiting(job, snapshot.dependency_status, now)
+    if job.status is JobStatus.RUNNABLE:
+        return lifecycle.cancel_unstarted(job, now)
+    # STARTING / RUNNING
+    settled = lifecycle.settle_ended_attempt(job)
+    if settled is not None:
+        return settled
+    return lifecycle.order_terminate_stop(job)
+
+
+def _used_capacity(round_: _Round, active: Iterable[Job]) -> dict[str, Resources]:
+    # Jobs whose attempt ended in step 1 hold nothing any more.
+    capacity = _Capacity(round_.snapshot, {})
+    for job in active:
+        current = round_.latest(job)
+        if current.status.is_active and current.compute_environment is not None:
+            capacity.take(current.compute_environment, current.resources)
+    return capacity.used
+
+
+def _place_queue(round_: _Round, capacity: _Capacity, queue: JobQueue) -> None:
+    snapshot, now = round_.snapshot, round_.now
+    known = [
+        snapshot.compute_environments[name]
+        for name in queue.compute_environment_names
+        if name in snapshot.compute_environments
+    ]
+    usable = [ce for ce in known if ce.can_place]
+    for job in ordering.fifo_order(snapshot.runnable.get(queue.name, ())):
+        current = round_.latest(job)
+        if current.status is not JobStatus.RUNNABLE:
+            continue  # ended earlier this round
+        cancelled = lifecycle.cancel_unstarted(current, now)
+        if cancelled is not None:
+            # A cancel whose evaluation did not make this snapshot's to_evaluate.
+            round_.write(cancelled)
+            continue
+        target = next((ce for ce in usable if capacity.fits_now(ce, current.resources)), None)
+        if target is not None:
+            round_.write(_place(current, target.name, now))
+            round_.starts.append(job.job_id)
+            capacity.take(target.name, current.resources)
+            continue
+        if not _blocked_head(round_, capacity, queue, current, known, usable):
+            return
+
+
+def _place(job: Job, ce_name: str, now: int) -> Job:
+    task_id = lifecycle.new_task_id(job.job_id, len(job.attempts) + 1)
+    attempt = Attempt(
+        task_id=task_id,
+        compute_environment=ce_name,
+        placed_at=now,
+        log_stream_name=lifecycle.log_stream_name(job.job_definition_name, task_id),
+    )
+    return replace(
+        job,
+        status=JobStatus.STARTING,
+        compute_environment=ce_name,
+        attempts=(*job.attempts, attempt),
+        status_reason=None,
+        blocked_since=None,
+        stop_cause=None,
+    )
+
+
+def _blocked_reason(
+    capacity: _Capacity,
+    job: Job,
+    known: list[ComputeEnvironment],
+    usable: list[ComputeEnvironment],
+) -> str | None:
+    """Why a head job that does not fit now can never fit; None if it only has to wait."""
+    if not usable:
+        if known and all(ce.status is ResourceStatus.INVALID for ce in known):
+            return lifecycle.CE_INVALID
+        return None  # DISABLED or changing CEs: wait for them
+    if any(capacity.can_ever_fit(ce, job.resources) for ce in usable):
+        return None
+    if all(job.resources.vcpus > capacity.vcpu_cap(ce) for ce in usable):
+        return lifecycle.COMPUTE_ENVIRONMENT_MAX_RESOURCE
+    return lifecycle.JOB_RESOURCE_REQUIREMENT
+
+
+def _blocked_head(
+    round_: _Round,
+    capacity: _Capacity,
+    queue: JobQueue,
+    job: Job,
+    known: list[ComputeEnvironment],
+    usable: list[ComputeEnvironment],
+) -> bool:
+    """Record why the head job is stuck; True when a time-limit action cancelled it."""
+    now = round_.now
+    reason = _blocked_reason(capacity, job, known, usable)
+    if reason is None:
+        if job.blocked_since is not None or job.status_reason in lifecycle.BLOCKED_REASON_CODES:
+            round_.write(replace(job, status_reason=None, blocked_since=None))
+        return False
+    if job.status_reason != reason or job.blocked_since is None:
+        job = replace(job, status_reason=reason, blocked_since=now)
+        round_.write(job)
+    blocked_since = job.blocked_since if job.blocked_since is not None else now
+    code = lifecycle.BLOCKED_REASON_CODES[reason]
+    limits = [
+        action.max_time_seconds
+        for action in queue.job_state_time_limit_actions
+        if action.state == JobStatus.RUNNABLE.value and action.reason == code
+    ]
+    if not limits:
+        return False
+    deadline = blocked_since + min(limits) * 1000
+    if now >= deadline:
+        round_.write(
+            lifecycle.fail(
+                job, lifecycle.TIME_LIMIT_CANCEL.format(reason=code), now, cancelled=True
+            )
+        )
+        return True
+    round_.wake_at(deadline)
+    return False

@@ -1,0 +1,953 @@
+"""Compute environments, job queues, job definitions, scheduling policies and tags.
+
+One function per API operation, taking snake_case arguments and returning domain objects.
+Validation follows AWS Batch (SPEC.md §7-§10); nothing here knows HTTP or runtimes.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from typing import Any
+
+from batchyard.domain.errors import ClientException
+from batchyard.domain.model import (
+    ComputeEnvironment,
+    ComputeEnvironmentOrder,
+    Document,
+    JobDefinition,
+    JobQueue,
+    JobStateTimeLimitAction,
+    ResourceState,
+    ResourceStatus,
+    SchedulingPolicy,
+)
+from batchyard.service import references
+from batchyard.service.context import ServiceContext
+from batchyard.service.pagination import page
+from batchyard.store.base import ConflictError
+
+RUNTIME_TAG = "batchyard:runtime"
+RUNTIMES = ("process", "docker", "slurm")
+MAX_COMPUTE_ENVIRONMENTS = 50
+MAX_JOB_QUEUES = 50
+MAX_TAGS = 50
+MAX_JOB_DEFINITION_BYTES = 24 * 1024
+TIME_LIMIT_REASONS = (
+    "CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY",
+    "MISCONFIGURATION:COMPUTE_ENVIRONMENT_MAX_RESOURCE",
+    "MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT",
+    "MISCONFIGURATION:EC2_INSTANCE_CONFIGURATION_UNSUPPORTED",
+)
+_NAME = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+_SHARE_IDENTIFIER = re.compile(r"^[A-Za-z0-9]{1,255}\*?$")
+_USER = re.compile(r"^([a-z0-9_][a-z0-9_-]{0,30})$")
+_ENV_RESERVED_PREFIX = "AWS_BATCH"
+
+
+def _check_name(name: str, what: str) -> None:
+    if not _NAME.match(name):
+        raise ClientException(
+            f"{what} name {name!r} is invalid: up to 128 letters (uppercase and lowercase), "
+            "numbers, hyphens, and underscores are allowed."
+        )
+
+
+def check_tags(tags: Mapping[str, str] | None) -> dict[str, str]:
+    tags = dict(tags or {})
+    if len(tags) > MAX_TAGS:
+        raise ClientException(f"A resource can have at most {MAX_TAGS} tags; got {len(tags)}.")
+    for key in tags:
+        if key.lower().startswith("aws:"):
+            raise ClientException(f"Tag key {key!r} is invalid: the aws: prefix is reserved.")
+    return tags
+
+
+# -- compute environments ----------------------------------------------------------------
+
+
+def _runtime_from_tags(ctx: ServiceContext, tags: Mapping[str, str]) -> str:
+    runtime = tags.get(RUNTIME_TAG, ctx.default_runtime)
+    if runtime not in RUNTIMES:
+        raise ClientException(
+            f"Tag {RUNTIME_TAG} must be one of {', '.join(RUNTIMES)}; got {runtime!r}."
+        )
+    return runtime
+
+
+def _check_compute_resources(resources: Document, current: Document | None = None) -> None:
+    merged = {**(current or {}), **resources}
+    maxv = merged.get("maxvCpus")
+    minv = merged.get("minvCpus", 0)
+    desired = merged.get("desiredvCpus")
+    if maxv is not None and maxv < 0:
+        raise ClientException("maxvCpus must be greater than or equal to 0.")
+    if minv is not None and minv < 0:
+        raise ClientException("minvCpus must be greater than or equal to 0.")
+    if maxv is not None and minv is not None and minv > maxv:
+        raise ClientException(f"minvCpus ({minv}) cannot be greater than maxvCpus ({maxv}).")
+    if desired is not None and maxv is not None and not (minv or 0) <= desired <= maxv:
+        raise ClientException(
+            f"desiredvCpus ({desired}) must be between minvCpus ({minv or 0}) "
+            f"and maxvCpus ({maxv})."
+        )
+    kind = merged.get("type")
+    if kind in ("FARGATE", "FARGATE_SPOT"):
+        for key in ("desiredvCpus", "minvCpus", "instanceTypes", "instanceRole", "tags"):
+            if key in resources:
+                raise ClientException(
+                    f"Error executing request, Exception : {key} is not applicable for Fargate."
+                )
+
+
+def create_compute_environment(
+    ctx: ServiceContext,
+    *,
+    compute_environment_name: str,
+    type: str,
+    state: str | None = None,
+    unmanagedv_cpus: int | None = None,
+    compute_resources: Document | None = None,
+    service_role: str | None = None,
+    tags: Mapping[str, str] | None = None,
+    eks_configuration: Document | None = None,
+    context: str | None = None,
+    ecs_settings: Document | None = None,
+) -> ComputeEnvironment:
+    _check_name(compute_environment_name, "Compute environment")
+    all_tags = check_tags(tags)
+    runtime = _runtime_from_tags(ctx, all_tags)
+    if type == "MANAGED":
+        if compute_resources is None:
+            raise ClientException(
+                "Error executing request, Exception : computeResources is required for a "
+                "MANAGED compute environment."
+            )
+        _check_compute_resources(compute_resources)
+        if unmanagedv_cpus is not None:
+            raise ClientException(
+                "unmanagedvCpus is only valid for UNMANAGED compute environments."
+            )
+    else:
+        if compute_resources is not None:
+            raise ClientException(
+                "computeResources is not applicable for UNMANAGED compute environments."
+            )
+        if unmanagedv_cpus is not None and unmanagedv_cpus < 0:
+            raise ClientException("unmanagedvCpus must be greater than or equal to 0.")
+    if len(ctx.store.list_compute_environments()) >= MAX_COMPUTE_ENVIRONMENTS:
+        raise ClientException(
+            f"Cannot create more than {MAX_COMPUTE_ENVIRONMENTS} compute environments."
+        )
+    now = ctx.clock.now_ms()
+    ce = ComputeEnvironment(
+        name=compute_environment_name,
+        arn=ctx.identity.arn("compute-environment", compute_environment_name),
+        type=type,
+        state=ResourceState(state or "ENABLED"),
+        status=ResourceStatus.CREATING,
+        status_reason="ComputeEnvironment is being created",
+        runtime=runtime,
+        compute_resources=compute_resources,
+        service_role=service_role,
+        unmanagedv_cpus=unmanagedv_cpus,
+        eks_configuration=eks_configuration,
+        ecs_settings=ecs_settings,
+        context=context,
+        uuid=str(uuid.uuid4()),
+        tags=all_tags,
+        created_at=now,
+        status_changed_at=now,
+    )
+    try:
+        ctx.store.put_compute_environment(ce, create=True)
+    except ConflictError as exc:
+        raise ClientException(
+            f"Object already exists: compute environment {compute_environment_name}"
+        ) from exc
+    return ce
+
+
+def _settled(ce: ComputeEnvironment) -> None:
+    if ce.status in (ResourceStatus.DELETING, ResourceStatus.DELETED):
+        raise ClientException(f"ComputeEnvironment {ce.name} is being deleted.")
+
+
+def update_compute_environment(
+    ctx: ServiceContext,
+    *,
+    compute_environment: str,
+    state: str | None = None,
+    unmanagedv_cpus: int | None = None,
+    compute_resources: Document | None = None,
+    service_role: str | None = None,
+    update_policy: Document | None = None,
+    context: str | None = None,
+    ecs_settings: Document | None = None,
+    eks_configuration: Document | None = None,
+) -> ComputeEnvironment:
+    ce = references.compute_environment(ctx, compute_environment)
+    _settled(ce)
+    changes: dict[str, Any] = {}
+    if state is not None:
+        changes["state"] = ResourceState(state)
+    if compute_resources is not None:
+        if ce.type != "MANAGED":
+            raise ClientException(
+                "computeResources is not applicable for UNMANAGED compute environments."
+            )
+        _check_compute_resources(compute_resources, ce.compute_resources)
+        changes["compute_resources"] = {**(ce.compute_resources or {}), **compute_resources}
+    if unmanagedv_cpus is not None:
+        if ce.type != "UNMANAGED":
+            raise ClientException(
+                "unmanagedvCpus is only valid for UNMANAGED compute environments."
+            )
+        changes["unmanagedv_cpus"] = unmanagedv_cpus
+    if update_policy is not None:
+        minutes = update_policy.get("jobExecutionTimeoutMinutes")
+        if minutes is not None and not 1 <= minutes <= 7200:
+            raise ClientException("jobExecutionTimeoutMinutes must be between 1 and 7200.")
+        changes["update_policy"] = update_policy
+    for key, value in (
+        ("service_role", service_role),
+        ("context", context),
+        ("ecs_settings", ecs_settings),
+        ("eks_configuration", eks_configuration),
+    ):
+        if value is not None:
+            changes[key] = value
+    updated = replace(
+        ce,
+        **changes,
+        status=ResourceStatus.UPDATING,
+        status_reason="ComputeEnvironment is being updated",
+        status_changed_at=ctx.clock.now_ms(),
+    )
+    ctx.store.put_compute_environment(updated, create=False)
+    return updated
+
+
+def delete_compute_environment(ctx: ServiceContext, *, compute_environment: str) -> None:
+    ce = references.compute_environment(ctx, compute_environment)
+    if ce.status is ResourceStatus.UPDATING:
+        raise ClientException("Cannot delete, resource is being modified")
+    if ce.state is not ResourceState.DISABLED:
+        raise ClientException(
+            f"Cannot delete, compute environment {ce.name} must be DISABLED first."
+        )
+    for queue in ctx.store.list_job_queues():
+        if ce.name in queue.compute_environment_names:
+            raise ClientException("Cannot delete, found existing JobQueue relationship")
+    ctx.store.put_compute_environment(
+        replace(
+            ce,
+            status=ResourceStatus.DELETING,
+            status_reason="ComputeEnvironment is being deleted",
+            status_changed_at=ctx.clock.now_ms(),
+        ),
+        create=False,
+    )
+
+
+def describe_compute_environments(
+    ctx: ServiceContext,
+    *,
+    compute_environments: Sequence[str] | None = None,
+    max_results: int | None = None,
+    next_token: str | None = None,
+) -> tuple[list[ComputeEnvironment], str | None]:
+    everything = ctx.store.list_compute_environments()
+    if compute_environments:
+        if len(compute_environments) > 100:
+            raise ClientException("At most 100 compute environments can be described at once.")
+        wanted = {
+            references.name_from_reference(r, "compute-environment") for r in compute_environments
+        }
+        everything = [ce for ce in everything if ce.name in wanted]
+    _check_max_results(max_results, 100)
+    return page(everything, max_results, next_token)
+
+
+def _check_max_results(max_results: int | None, ceiling: int) -> None:
+    if max_results is not None and not 1 <= max_results <= ceiling:
+        raise ClientException(f"maxResults must be between 1 and {ceiling}; got {max_results}.")
+
+
+# -- job queues --------------------------------------------------------------------------
+
+
+def _check_orders(
+    ctx: ServiceContext, orders: Sequence[Document]
+) -> tuple[ComputeEnvironmentOrder, ...]:
+    if not 1 <= len(orders) <= 3:
+        raise ClientException("A job queue must have between 1 and 3 compute environments.")
+    result = []
+    seen_orders: set[int] = set()
+    seen_ces: set[str] = set()
+    for entry in orders:
+        ce = references.compute_environment(ctx, entry["computeEnvironment"])
+        if ce.status in (ResourceStatus.INVALID, ResourceStatus.DELETING, ResourceStatus.DELETED):
+            raise ClientException(f"Compute Environment {ce.arn} is not valid.")
+        order = int(entry["order"])
+        if order in seen_orders:
+            raise ClientException(f"computeEnvironmentOrder has a duplicate order {order}.")
+        if ce.name in seen_ces:
+            raise ClientException(f"Compute environment {ce.name} appears twice in the order.")
+        seen_orders.add(order)
+        seen_ces.add(ce.name)
+        result.append(ComputeEnvironmentOrder(order=order, compute_environment=ce.name))
+    return tuple(sorted(result, key=lambda o: o.order))
+
+
+def _check_time_limit_actions(
+    actions: Sequence[Document], queue_type: str | None
+) -> tuple[JobStateTimeLimitAction, ...]:
+    if len(actions) > 5:
+        raise ClientException("A job queue can have at most 5 jobStateTimeLimitActions.")
+    result = []
+    seen: set[str] = set()
+    wanted_action = "TERMINATE" if queue_type == "SAGEMAKER_TRAINING" else "CANCEL"
+    for action in actions:
+        reason = action["reason"]
+        if reason not in TIME_LIMIT_REASONS:
+            raise ClientException(
+                f"jobStateTimeLimitActions reason {reason!r} is not supported; use one of: "
+                + ", ".join(TIME_LIMIT_REASONS)
+            )
+        if reason in seen:
+            raise ClientException(f"jobStateTimeLimitActions has reason {reason} twice.")
+        seen.add(reason)
+        if action["state"] != "RUNNABLE":
+            raise ClientException("jobStateTimeLimitActions state must be RUNNABLE.")
+        seconds = action["maxTimeSeconds"]
+        if not 600 <= seconds <= 86400:
+            raise ClientException(
+                "jobStateTimeLimitActions maxTimeSeconds must be between 600 and 86400; "
+                f"got {seconds}."
+            )
+        if action["action"] != wanted_action:
+            raise ClientException(
+                f"jobStateTimeLimitActions action must be {wanted_action} for this job queue."
+            )
+        result.append(
+            JobStateTimeLimitAction(
+                reason=reason, state="RUNNABLE", max_time_seconds=seconds, action=action["action"]
+            )
+        )
+    return tuple(result)
+
+
+def create_job_queue(
+    ctx: ServiceContext,
+    *,
+    job_queue_name: str,
+    priority: int,
+    state: str | None = None,
+    scheduling_policy_arn: str | None = None,
+    compute_environment_order: Sequence[Document] | None = None,
+    service_environment_order: Sequence[Document] | None = None,
+    job_queue_type: str | None = None,
+    tags: Mapping[str, str] | None = None,
+    job_state_time_limit_actions: Sequence[Document] | None = None,
+) -> JobQueue:
+    _check_name(job_queue_name, "Job queue")
+    _check_priority(priority)
+    if service_environment_order:
+        raise ClientException(
+            "Service environments are not supported by Batchyard; use computeEnvironmentOrder."
+        )
+    orders = _check_orders(ctx, compute_environment_order or [])
+    policy_arn = None
+    if scheduling_policy_arn is not None:
+        policy_arn = references.scheduling_policy(ctx, scheduling_policy_arn).arn
+    actions = _check_time_limit_actions(job_state_time_limit_actions or [], job_queue_type)
+    if len(ctx.store.list_job_queues()) >= MAX_JOB_QUEUES:
+        raise ClientException(f"Cannot create more than {MAX_JOB_QUEUES} job queues.")
+    now = ctx.clock.now_ms()
+    queue = JobQueue(
+        name=job_queue_name,
+        arn=ctx.identity.arn("job-queue", job_queue_name),
+        state=ResourceState(state or "ENABLED"),
+        status=ResourceStatus.CREATING,
+        status_reason="JobQueue is being created",
+        priority=priority,
+        compute_environment_order=orders,
+        scheduling_policy_arn=policy_arn,
+        job_state_time_limit_actions=actions,
+        job_queue_type=job_queue_type,
+        tags=check_tags(tags),
+        created_at=now,
+        status_changed_at=now,
+    )
+    try:
+        ctx.store.put_job_queue(queue, create=True)
+    except ConflictError as exc:
+        raise ClientException(f"Object already exists: job queue {job_queue_name}") from exc
+    return queue
+
+
+def _check_priority(priority: int) -> None:
+    if not 0 <= priority <= 1000:
+        raise ClientException(f"priority must be between 0 and 1000; got {priority}.")
+
+
+def update_job_queue(
+    ctx: ServiceContext,
+    *,
+    job_queue: str,
+    state: str | None = None,
+    scheduling_policy_arn: str | None = None,
+    priority: int | None = None,
+    compute_environment_order: Sequence[Document] | None = None,
+    service_environment_order: Sequence[Document] | None = None,
+    job_state_time_limit_actions: Sequence[Document] | None = None,
+) -> JobQueue:
+    queue = references.job_queue(ctx, job_queue)
+    if queue.status in (ResourceStatus.DELETING, ResourceStatus.DELETED):
+        raise ClientException(f"JobQueue {queue.name} is being deleted.")
+    changes: dict[str, Any] = {}
+    if state is not None:
+        changes["state"] = ResourceState(state)
+    if priority is not None:
+        _check_priority(priority)
+        changes["priority"] = priority
+    if compute_environment_order is not None:
+        changes["compute_environment_order"] = _check_orders(ctx, compute_environment_order)
+    if service_environment_order:
+        raise ClientException("Service environments are not supported by Batchyard.")
+    if scheduling_policy_arn is not None:
+        if queue.scheduling_policy_arn is None:
+            raise ClientException(
+                "A scheduling policy cannot be added to a job queue created without one "
+                "(a FIFO queue stays FIFO)."
+            )
+        changes["scheduling_policy_arn"] = references.scheduling_policy(
+            ctx, scheduling_policy_arn
+        ).arn
+    if job_state_time_limit_actions is not None:
+        changes["job_state_time_limit_actions"] = _check_time_limit_actions(
+            job_state_time_limit_actions, queue.job_queue_type
+        )
+    updated = replace(
+        queue,
+        **changes,
+        status=ResourceStatus.UPDATING,
+        status_reason="JobQueue is being updated",
+        status_changed_at=ctx.clock.now_ms(),
+    )
+    ctx.store.put_job_queue(updated, create=False)
+    return updated
+
+
+def delete_job_queue(ctx: ServiceContext, *, job_queue: str) -> None:
+    queue = references.job_queue(ctx, job_queue)
+    if queue.status is ResourceStatus.UPDATING:
+        raise ClientException("Cannot delete, resource is being modified")
+    if queue.state is not ResourceState.DISABLED:
+        raise ClientException(f"Cannot delete, job queue {queue.name} must be DISABLED first.")
+    ctx.store.put_job_queue(
+        replace(
+            queue,
+            status=ResourceStatus.DELETING,
+            status_reason="JobQueue is being deleted",
+            status_changed_at=ctx.clock.now_ms(),
+        ),
+        create=False,
+    )
+
+
+def describe_job_queues(
+    ctx: ServiceContext,
+    *,
+    job_queues: Sequence[str] | None = None,
+    max_results: int | None = None,
+    next_token: str | None = None,
+) -> tuple[list[JobQueue], str | None]:
+    everything = ctx.store.list_job_queues()
+    if job_queues:
+        if len(job_queues) > 100:
+            raise ClientException("At most 100 job queues can be described at once.")
+        wanted = {references.name_from_reference(r, "job-queue") for r in job_queues}
+        everything = [q for q in everything if q.name in wanted]
+    _check_max_results(max_results, 100)
+    return page(everything, max_results, next_token)
+
+
+# -- job definitions ---------------------------------------------------------------------
+
+
+def check_environment(environment: Sequence[Document] | None, where: str) -> None:
+    for variable in environment or ():
+        name = variable.get("name", "")
+        if name.startswith(_ENV_RESERVED_PREFIX):
+            raise ClientException(
+                f"Environment variable {name} in {where} is invalid: names starting with "
+                f"{_ENV_RESERVED_PREFIX} are reserved for variables set by AWS Batch."
+            )
+
+
+def check_resource_requirements(requirements: Sequence[Document] | None, where: str) -> None:
+    seen: set[str] = set()
+    for requirement in requirements or ():
+        kind, value = requirement.get("type"), requirement.get("value", "")
+        if kind in seen:
+            raise ClientException(f"resourceRequirements in {where} lists {kind} twice.")
+        seen.add(str(kind))
+        try:
+            number = float(value)
+        except ValueError:
+            raise ClientException(
+                f"resourceRequirements {kind} value {value!r} in {where} is not a number."
+            ) from None
+        if kind == "VCPU" and number <= 0:
+            raise ClientException(f"VCPU must be greater than 0 in {where}; got {value}.")
+        if kind == "MEMORY" and (number < 4 or number != int(number)):
+            raise ClientException(
+                f"MEMORY must be an integer number of MiB of at least 4 in {where}; got {value}."
+            )
+        if kind == "GPU" and (number < 0 or number != int(number)):
+            raise ClientException(f"GPU must be a non-negative integer in {where}; got {value}.")
+
+
+def _check_container_properties(props: Document) -> None:
+    if not props.get("image"):
+        raise ClientException("containerProperties.image is required.")
+    check_environment(props.get("environment"), "containerProperties")
+    check_resource_requirements(props.get("resourceRequirements"), "containerProperties")
+    kinds = {r.get("type") for r in props.get("resourceRequirements") or ()}
+    if "VCPU" in kinds and props.get("vcpus") is not None:
+        raise ClientException("Specify vCPUs in resourceRequirements or vcpus, not both.")
+    if "MEMORY" in kinds and props.get("memory") is not None:
+        raise ClientException("Specify memory in resourceRequirements or memory, not both.")
+    if props.get("vcpus") is not None and props["vcpus"] < 1:
+        raise ClientException("vcpus must be at least 1.")
+    if props.get("memory") is not None and props["memory"] < 4:
+        raise ClientException("memory must be at least 4 MiB.")
+    command = props.get("command")
+    if command is not None and any(part == "" for part in command):
+        raise ClientException("containerProperties.command must not contain empty strings.")
+    user = props.get("user")
+    if user is not None and not _USER.match(user):
+        raise ClientException(f"User '{user}' does not match regex")
+
+
+def _check_node_properties(props: Document) -> None:
+    num_nodes = props["numNodes"]
+    main = props["mainNode"]
+    if not 1 <= num_nodes <= 1000:
+        raise ClientException("nodeProperties.numNodes must be between 1 and 1000.")
+    if not 0 <= main < num_nodes:
+        raise ClientException("nodeProperties.mainNode must be less than numNodes.")
+    ranges = props["nodeRangeProperties"]
+    if not 1 <= len(ranges) <= 5:
+        raise ClientException("nodeProperties.nodeRangeProperties must have 1 to 5 entries.")
+    covered: set[int] = set()
+    for entry in ranges:
+        start_text, sep, end_text = entry["targetNodes"].partition(":")
+        try:
+            start = int(start_text) if start_text else 0
+            end = int(end_text) if end_text else num_nodes - 1
+            if not sep:
+                end = start
+        except ValueError:
+            raise ClientException(
+                f"targetNodes {entry['targetNodes']!r} is not a node range."
+            ) from None
+        if not 0 <= start <= end < num_nodes:
+            raise ClientException(
+                f"targetNodes {entry['targetNodes']!r} is outside 0..{num_nodes - 1}."
+            )
+        covered.update(range(start, end + 1))
+        if entry.get("container") is not None:
+            _check_container_properties(entry["container"])
+    if len(covered) != num_nodes:
+        raise ClientException("nodeRangeProperties must cover every node from 0 to numNodes-1.")
+
+
+def _check_ecs_properties(props: Document) -> None:
+    tasks = props["taskProperties"]
+    if len(tasks) != 1:
+        raise ClientException("ecsProperties.taskProperties must have exactly one task.")
+    containers = tasks[0]["containers"]
+    if not 1 <= len(containers) <= 10:
+        raise ClientException("A task must have between 1 and 10 containers.")
+    if not any(c.get("essential", True) for c in containers):
+        raise ClientException("At least one container of a task must be essential.")
+    for container in containers:
+        check_environment(container.get("environment"), f"container {container.get('name')}")
+        check_resource_requirements(
+            container.get("resourceRequirements"), f"container {container.get('name')}"
+        )
+
+
+def register_job_definition(
+    ctx: ServiceContext,
+    *,
+    job_definition_name: str,
+    type: str,
+    parameters: Mapping[str, str] | None = None,
+    scheduling_priority: int | None = None,
+    container_properties: Document | None = None,
+    node_properties: Document | None = None,
+    retry_strategy: Document | None = None,
+    propagate_tags: bool | None = None,
+    timeout: Document | None = None,
+    tags: Mapping[str, str] | None = None,
+    platform_capabilities: Sequence[str] | None = None,
+    eks_properties: Document | None = None,
+    ecs_properties: Document | None = None,
+    consumable_resource_properties: Document | None = None,
+) -> JobDefinition:
+    from batchyard.service.jobs import check_retry_strategy, check_timeout
+
+    _check_name(job_definition_name, "Job definition")
+    body_size = len(
+        json.dumps(
+            [container_properties, node_properties, ecs_properties, eks_properties, parameters]
+        )
+    )
+    if body_size > MAX_JOB_DEFINITION_BYTES:
+        raise ClientException(
+            f"Job definition is {body_size} bytes; the maximum is {MAX_JOB_DEFINITION_BYTES}."
+        )
+    given = [
+        name
+        for name, value in (
+            ("containerProperties", container_properties),
+            ("ecsProperties", ecs_properties),
+            ("eksProperties", eks_properties),
+            ("nodeProperties", node_properties),
+        )
+        if value is not None
+    ]
+    if type == "container":
+        if len(given) != 1 or given[0] == "nodeProperties":
+            raise ClientException(
+                "A container job definition needs exactly one of containerProperties, "
+                "ecsProperties or eksProperties."
+            )
+    elif type == "multinode":
+        if given != ["nodeProperties"]:
+            raise ClientException("A multinode job definition needs nodeProperties only.")
+        if "FARGATE" in (platform_capabilities or ()):
+            raise ClientException("Multi-node parallel jobs are not supported on Fargate.")
+    else:
+        raise ClientException(f"Job definition type must be container or multinode; got {type!r}.")
+    if container_properties is not None:
+        _check_container_properties(container_properties)
+    if node_properties is not None:
+        _check_node_properties(node_properties)
+    if ecs_properties is not None:
+        _check_ecs_properties(ecs_properties)
+    if eks_properties is not None and propagate_tags:
+        raise ClientException("propagateTags is not applicable for EKS job definitions.")
+    if scheduling_priority is not None and not 0 <= scheduling_priority <= 9999:
+        raise ClientException(
+            f"schedulingPriority must be between 0 and 9999; got {scheduling_priority}."
+        )
+    strategy = check_retry_strategy(retry_strategy)
+    check_timeout(timeout)
+    all_tags = check_tags(tags)
+    now = ctx.clock.now_ms()
+    orchestration = "EKS" if eks_properties is not None else "ECS"
+
+    def build(revision: int) -> JobDefinition:
+        return JobDefinition(
+            name=job_definition_name,
+            revision=revision,
+            arn=ctx.identity.arn("job-definition", f"{job_definition_name}:{revision}"),
+            status="ACTIVE",
+            type=type,
+            parameters=dict(parameters or {}),
+            retry_strategy=retry_strategy if strategy is not None else None,
+            timeout=timeout,
+            container_properties=container_properties,
+            node_properties=node_properties,
+            ecs_properties=ecs_properties,
+            eks_properties=eks_properties,
+            consumable_resource_properties=consumable_resource_properties,
+            platform_capabilities=tuple(platform_capabilities or ()),
+            propagate_tags=propagate_tags,
+            scheduling_priority=scheduling_priority,
+            tags=all_tags,
+            container_orchestration_type=orchestration,
+            created_at=now,
+        )
+
+    return ctx.store.add_job_definition(build)
+
+
+def deregister_job_definition(ctx: ServiceContext, *, job_definition: str) -> None:
+    name, revision = references.split_job_definition(job_definition)
+    if revision is None:
+        raise ClientException(
+            f"JobDefinition {job_definition} must name a revision (name:revision or ARN)."
+        )
+    found = ctx.store.get_job_definition(name, revision)
+    if found is None:
+        raise ClientException(f"JobDefinition {job_definition} not found.")
+    if found.status != "INACTIVE":
+        ctx.store.put_job_definition(replace(found, status="INACTIVE"))
+
+
+def describe_job_definitions(
+    ctx: ServiceContext,
+    *,
+    job_definitions: Sequence[str] | None = None,
+    max_results: int | None = None,
+    job_definition_name: str | None = None,
+    status: str | None = None,
+    next_token: str | None = None,
+) -> tuple[list[JobDefinition], str | None]:
+    _check_max_results(max_results, 100)
+    if job_definitions and len(job_definitions) > 100:
+        raise ClientException("At most 100 job definitions can be described at once.")
+    if status is not None and status not in ("ACTIVE", "INACTIVE"):
+        raise ClientException(f"status must be ACTIVE or INACTIVE; got {status!r}.")
+    everything = ctx.store.list_job_definitions()
+    if job_definitions:
+        wanted_names: set[str] = set()
+        wanted_revisions: set[tuple[str, int]] = set()
+        for reference in job_definitions:
+            name, revision = references.split_job_definition(reference)
+            if revision is None:
+                wanted_names.add(name)
+            else:
+                wanted_revisions.add((name, revision))
+        everything = [
+            d
+            for d in everything
+            if d.name in wanted_names or (d.name, d.revision) in wanted_revisions
+        ]
+    if job_definition_name is not None:
+        everything = [d for d in everything if d.name == job_definition_name]
+    if status is not None:
+        everything = [d for d in everything if d.status == status]
+    return page(everything, max_results, next_token)
+
+
+# -- scheduling policies -----------------------------------------------------------------
+
+
+def _check_fairshare_policy(policy: Document | None) -> None:
+    if policy is None:
+        return
+    decay = policy.get("shareDecaySeconds")
+    if decay is not None and not 0 <= decay <= 604800:
+        raise ClientException(f"shareDecaySeconds must be between 0 and 604800; got {decay}.")
+    reservation = policy.get("computeReservation")
+    if reservation is not None and not 0 <= reservation <= 99:
+        raise ClientException(f"computeReservation must be between 0 and 99; got {reservation}.")
+    shares = policy.get("shareDistribution") or []
+    if len(shares) > 500:
+        raise ClientException("shareDistribution can have at most 500 entries.")
+    identifiers: list[str] = []
+    for share in shares:
+        identifier = share["shareIdentifier"]
+        if not _SHARE_IDENTIFIER.match(identifier):
+            raise ClientException(
+                f"shareIdentifier {identifier!r} is invalid: up to 255 letters and numbers, "
+                "optionally ending with *."
+            )
+        weight = share.get("weightFactor")
+        if weight is not None and not 0.0001 <= weight <= 999.9999:
+            raise ClientException(
+                f"weightFactor must be between 0.0001 and 999.9999; got {weight}."
+            )
+        identifiers.append(identifier)
+    for i, first in enumerate(identifiers):
+        for second in identifiers[i + 1 :]:
+            if _shares_overlap(first, second):
+                raise ClientException(f"shareDistribution entries {first} and {second} overlap.")
+
+
+def _shares_overlap(first: str, second: str) -> bool:
+    def matches(pattern: str, value: str) -> bool:
+        return value.startswith(pattern[:-1]) if pattern.endswith("*") else pattern == value
+
+    a, b = first.rstrip("*"), second.rstrip("*")
+    return first == second or matches(first, b) or matches(second, a)
+
+
+def create_scheduling_policy(
+    ctx: ServiceContext,
+    *,
+    name: str,
+    fairshare_policy: Document | None = None,
+    quota_share_policy: Document | None = None,
+    tags: Mapping[str, str] | None = None,
+) -> SchedulingPolicy:
+    _check_name(name, "Scheduling policy")
+    if fairshare_policy is not None and quota_share_policy is not None:
+        raise ClientException("Specify fairsharePolicy or quotaSharePolicy, not both.")
+    _check_fairshare_policy(fairshare_policy)
+    policy = SchedulingPolicy(
+        name=name,
+        arn=ctx.identity.arn("scheduling-policy", name),
+        fairshare_policy=fairshare_policy if quota_share_policy is None else None,
+        quota_share_policy=quota_share_policy,
+        tags=check_tags(tags),
+        created_at=ctx.clock.now_ms(),
+    )
+    if policy.fairshare_policy is None and policy.quota_share_policy is None:
+        policy = replace(policy, fairshare_policy={})
+    try:
+        ctx.store.put_scheduling_policy(policy, create=True)
+    except ConflictError as exc:
+        raise ClientException(f"Object already exists: scheduling policy {name}") from exc
+    return policy
+
+
+def update_scheduling_policy(
+    ctx: ServiceContext,
+    *,
+    arn: str,
+    fairshare_policy: Document | None = None,
+    quota_share_policy: Document | None = None,
+) -> None:
+    policy = references.scheduling_policy(ctx, arn)
+    if quota_share_policy is not None and policy.fairshare_policy is not None:
+        raise ClientException("A fair-share policy cannot become a quota-share policy.")
+    if fairshare_policy is not None and policy.quota_share_policy is not None:
+        raise ClientException("A quota-share policy cannot become a fair-share policy.")
+    _check_fairshare_policy(fairshare_policy)
+    ctx.store.put_scheduling_policy(
+        replace(
+            policy,
+            fairshare_policy=fairshare_policy
+            if fairshare_policy is not None
+            else policy.fairshare_policy,
+            quota_share_policy=quota_share_policy
+            if quota_share_policy is not None
+            else policy.quota_share_policy,
+        ),
+        create=False,
+    )
+
+
+def delete_scheduling_policy(ctx: ServiceContext, *, arn: str) -> None:
+    policy = references.scheduling_policy(ctx, arn)
+    for queue in ctx.store.list_job_queues():
+        if queue.scheduling_policy_arn == policy.arn:
+            raise ClientException(
+                f"Cannot delete scheduling policy {policy.name}: job queue {queue.name} uses it."
+            )
+    ctx.store.delete_scheduling_policy(policy.name)
+
+
+def describe_scheduling_policies(
+    ctx: ServiceContext, *, arns: Sequence[str]
+) -> list[SchedulingPolicy]:
+    if len(arns) > 100:
+        raise ClientException("At most 100 scheduling policies can be described at once.")
+    found = []
+    for arn in arns:
+        policy = ctx.store.get_scheduling_policy(
+            references.name_from_reference(arn, "scheduling-policy")
+        )
+        if policy is not None:
+            found.append(policy)
+    return found
+
+
+def list_scheduling_policies(
+    ctx: ServiceContext, *, max_results: int | None = None, next_token: str | None = None
+) -> tuple[list[SchedulingPolicy], str | None]:
+    _check_max_results(max_results, 1000)
+    return page(ctx.store.list_scheduling_policies(), max_results, next_token)
+
+
+# -- tags --------------------------------------------------------------------------------
+
+_TAGGABLE = re.compile(
+    r"^arn:aws[a-z-]*:batch:[^:]*:[^:]*:"
+    r"(?P<kind>compute-environment|job-queue|job-definition|scheduling-policy|job)/(?P<rest>.+)$"
+)
+
+
+def _tag_target(ctx: ServiceContext, resource_arn: str) -> tuple[str, Any]:
+    match = _TAGGABLE.match(resource_arn)
+    if match is None:
+        raise ClientException(f"{resource_arn} is not the ARN of a taggable AWS Batch resource.")
+    kind, rest = match["kind"], match["rest"]
+    found: Any = None
+    if kind == "compute-environment":
+        found = ctx.store.get_compute_environment(rest)
+    elif kind == "job-queue":
+        found = ctx.store.get_job_queue(rest)
+    elif kind == "scheduling-policy":
+        found = ctx.store.get_scheduling_policy(rest)
+    elif kind == "job-definition":
+        name, revision = references.split_job_definition(rest)
+        if revision is not None:
+            found = ctx.store.get_job_definition(name, revision)
+    elif kind == "job":
+        if ":" in rest:
+            raise ClientException("Tagging array job children is not supported.")
+        found = ctx.store.get_job(rest)
+    if found is None:
+        raise ClientException(f"Resource {resource_arn} not found.")
+    return kind, found
+
+
+def _set_tags(ctx: ServiceContext, kind: str, found: Any, tags: dict[str, str]) -> None:
+    tags = check_tags(tags)
+    if kind == "compute-environment":
+        ctx.store.put_compute_environment(replace(found, tags=tags), create=False)
+    elif kind == "job-queue":
+        ctx.store.put_job_queue(replace(found, tags=tags), create=False)
+    elif kind == "scheduling-policy":
+        ctx.store.put_scheduling_policy(replace(found, tags=tags), create=False)
+    elif kind == "job-definition":
+        ctx.store.put_job_definition(replace(found, tags=tags))
+    else:
+        ctx.store.mutate_job(found.job_id, lambda job: replace(job, tags=tags))
+
+
+def list_tags_for_resource(ctx: ServiceContext, *, resource_arn: str) -> dict[str, str]:
+    _, found = _tag_target(ctx, resource_arn)
+    return dict(found.tags)
+
+
+def tag_resource(ctx: ServiceContext, *, resource_arn: str, tags: Mapping[str, str]) -> None:
+    kind, found = _tag_target(ctx, resource_arn)
+    _set_tags(ctx, kind, found, {**found.tags, **tags})
+
+
+def untag_resource(ctx: ServiceContext, *, resource_arn: str, tag_keys: Sequence[str]) -> None:
+    kind, found = _tag_target(ctx, resource_arn)
+    _set_tags(ctx, kind, found, {k: v for k, v in found.tags.items() if k not in set(tag_keys)})
+
+
+# -- embedded defaults -------------------------------------------------------------------
+
+
+def ensure_defaults(ctx: ServiceContext, vcpus: int) -> None:
+    """On a fresh store, create CE `default` and queue `default` so a job can run at once."""
+    if ctx.store.list_compute_environments() or ctx.store.list_job_queues():
+        return
+    ce = create_compute_environment(
+        ctx,
+        compute_environment_name="default",
+        type="MANAGED",
+        compute_resources={"type": "EC2", "minvCpus": 0, "maxvCpus": vcpus, "subnets": []},
+        tags={RUNTIME_TAG: ctx.default_runtime},
+    )
+    ctx.store.put_compute_environment(
+        replace(ce, status=ResourceStatus.VALID, status_reason="ComputeEnvironment Healthy"),
+        create=False,
+    )
+    queue = create_job_queue(
+        ctx,
+        job_queue_name="default",
+        priority=1,
+        compute_environment_order=[{"order": 1, "computeEnvironment": "default"}],
+    )
+    ctx.store.put_job_queue(
+        replace(queue, status=ResourceStatus.VALID, status_reason="JobQueue Healthy"),
+        create=False,
+    )

@@ -1,0 +1,575 @@
+"""In-memory Store for unit tests and the simulator; same semantics as the SQL store.
+
+Keeps jobs as immutable objects plus sorted indexes so snapshots stay bounded. Saves and applies
+only: business decisions belong to the planner.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
+
+from sortedcontainers import SortedList, SortedSet
+
+from batchyard.domain.model import (
+    ALL_JOB_STATUSES,
+    ComputeEnvironment,
+    Job,
+    JobDefinition,
+    JobQueue,
+    JobStatus,
+    SchedulingPolicy,
+)
+from batchyard.scheduling.snapshot import Plan, Snapshot
+from batchyard.store import codec
+from batchyard.store.base import ConflictError, JobMutation, JobQuery, SnapshotLimits
+
+_log = logging.getLogger(__name__)
+
+_ACTIVE = (JobStatus.STARTING, JobStatus.RUNNING)
+_DEFAULT_LIMITS = SnapshotLimits()
+
+# The fields an index is built on; a write that keeps them needs no re-indexing.
+_IndexKey = tuple[str, JobStatus, int, int, str | None, int | None, int | None, tuple[str, ...]]
+
+
+def _index_key(job: Job) -> _IndexKey:
+    return (
+        job.job_queue,
+        job.status,
+        job.run_order,
+        job.seq,
+        job.array_parent_id,
+        job.array_index,
+        job.stopped_at,
+        job.wait_for,
+    )
+
+
+def _zero_summary() -> dict[str, int]:
+    return {status.value: 0 for status in ALL_JOB_STATUSES}
+
+
+def _matches(job: Job, query: JobQuery) -> bool:
+    """The JobQuery filters (not the selector) applied to one job."""
+    if query.status is not None and job.status is not query.status:
+        return False
+    if query.job_name is not None and job.job_name.lower() != query.job_name.lower():
+        return False
+    if query.job_name_prefix is not None and not job.job_name.lower().startswith(
+        query.job_name_prefix.lower()
+    ):
+        return False
+    if (
+        query.job_definition_name is not None
+        and job.job_definition_name != query.job_definition_name
+    ):
+        return False
+    if query.job_definition_name_prefix is not None and not job.job_definition_name.startswith(
+        query.job_definition_name_prefix
+    ):
+        return False
+    if query.job_definition_arn is not None and job.job_definition_arn != query.job_definition_arn:
+        return False
+    if query.created_before is not None and not job.created_at < query.created_before:
+        return False
+    if query.created_after is not None and not job.created_at > query.created_after:
+        return False
+    return query.share_identifier is None or job.share_identifier == query.share_identifier
+
+
+def _check_selector(query: JobQuery) -> None:
+    selectors = (query.job_queue, query.array_job_id, query.multi_node_job_id)
+    if sum(s is not None for s in selectors) != 1:
+        raise ValueError("JobQuery needs exactly one of job_queue, array_job_id, multi_node_job_id")
+
+
+class MemoryStore:
+    def __init__(self) -> None:
+        # Re-entrant so a mutation may read the store; it must not write to it (the SQL
+        # store would wait on itself).
+        self._lock = threading.RLock()
+        self._listeners: list[Callable[[], None]] = []
+        self._changes = 0
+        self._next_seq = 1
+        self._jobs: dict[str, Job] = {}
+        self._by_seq: dict[int, str] = {}
+        self._flagged: Any = SortedSet()  # (seq, job_id)
+        self._runnable: dict[str, Any] = {}  # queue -> SortedList[(run_order, seq, job_id)]
+        self._active: dict[str, int] = {}  # job_id -> seq
+        self._top: dict[str, Any] = {}  # queue -> SortedList[seq] of top-level jobs
+        self._top_status: dict[tuple[str, JobStatus], Any] = {}  # same, per status
+        self._children: dict[str, Any] = {}  # parent -> SortedList[(index, seq, job_id)]
+        self._finished: Any = SortedList()  # (stopped_at, seq, job_id) of terminal jobs
+        self._dependents: defaultdict[str, set[str]] = defaultdict(set)
+        self._ces: dict[str, ComputeEnvironment] = {}
+        self._queues: dict[str, JobQueue] = {}
+        self._policies: dict[str, SchedulingPolicy] = {}
+        self._definitions: dict[tuple[str, int], JobDefinition] = {}
+        self._last_revision: dict[str, int] = {}
+
+    # -- lifecycle and change notification --------------------------------------------------
+
+    def close(self) -> None:
+        pass
+
+    def change_counter(self) -> int:
+        with self._lock:
+            return self._changes
+
+    def on_change(self, listener: Callable[[], None]) -> None:
+        """Call listener (outside any lock) after every committed write.
+
+        A write stores a job version or a resource; clearing evaluation flags alone is not one.
+        """
+        with self._lock:
+            self._listeners.append(listener)
+
+    def _notify(self) -> None:
+        with self._lock:
+            listeners = list(self._listeners)
+        for listener in listeners:
+            try:
+                listener()
+            except Exception:
+                _log.exception("store change listener failed")
+
+    # -- compute environments, job queues, scheduling policies -------------------------------
+
+    def _put_named(self, table: dict[str, Any], name: str, value: Any, create: bool) -> None:
+        with self._lock:
+            if create and name in table:
+                raise ConflictError(f"{name} already exists")
+            table[name] = value
+            self._changes += 1
+        self._notify()
+
+    def _delete_named(self, table: dict[str, Any], name: str) -> None:
+        with self._lock:
+            removed = table.pop(name, None) is not None
+            if removed:
+                self._changes += 1
+        if removed:
+            self._notify()
+
+    def put_compute_environment(self, ce: ComputeEnvironment, *, create: bool) -> None:
+        self._put_named(self._ces, ce.name, ce, create)
+
+    def get_compute_environment(self, name: str) -> ComputeEnvironment | None:
+        with self._lock:
+            return self._ces.get(name)
+
+    def list_compute_environments(self) -> list[ComputeEnvironment]:
+        with self._lock:
+            return [self._ces[name] for name in sorted(self._ces)]
+
+    def delete_compute_environment(self, name: str) -> None:
+        self._delete_named(self._ces, name)
+
+    def put_job_queue(self, queue: JobQueue, *, create: bool) -> None:
+        self._put_named(self._queues, queue.name, queue, create)
+
+    def get_job_queue(self, name: str) -> JobQueue | None:
+        with self._lock:
+            return self._queues.get(name)
+
+    def list_job_queues(self) -> list[JobQueue]:
+        with self._lock:
+            return [self._queues[name] for name in sorted(self._queues)]
+
+    def delete_job_queue(self, name: str) -> None:
+        self._delete_named(self._queues, name)
+
+    def put_scheduling_policy(self, policy: SchedulingPolicy, *, create: bool) -> None:
+        self._put_named(self._policies, policy.name, policy, create)
+
+    def get_scheduling_policy(self, name: str) -> SchedulingPolicy | None:
+        with self._lock:
+            return self._policies.get(name)
+
+    def list_scheduling_policies(self) -> list[SchedulingPolicy]:
+        with self._lock:
+            return [self._policies[name] for name in sorted(self._policies)]
+
+    def delete_scheduling_policy(self, name: str) -> None:
+        self._delete_named(self._policies, name)
+
+    # -- job definitions ----------------------------------------------------------------------
+
+    def add_job_definition(self, build: Callable[[int], JobDefinition]) -> JobDefinition:
+        # build is pure: calling it once more just to learn the name is harmless.
+        name = build(0).name
+        with self._lock:
+            revision = self._last_revision.get(name, 0) + 1
+            definition = build(revision)
+            if definition.name != name or definition.revision != revision:
+                raise ValueError("build must return the given revision of one name")
+            self._definitions[(name, revision)] = definition
+            self._last_revision[name] = revision
+            self._changes += 1
+        self._notify()
+        return definition
+
+    def put_job_definition(self, definition: JobDefinition) -> None:
+        key = (definition.name, definition.revision)
+        with self._lock:
+            if key not in self._definitions:
+                raise ConflictError(
+                    f"JobDefinition {definition.name}:{definition.revision} does not exist"
+                )
+            self._definitions[key] = definition
+            self._changes += 1
+        self._notify()
+
+    def get_job_definition(self, name: str, revision: int) -> JobDefinition | None:
+        with self._lock:
+            return self._definitions.get((name, revision))
+
+    def latest_job_definition(self, name: str, *, active_only: bool) -> JobDefinition | None:
+        with self._lock:
+            for revision in range(self._last_revision.get(name, 0), 0, -1):
+                found = self._definitions.get((name, revision))
+                if found is not None and (not active_only or found.status == "ACTIVE"):
+                    return found
+            return None
+
+    def list_job_definitions(self) -> list[JobDefinition]:
+        with self._lock:
+            return [self._definitions[key] for key in sorted(self._definitions)]
+
+    # -- jobs: indexes ------------------------------------------------------------------------
+
+    def _index(self, job: Job) -> None:
+        self._by_seq[job.seq] = job.job_id
+        if job.status is JobStatus.RUNNABLE:
+            runnable = self._runnable.get(job.job_queue)
+            if runnable is None:
+                runnable = self._runnable[job.job_queue] = SortedList()
+            runnable.add((job.run_order, job.seq, job.job_id))
+        elif job.status in _ACTIVE:
+            self._active[job.job_id] = job.seq
+        elif job.status.is_terminal and job.stopped_at is not None:
+            self._finished.add((job.stopped_at, job.seq, job.job_id))
+        if job.array_parent_id is None:
+            top = self._top.get(job.job_queue)
+            if top is None:
+                top = self._top[job.job_queue] = SortedList()
+            top.add(job.seq)
+            key = (job.job_queue, job.status)
+            top_status = self._top_status.get(key)
+            if top_status is None:
+                top_status = self._top_status[key] = SortedList()
+            top_status.add(job.seq)
+        else:
+            children = self._children.get(job.array_parent_id)
+            if children is None:
+                children = self._children[job.array_parent_id] = SortedList()
+            index = -1 if job.array_index is None else job.array_index
+            children.add((index, job.seq, job.job_id))
+        for depends_on in job.wait_for:
+            self._dependents[depends_on].add(job.job_id)
+
+    def _unindex(self, job: Job) -> None:
+        del self._by_seq[job.seq]
+        if job.status is JobStatus.RUNNABLE:
+            self._runnable[job.job_queue].remove((job.run_order, job.seq, job.job_id))
+        elif job.status in _ACTIVE:
+            del self._active[job.job_id]
+        elif job.status.is_terminal and job.stopped_at is not None:
+            self._finished.remove((job.stopped_at, job.seq, job.job_id))
+        if job.array_parent_id is None:
+            self._top[job.job_queue].remove(job.seq)
+            self._top_status[(job.job_queue, job.status)].remove(job.seq)
+        else:
+            index = -1 if job.array_index is None else job.array_index
+            self._children[job.array_parent_id].remove((index, job.seq, job.job_id))
+        for depends_on in job.wait_for:
+            dependents = self._dependents.get(depends_on)
+            if dependents is not None:
+                dependents.discard(job.job_id)
+                if not dependents:
+                    del self._dependents[depends_on]
+
+    def _set_flag(self, job: Job, flagged: bool) -> None:
+        if flagged:
+            self._flagged.add((job.seq, job.job_id))
+        else:
+            self._flagged.discard((job.seq, job.job_id))
+
+    def _replace_stored(self, old: Job, new: Job) -> None:
+        if _index_key(old) != _index_key(new):
+            self._unindex(old)
+            self._index(new)
+        self._jobs[new.job_id] = new
+
+    def _bump(self, job_id: str, summary_delta: dict[str, int] | None = None) -> None:
+        """Mark a job as changed for the planner: new version, flagged, counts adjusted."""
+        job = self._jobs[job_id]
+        summary = job.array_status_summary
+        if summary_delta is not None and summary is not None:
+            counts = dict(summary)
+            for status, delta in summary_delta.items():
+                counts[status] += delta
+            summary = counts
+        self._jobs[job_id] = codec.replace_job(
+            job, version=job.version + 1, array_status_summary=summary
+        )
+        self._set_flag(job, True)
+
+    def _store_pairs(self, pairs: list[tuple[Job, Job]], *, flag: bool) -> None:
+        """Store each (old, new) pair: new fields, old seq and counts, version + 1."""
+        for old, new in pairs:
+            if new.job_id != old.job_id:
+                raise ValueError(f"a mutation may not change job_id {old.job_id}")
+            job = codec.replace_job(
+                new,
+                seq=old.seq,
+                version=old.version + 1,
+                array_status_summary=old.array_status_summary,
+            )
+            self._replace_stored(old, job)
+            self._set_flag(job, flag)
+
+    def _consequences(self, pairs: list[tuple[Job, Job]]) -> None:
+        """What status changes imply mechanically: parent counts, dependents to look at."""
+        deltas: dict[str, dict[str, int]] = {}
+        ended: list[str] = []
+        for old, new in pairs:
+            if old.status is new.status:
+                continue
+            if old.array_parent_id is not None:
+                delta = deltas.setdefault(old.array_parent_id, _zero_summary())
+                delta[old.status.value] -= 1
+            if new.array_parent_id is not None:
+                delta = deltas.setdefault(new.array_parent_id, _zero_summary())
+                delta[new.status.value] += 1
+            if new.status.is_terminal:
+                ended.append(new.job_id)
+        for parent_id, delta in deltas.items():
+            if parent_id in self._jobs:
+                self._bump(parent_id, delta)
+        dependents: set[str] = set()
+        for job_id in ended:
+            dependents.update(self._dependents.get(job_id, ()))
+        for job_id in dependents:
+            if job_id in self._jobs:
+                self._bump(job_id)
+
+    # -- jobs ---------------------------------------------------------------------------------
+
+    def insert_jobs(self, jobs: Sequence[Job]) -> list[Job]:
+        with self._lock:
+            ids = [job.job_id for job in jobs]
+            if len(set(ids)) != len(ids) or any(i in self._jobs for i in ids):
+                raise ConflictError("a job with this id already exists")
+            parents = {job.job_id for job in jobs if job.array_size is not None}
+            # Counts of children stored before their parent arrive with the parent.
+            initial: dict[str, dict[str, int]] = {}
+            for parent_id in parents:
+                counts = _zero_summary()
+                for _, _, child_id in self._children.get(parent_id, ()):
+                    counts[self._jobs[child_id].status.value] += 1
+                initial[parent_id] = counts
+            for job in jobs:
+                if job.array_parent_id in initial:
+                    initial[job.array_parent_id][job.status.value] += 1
+            stored: list[Job] = []
+            for job in jobs:
+                seq = self._next_seq
+                self._next_seq += 1
+                new = codec.replace_job(
+                    job,
+                    seq=seq,
+                    run_order=seq,
+                    version=1,
+                    array_status_summary=initial.get(job.job_id),
+                )
+                self._jobs[new.job_id] = new
+                self._index(new)
+                self._set_flag(new, True)
+                stored.append(new)
+            # Parents stored earlier: their counts change, so they need a decision again.
+            deltas: dict[str, dict[str, int]] = {}
+            for job in jobs:
+                earlier = job.array_parent_id
+                if earlier is not None and earlier not in parents and earlier in self._jobs:
+                    deltas.setdefault(earlier, _zero_summary())[job.status.value] += 1
+            for earlier, delta in deltas.items():
+                self._bump(earlier, delta)
+            if jobs:
+                self._changes += 1
+        if jobs:
+            self._notify()
+        return stored
+
+    def get_job(self, job_id: str) -> Job | None:
+        with self._lock:
+            return self._jobs.get(job_id)
+
+    def get_jobs(self, job_ids: Iterable[str]) -> list[Job]:
+        with self._lock:
+            return [self._jobs[i] for i in job_ids if i in self._jobs]
+
+    def mutate_job(self, job_id: str, mutation: JobMutation) -> Job | None:
+        with self._lock:
+            old = self._jobs.get(job_id)
+            if old is None:
+                return None
+            new = mutation(old)
+            if new is None:
+                return old
+            self._store_pairs([(old, new)], flag=True)
+            self._consequences([(old, new)])
+            self._changes += 1
+            result = self._jobs[job_id]
+        self._notify()
+        return result
+
+    def mutate_array_children(self, parent_id: str, mutation: JobMutation) -> int:
+        with self._lock:
+            pairs: list[tuple[Job, Job]] = []
+            for _, _, child_id in list(self._children.get(parent_id, ())):
+                old = self._jobs[child_id]
+                new = mutation(old)
+                if new is not None:
+                    pairs.append((old, new))
+            if pairs:
+                self._store_pairs(pairs, flag=True)
+                self._consequences(pairs)
+                self._changes += 1
+        if pairs:
+            self._notify()
+        return len(pairs)
+
+    def list_jobs(self, query: JobQuery) -> list[Job]:
+        _check_selector(query)
+        if query.limit <= 0:
+            return []
+        with self._lock:
+            if query.job_queue is not None:
+                found = self._list_queue(query)
+            elif query.array_job_id is not None:
+                found = self._list_children(query)
+            else:
+                # Multi-node parallel jobs have no node jobs in the model yet.
+                found = []
+            return found
+
+    def _list_queue(self, query: JobQuery) -> list[Job]:
+        assert query.job_queue is not None
+        if query.status is None:
+            seqs = self._top.get(query.job_queue)
+        else:
+            seqs = self._top_status.get((query.job_queue, query.status))
+        if not seqs:
+            return []
+        found: list[Job] = []
+        candidates: Iterator[int] = seqs.irange(
+            maximum=query.after, inclusive=(True, False), reverse=True
+        )
+        for seq in candidates:
+            job = self._jobs[self._by_seq[seq]]
+            if _matches(job, query):
+                found.append(job)
+                if len(found) >= query.limit:
+                    break
+        return found
+
+    def _list_children(self, query: JobQuery) -> list[Job]:
+        assert query.array_job_id is not None
+        children = self._children.get(query.array_job_id)
+        if not children:
+            return []
+        minimum = None if query.after is None else (query.after + 1,)
+        found: list[Job] = []
+        for _, _, child_id in children.irange(minimum=minimum):
+            job = self._jobs[child_id]
+            if _matches(job, query):
+                found.append(job)
+                if len(found) >= query.limit:
+                    break
+        return found
+
+    def delete_jobs_finished_before(self, cutoff_ms: int) -> list[Job]:
+        with self._lock:
+            keys = list(self._finished.irange(maximum=(cutoff_ms,), inclusive=(True, False)))
+            removed: list[Job] = []
+            for _, _, job_id in keys:
+                job = self._jobs.pop(job_id)
+                self._unindex(job)
+                self._set_flag(job, False)
+                removed.append(job)
+            if removed:
+                self._changes += 1
+        if removed:
+            self._notify()
+        return removed
+
+    # -- scheduling ---------------------------------------------------------------------------
+
+    def snapshot(self, limits: SnapshotLimits = _DEFAULT_LIMITS) -> Snapshot:
+        with self._lock:
+            queues = tuple(self._queues[name] for name in sorted(self._queues))
+            runnable: dict[str, tuple[Job, ...]] = {}
+            for queue in queues:
+                heads = self._runnable.get(queue.name)
+                if heads:
+                    runnable[queue.name] = tuple(
+                        self._jobs[job_id]
+                        for _, _, job_id in heads.islice(0, limits.runnable_per_queue)
+                    )
+                else:
+                    runnable[queue.name] = ()
+            to_evaluate = tuple(
+                self._jobs[job_id] for _, job_id in self._flagged.islice(0, limits.to_evaluate)
+            )
+            dependency_status: dict[str, JobStatus] = {}
+            for job in to_evaluate:
+                for depends_on in job.wait_for:
+                    found = self._jobs.get(depends_on)
+                    if found is not None:
+                        dependency_status[depends_on] = found.status
+            return Snapshot(
+                compute_environments={name: self._ces[name] for name in sorted(self._ces)},
+                job_queues=queues,
+                scheduling_policies={p.arn: p for p in self._policies.values()},
+                active=self._active_jobs(),
+                runnable=runnable,
+                to_evaluate=to_evaluate,
+                dependency_status=dependency_status,
+            )
+
+    def _active_jobs(self) -> tuple[Job, ...]:
+        ordered = sorted(self._active.items(), key=lambda item: item[1])
+        return tuple(self._jobs[job_id] for job_id, _ in ordered)
+
+    def commit(self, plan: Plan) -> set[str]:
+        with self._lock:
+            applied: set[str] = set()
+            pairs: list[tuple[Job, Job]] = []
+            for job in plan.updates:
+                old = self._jobs.get(job.job_id)
+                if old is None or job.job_id in applied or old.version != job.version:
+                    continue
+                applied.add(job.job_id)
+                pairs.append((old, job))
+            self._store_pairs(pairs, flag=False)
+            # Consequences come after the evaluated flags are cleared, so a job whose
+            # dependency ended in this very plan stays flagged.
+            for job_id, version in plan.evaluated:
+                current = self._jobs.get(job_id)
+                if current is not None and current.version == version:
+                    self._set_flag(current, False)
+            if pairs:
+                self._consequences(pairs)
+                self._changes += 1
+        if applied:
+            self._notify()
+        return applied
+
+    def active_jobs(self) -> list[Job]:
+        with self._lock:
+            return list(self._active_jobs())

@@ -1,0 +1,923 @@
+"""SQL Store on SQLAlchemy Core: SQLite by default (WAL), PostgreSQL by URL.
+
+Saves and applies only: versions, evaluation flags, array child counts and dependents, no
+business rules. The schema comes from the Alembic migrations in migrations/, applied on open;
+a file that is not a Batchyard database is refused and never written to.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from operator import itemgetter
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.util import CommandError
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
+
+from batchyard.domain.model import (
+    ALL_JOB_STATUSES,
+    ComputeEnvironment,
+    Job,
+    JobDefinition,
+    JobQueue,
+    JobStatus,
+    SchedulingPolicy,
+)
+from batchyard.scheduling.snapshot import Plan, Snapshot
+from batchyard.store import codec
+from batchyard.store.base import (
+    ConflictError,
+    JobMutation,
+    JobQuery,
+    SnapshotLimits,
+    StoreError,
+)
+
+_log = logging.getLogger(__name__)
+
+_MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+_SQLITE_HEADER = b"SQLite format 3\x00"
+_SCHEMA_MARKER = "batchyard"
+_CHUNK = 500  # ids per IN (...) list
+_DEFAULT_LIMITS = SnapshotLimits()
+_WRITE_OPTION = "batchyard_write"
+
+# -- tables (mirror migrations/versions; the migrations are the source of truth) -------------
+
+_metadata = sa.MetaData()
+_meta = sa.Table(
+    "batchyard_meta",
+    _metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.Text(), nullable=False),
+)
+_counters = sa.Table(
+    "counters",
+    _metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("value", sa.BigInteger(), nullable=False),
+)
+
+
+def _named_document_table(name: str) -> sa.Table:
+    return sa.Table(
+        name,
+        _metadata,
+        sa.Column("name", sa.String(255), primary_key=True),
+        sa.Column("doc", sa.Text(), nullable=False),
+    )
+
+
+_ces = _named_document_table("compute_environments")
+_queues = _named_document_table("job_queues")
+_policies = _named_document_table("scheduling_policies")
+_definitions = sa.Table(
+    "job_definitions",
+    _metadata,
+    sa.Column("name", sa.String(255), primary_key=True),
+    sa.Column("revision", sa.Integer(), primary_key=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("doc", sa.Text(), nullable=False),
+)
+_COUNT_COLUMNS = tuple(f"n_{status.value.lower()}" for status in ALL_JOB_STATUSES)
+_COUNT_COLUMN = {status: f"n_{status.value.lower()}" for status in ALL_JOB_STATUSES}
+_jobs = sa.Table(
+    "jobs",
+    _metadata,
+    sa.Column("job_id", sa.String(64), primary_key=True),
+    sa.Column("seq", sa.BigInteger(), nullable=False),
+    sa.Column("version", sa.BigInteger(), nullable=False),
+    sa.Column("needs_eval", sa.Boolean(), nullable=False),
+    sa.Column("job_queue", sa.String(255), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("run_order", sa.BigInteger(), nullable=False),
+    sa.Column("job_name", sa.String(255), nullable=False),
+    sa.Column("job_name_lc", sa.String(255), nullable=False),
+    sa.Column("job_definition_name", sa.String(255), nullable=False),
+    sa.Column("job_definition_arn", sa.String(1024), nullable=False),
+    sa.Column("created_at", sa.BigInteger(), nullable=False),
+    sa.Column("stopped_at", sa.BigInteger(), nullable=True),
+    sa.Column("share_identifier", sa.String(255), nullable=True),
+    sa.Column("array_size", sa.Integer(), nullable=True),
+    sa.Column("array_index", sa.Integer(), nullable=True),
+    sa.Column("array_parent_id", sa.String(64), nullable=True),
+    *(sa.Column(name, sa.Integer(), nullable=True) for name in _COUNT_COLUMNS),
+    sa.Column("doc", sa.Text(), nullable=False),
+)
+_deps = sa.Table(
+    "job_dependencies",
+    _metadata,
+    sa.Column(
+        "job_id",
+        sa.String(64),
+        sa.ForeignKey("jobs.job_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("depends_on", sa.String(64), primary_key=True),
+)
+
+_j = _jobs.c
+_JOB_COLUMNS = (
+    _j.job_id,
+    _j.job_name,
+    _j.job_queue,
+    _j.job_definition_arn,
+    _j.job_definition_name,
+    _j.status,
+    _j.created_at,
+    _j.seq,
+    _j.stopped_at,
+    _j.array_size,
+    _j.array_index,
+    _j.array_parent_id,
+    _j.share_identifier,
+    _j.run_order,
+    _j.version,
+    *(_j[name] for name in _COUNT_COLUMNS),
+    _j.doc,
+)
+_STATUS_NAMES = tuple(status.value for status in ALL_JOB_STATUSES)
+_ACTIVE = (JobStatus.STARTING.value, JobStatus.RUNNING.value)
+_TERMINAL = (JobStatus.SUCCEEDED.value, JobStatus.FAILED.value)
+
+_SELECT_JOBS = sa.select(*_JOB_COLUMNS)
+_SELECT_JOBS_BY_ID = _SELECT_JOBS.where(_j.job_id.in_(sa.bindparam("ids", expanding=True)))
+# A plan's or mutation's new job: every stored field but seq and the counts (store-owned).
+_UPDATE_JOB = _jobs.update().where(_j.job_id == sa.bindparam("b_job_id"))
+_BUMP_JOB = (
+    _jobs.update()
+    .where(_j.job_id == sa.bindparam("b_job_id"))
+    .values(version=_j.version + 1, needs_eval=sa.true())
+)
+_BUMP_PARENT = (
+    _jobs.update()
+    .where(_j.job_id == sa.bindparam("b_job_id"))
+    .values(
+        version=_j.version + 1,
+        needs_eval=sa.true(),
+        **{name: _j[name] + sa.bindparam(f"d_{name}") for name in _COUNT_COLUMNS},
+    )
+)
+_CLEAR_FLAG = (
+    _jobs.update()
+    .where(_j.job_id == sa.bindparam("b_job_id"), _j.version == sa.bindparam("b_version"))
+    .values(needs_eval=sa.false())
+)
+_BUMP_CHANGES = (
+    _counters.update().where(_counters.c.name == "changes").values(value=_counters.c.value + 1)
+)
+
+
+def _job_from_row(row: Sequence[Any]) -> Job:
+    summary = None if row[15] is None else dict(zip(_STATUS_NAMES, row[15:22], strict=True))
+    return codec.job_from_document(
+        codec.loads(row[22]),
+        job_id=row[0],
+        job_name=row[1],
+        job_queue=row[2],
+        job_definition_arn=row[3],
+        job_definition_name=row[4],
+        status=codec.job_status(row[5]),
+        created_at=row[6],
+        seq=row[7],
+        stopped_at=row[8],
+        array_size=row[9],
+        array_index=row[10],
+        array_parent_id=row[11],
+        share_identifier=row[12],
+        run_order=row[13],
+        version=row[14],
+        array_status_summary=summary,
+    )
+
+
+def _job_values(job: Job) -> dict[str, Any]:
+    """The columns a job write sets (not seq, version, flag or counts)."""
+    return {
+        "job_queue": job.job_queue,
+        "status": job.status.value,
+        "run_order": job.run_order,
+        "job_name": job.job_name,
+        "job_name_lc": job.job_name.lower(),
+        "job_definition_name": job.job_definition_name,
+        "job_definition_arn": job.job_definition_arn,
+        "created_at": job.created_at,
+        "stopped_at": job.stopped_at,
+        "share_identifier": job.share_identifier,
+        "array_size": job.array_size,
+        "array_index": job.array_index,
+        "array_parent_id": job.array_parent_id,
+        "doc": codec.dumps(codec.job_document(job)),
+    }
+
+
+def _execute_many(
+    connection: Connection, statement: sa.Insert | sa.Update, rows: list[dict[str, Any]]
+) -> None:
+    """executemany without SQLAlchemy's per-row parameter processing (bulk job writes).
+
+    Every value is already a plain str/int/bool/None, so nothing needs processing.
+    """
+    compiled = statement.compile(dialect=connection.dialect, column_keys=list(rows[0]))
+    if compiled.positional:
+        ordered = itemgetter(*(compiled.positiontup or ()))
+        params: list[Any] = [ordered(row) for row in rows]
+    else:
+        params = rows
+    connection.exec_driver_sql(str(compiled), params)
+
+
+def _chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
+    for start in range(0, len(items), _CHUNK):
+        yield items[start : start + _CHUNK]
+
+
+def _zero_summary() -> dict[str, int]:
+    return dict.fromkeys(_STATUS_NAMES, 0)
+
+
+# -- opening -----------------------------------------------------------------------------------
+
+
+def _check_sqlite_file(path: Path) -> None:
+    """Refuse, without writing a byte, a file that is not an empty or Batchyard SQLite database."""
+    if path.is_dir():
+        raise StoreError(f"{path} is a directory, not a Batchyard database")
+    if not path.exists():
+        if not path.parent.is_dir():
+            raise StoreError(f"{path}: directory {path.parent} does not exist")
+        return
+    try:
+        with path.open("rb") as file:
+            header = file.read(len(_SQLITE_HEADER))
+    except OSError as exc:
+        raise StoreError(f"{path}: cannot read the database file: {exc}") from exc
+    if not header:
+        return
+    if header != _SQLITE_HEADER:
+        raise StoreError(f"{path} is not a SQLite database; refusing to open it as Batchyard's")
+    try:
+        connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            tables = {
+                name
+                for (name,) in connection.execute(
+                    "SELECT name FROM sqlite_master WHERE type = 'table'"
+                )
+                if not name.startswith("sqlite_")
+            }
+            if not tables:
+                return
+            marker = None
+            if "batchyard_meta" in tables:
+                marker = connection.execute(
+                    "SELECT value FROM batchyard_meta WHERE key = 'schema'"
+                ).fetchone()
+        finally:
+            connection.close()
+    except sqlite3.Error as exc:
+        raise StoreError(f"{path}: cannot read it as a SQLite database: {exc}") from exc
+    if marker is None or marker[0] != _SCHEMA_MARKER:
+        raise StoreError(
+            f"{path} is a SQLite database of another application (tables: "
+            f"{', '.join(sorted(tables))}); refusing to open it as Batchyard's"
+        )
+
+
+def _sqlite_engine(url: sa.URL) -> Engine:
+    engine = sa.create_engine(url, connect_args={"check_same_thread": False})
+
+    @sa.event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Transactions are begun explicitly (see _on_begin) so reads see one state and
+        # writes take the write lock up front.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        # First, so that even switching to WAL waits for another process's lock.
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        # In WAL mode NORMAL loses nothing when the process dies, only on power loss.
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        write = connection.get_execution_options().get(_WRITE_OPTION, False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+    return engine
+
+
+class SqlStore:
+    def __init__(self, url: str) -> None:
+        try:
+            parsed = sa.make_url(url)
+        except ArgumentError as exc:
+            raise StoreError(f"invalid database URL {url!r}: {exc}") from exc
+        self._is_sqlite = parsed.get_backend_name() == "sqlite"
+        if self._is_sqlite:
+            if parsed.database in (None, "", ":memory:"):
+                raise StoreError("SqlStore needs a database file; use MemoryStore in memory")
+            path = Path(parsed.database)
+            self.where = str(path)
+            _check_sqlite_file(path)
+            self.engine = _sqlite_engine(parsed)
+        else:
+            self.where = parsed.render_as_string(hide_password=True)
+            self.engine = sa.create_engine(parsed)
+        self._write_lock = threading.Lock()
+        self._listeners: list[Callable[[], None]] = []
+        try:
+            self._migrate()
+        except StoreError:
+            self.engine.dispose()
+            raise
+        except (SQLAlchemyError, CommandError) as exc:
+            # CommandError: the database is at a revision this Batchyard does not know.
+            self.engine.dispose()
+            raise StoreError(f"{self.where}: cannot open the Batchyard database: {exc}") from exc
+
+    def _migrate(self) -> None:
+        with self._writing() as connection:
+            tables = set(sa.inspect(connection).get_table_names())
+            if tables:
+                marker = None
+                if "batchyard_meta" in tables:
+                    marker = connection.execute(
+                        sa.select(_meta.c.value).where(_meta.c.key == "schema")
+                    ).scalar()
+                if marker != _SCHEMA_MARKER:
+                    raise StoreError(
+                        f"{self.where} holds tables of another application; refusing to use it"
+                    )
+            config = Config()
+            config.set_main_option("script_location", str(_MIGRATIONS))
+            config.set_main_option("path_separator", "os")
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+
+    # -- transactions ---------------------------------------------------------------------------
+
+    @contextmanager
+    def _reading(self, *, consistent: bool = False) -> Iterator[Connection]:
+        with self.engine.connect() as connection:
+            if consistent and not self._is_sqlite:
+                # SQLite reads in one transaction see one state already; elsewhere ask for it.
+                connection.execution_options(isolation_level="REPEATABLE READ")
+            with connection.begin():
+                yield connection
+
+    @contextmanager
+    def _writing(self) -> Iterator[Connection]:
+        # One writer at a time in this process; SQLite allows only one anyway and BEGIN
+        # IMMEDIATE makes other processes wait (busy_timeout) instead of failing mid-way.
+        with self._write_lock, self.engine.connect() as connection:
+            connection.execution_options(**{_WRITE_OPTION: True})
+            with connection.begin():
+                yield connection
+
+    # -- lifecycle and change notification --------------------------------------------------
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def change_counter(self) -> int:
+        with self._reading() as connection:
+            value = connection.execute(
+                sa.select(_counters.c.value).where(_counters.c.name == "changes")
+            ).scalar_one()
+        return int(value)
+
+    def on_change(self, listener: Callable[[], None]) -> None:
+        """Call listener (outside any lock or transaction) after every committed write.
+
+        A write stores a job version or a resource; clearing evaluation flags alone is not one.
+        Only writes made through this SqlStore object are seen; other processes' writes show
+        in change_counter().
+        """
+        self._listeners.append(listener)
+
+    def _notify(self) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener()
+            except Exception:
+                _log.exception("store change listener failed")
+
+    # -- compute environments, job queues, scheduling policies -------------------------------
+
+    def _put_named(self, table: sa.Table, name: str, doc: dict[str, Any], create: bool) -> None:
+        text = codec.dumps(doc)
+        try:
+            with self._writing() as connection:
+                updated = 0
+                if not create:
+                    updated = connection.execute(
+                        table.update().where(table.c.name == name).values(doc=text)
+                    ).rowcount
+                if updated == 0:
+                    connection.execute(table.insert().values(name=name, doc=text))
+                connection.execute(_BUMP_CHANGES)
+        except IntegrityError as exc:
+            raise ConflictError(f"{name} already exists") from exc
+        self._notify()
+
+    def _get_named(self, table: sa.Table, name: str) -> Any:
+        with self._reading() as connection:
+            text = connection.execute(sa.select(table.c.doc).where(table.c.name == name)).scalar()
+        return None if text is None else codec.loads(text)
+
+    def _list_named(self, table: sa.Table) -> list[Any]:
+        with self._reading() as connection:
+            texts = connection.execute(sa.select(table.c.doc).order_by(table.c.name)).scalars()
+            return [codec.loads(text) for text in texts]
+
+    def _delete_named(self, table: sa.Table, name: str) -> None:
+        with self._writing() as connection:
+            removed = connection.execute(table.delete().where(table.c.name == name)).rowcount
+            if removed:
+                connection.execute(_BUMP_CHANGES)
+        if removed:
+            self._notify()
+
+    def put_compute_environment(self, ce: ComputeEnvironment, *, create: bool) -> None:
+        self._put_named(_ces, ce.name, codec.compute_environment_document(ce), create)
+
+    def get_compute_environment(self, name: str) -> ComputeEnvironment | None:
+        doc = self._get_named(_ces, name)
+        return None if doc is None else codec.compute_environment_from_document(doc)
+
+    def list_compute_environments(self) -> list[ComputeEnvironment]:
+        return [codec.compute_environment_from_document(d) for d in self._list_named(_ces)]
+
+    def delete_compute_environment(self, name: str) -> None:
+        self._delete_named(_ces, name)
+
+    def put_job_queue(self, queue: JobQueue, *, create: bool) -> None:
+        self._put_named(_queues, queue.name, codec.job_queue_document(queue), create)
+
+    def get_job_queue(self, name: str) -> JobQueue | None:
+        doc = self._get_named(_queues, name)
+        return None if doc is None else codec.job_queue_from_document(doc)
+
+    def list_job_queues(self) -> list[JobQueue]:
+        return [codec.job_queue_from_document(d) for d in self._list_named(_queues)]
+
+    def delete_job_queue(self, name: str) -> None:
+        self._delete_named(_queues, name)
+
+    def put_scheduling_policy(self, policy: SchedulingPolicy, *, create: bool) -> None:
+        self._put_named(_policies, policy.name, codec.scheduling_policy_document(policy), create)
+
+    def get_scheduling_policy(self, name: str) -> SchedulingPolicy | None:
+        doc = self._get_named(_policies, name)
+        return None if doc is None else codec.scheduling_policy_from_document(doc)
+
+    def list_scheduling_policies(self) -> list[SchedulingPolicy]:
+        return [codec.scheduling_policy_from_document(d) for d in self._list_named(_policies)]
+
+    def delete_scheduling_policy(self, name: str) -> None:
+        self._delete_named(_policies, name)
+
+    # -- job definitions ----------------------------------------------------------------------
+
+    def add_job_definition(self, build: Callable[[int], JobDefinition]) -> JobDefinition:
+        # build is pure: calling it once more just to learn the name is harmless.
+        name = build(0).name
+        for _ in range(5):
+            try:
+                with self._writing() as connection:
+                    highest = connection.execute(
+                        sa.select(sa.func.max(_definitions.c.revision)).where(
+                            _definitions.c.name == name
+                        )
+                    ).scalar()
+                    revision = (highest or 0) + 1
+                    definition = build(revision)
+                    if definition.name != name or definition.revision != revision:
+                        raise ValueError("build must return the given revision of one name")
+                    connection.execute(
+                        _definitions.insert().values(
+                            name=name,
+                            revision=revision,
+                            status=definition.status,
+                            doc=codec.dumps(codec.job_definition_document(definition)),
+                        )
+                    )
+                    connection.execute(_BUMP_CHANGES)
+                self._notify()
+                return definition
+            except IntegrityError:
+                # Another process took this revision between our read and insert.
+                continue
+        raise ConflictError(f"could not allocate a revision of job definition {name}")
+
+    def put_job_definition(self, definition: JobDefinition) -> None:
+        with self._writing() as connection:
+            updated = connection.execute(
+                _definitions.update()
+                .where(
+                    _definitions.c.name == definition.name,
+                    _definitions.c.revision == definition.revision,
+                )
+                .values(
+                    status=definition.status,
+                    doc=codec.dumps(codec.job_definition_document(definition)),
+                )
+            )
+            if updated.rowcount == 0:
+                raise ConflictError(
+                    f"JobDefinition {definition.name}:{definition.revision} does not exist"
+                )
+            connection.execute(_BUMP_CHANGES)
+        self._notify()
+
+    def get_job_definition(self, name: str, revision: int) -> JobDefinition | None:
+        with self._reading() as connection:
+            text = connection.execute(
+                sa.select(_definitions.c.doc).where(
+                    _definitions.c.name == name, _definitions.c.revision == revision
+                )
+            ).scalar()
+        return None if text is None else codec.job_definition_from_document(codec.loads(text))
+
+    def latest_job_definition(self, name: str, *, active_only: bool) -> JobDefinition | None:
+        query = sa.select(_definitions.c.doc).where(_definitions.c.name == name)
+        if active_only:
+            query = query.where(_definitions.c.status == "ACTIVE")
+        query = query.order_by(_definitions.c.revision.desc()).limit(1)
+        with self._reading() as connection:
+            text = connection.execute(query).scalar()
+        return None if text is None else codec.job_definition_from_document(codec.loads(text))
+
+    def list_job_definitions(self) -> list[JobDefinition]:
+        query = sa.select(_definitions.c.doc).order_by(_definitions.c.name, _definitions.c.revision)
+        with self._reading() as connection:
+            texts = connection.execute(query).scalars()
+            return [codec.job_definition_from_document(codec.loads(t)) for t in texts]
+
+    # -- jobs: writing ---------------------------------------------------------------------------
+
+    def _load_for_update(self, connection: Connection, job_ids: Sequence[str]) -> dict[str, Job]:
+        found: dict[str, Job] = {}
+        for chunk in _chunks(job_ids):
+            query = _SELECT_JOBS_BY_ID.with_for_update()
+            for row in connection.execute(query, {"ids": chunk}).all():
+                found[row[0]] = _job_from_row(row)
+        return found
+
+    def _store_pairs(
+        self, connection: Connection, pairs: list[tuple[Job, Job]], *, flag: bool
+    ) -> None:
+        """Store each (old, new) pair: new fields, old seq and counts, version + 1."""
+        if not pairs:
+            return
+        rows = []
+        for old, new in pairs:
+            if new.job_id != old.job_id:
+                raise ValueError(f"a mutation may not change job_id {old.job_id}")
+            values = _job_values(new)
+            values["b_job_id"] = old.job_id
+            values["version"] = old.version + 1
+            values["needs_eval"] = flag
+            rows.append(values)
+        _execute_many(connection, _UPDATE_JOB, rows)
+        changed = [(old, new) for old, new in pairs if old.wait_for != new.wait_for]
+        if changed:
+            ids = [old.job_id for old, _ in changed]
+            for chunk in _chunks(ids):
+                connection.execute(_deps.delete().where(_deps.c.job_id.in_(chunk)))
+            dependency_rows = [
+                {"job_id": new.job_id, "depends_on": d}
+                for _, new in changed
+                for d in dict.fromkeys(new.wait_for)
+            ]
+            if dependency_rows:
+                connection.execute(_deps.insert(), dependency_rows)
+
+    def _consequences(self, connection: Connection, pairs: list[tuple[Job, Job]]) -> None:
+        """What status changes imply mechanically: parent counts, dependents to look at."""
+        deltas: dict[str, dict[str, int]] = {}
+        ended: list[str] = []
+        for old, new in pairs:
+            if old.status is new.status:
+                continue
+            if old.array_parent_id is not None:
+                delta = deltas.setdefault(old.array_parent_id, _zero_summary())
+                delta[old.status.value] -= 1
+            if new.array_parent_id is not None:
+                delta = deltas.setdefault(new.array_parent_id, _zero_summary())
+                delta[new.status.value] += 1
+            if new.status.is_terminal:
+                ended.append(new.job_id)
+        if deltas:
+            self._bump_parents(connection, deltas)
+        dependents: set[str] = set()
+        for chunk in _chunks(ended):
+            query = sa.select(_deps.c.job_id).where(_deps.c.depends_on.in_(chunk))
+            dependents.update(connection.execute(query).scalars())
+        if dependents:
+            connection.execute(_BUMP_JOB, [{"b_job_id": job_id} for job_id in dependents])
+
+    @staticmethod
+    def _bump_parents(connection: Connection, deltas: dict[str, dict[str, int]]) -> None:
+        rows = []
+        for parent_id, delta in deltas.items():
+            row: dict[str, Any] = {"b_job_id": parent_id}
+            for status in ALL_JOB_STATUSES:
+                row[f"d_{_COUNT_COLUMN[status]}"] = delta[status.value]
+            rows.append(row)
+        connection.execute(_BUMP_PARENT, rows)
+
+    # -- jobs ---------------------------------------------------------------------------------
+
+    def insert_jobs(self, jobs: Sequence[Job]) -> list[Job]:
+        if not jobs:
+            return []
+        ids = [job.job_id for job in jobs]
+        if len(set(ids)) != len(ids):
+            raise ConflictError("the same job id is inserted twice")
+        parents = {job.job_id for job in jobs if job.array_size is not None}
+        try:
+            with self._writing() as connection:
+                first = connection.execute(
+                    sa.select(_counters.c.value).where(_counters.c.name == "seq").with_for_update()
+                ).scalar_one()
+                connection.execute(
+                    _counters.update()
+                    .where(_counters.c.name == "seq")
+                    .values(value=first + len(jobs))
+                )
+                # Counts of children stored before their parent arrive with the parent.
+                initial = {parent_id: _zero_summary() for parent_id in parents}
+                if parents:
+                    query = (
+                        sa.select(_j.array_parent_id, _j.status, sa.func.count())
+                        .where(_j.array_parent_id.in_(list(parents)))
+                        .group_by(_j.array_parent_id, _j.status)
+                    )
+                    for parent_id, status, count in connection.execute(query):
+                        initial[parent_id][status] += count
+                deltas: dict[str, dict[str, int]] = {}
+                for job in jobs:
+                    parent_id = job.array_parent_id
+                    if parent_id is None:
+                        continue
+                    if parent_id in initial:
+                        initial[parent_id][job.status.value] += 1
+                    else:
+                        deltas.setdefault(parent_id, _zero_summary())[job.status.value] += 1
+                stored: list[Job] = []
+                rows: list[dict[str, Any]] = []
+                dependency_rows: list[dict[str, str]] = []
+                for offset, job in enumerate(jobs, start=1):
+                    seq = first + offset
+                    summary = initial.get(job.job_id)
+                    new = codec.replace_job(
+                        job, seq=seq, run_order=seq, version=1, array_status_summary=summary
+                    )
+                    stored.append(new)
+                    values = _job_values(new)
+                    values["job_id"] = job.job_id
+                    values["seq"] = seq
+                    values["version"] = 1
+                    values["needs_eval"] = True
+                    for status in ALL_JOB_STATUSES:
+                        values[_COUNT_COLUMN[status]] = (
+                            None if summary is None else summary[status.value]
+                        )
+                    rows.append(values)
+                    for depends_on in dict.fromkeys(job.wait_for):
+                        dependency_rows.append({"job_id": job.job_id, "depends_on": depends_on})
+                _execute_many(connection, _jobs.insert(), rows)
+                if dependency_rows:
+                    connection.execute(_deps.insert(), dependency_rows)
+                if deltas:
+                    # Parents stored earlier: their counts change, so they need a decision.
+                    self._bump_parents(connection, deltas)
+                connection.execute(_BUMP_CHANGES)
+        except IntegrityError as exc:
+            raise ConflictError("a job with this id already exists") from exc
+        self._notify()
+        return stored
+
+    def get_job(self, job_id: str) -> Job | None:
+        with self._reading() as connection:
+            row = connection.execute(_SELECT_JOBS.where(_j.job_id == job_id)).first()
+        return None if row is None else _job_from_row(row)
+
+    def get_jobs(self, job_ids: Iterable[str]) -> list[Job]:
+        ids = list(job_ids)
+        found: dict[str, Job] = {}
+        with self._reading() as connection:
+            for chunk in _chunks(list(dict.fromkeys(ids))):
+                for row in connection.execute(_SELECT_JOBS_BY_ID, {"ids": chunk}).all():
+                    found[row[0]] = _job_from_row(row)
+        return [found[i] for i in ids if i in found]
+
+    def mutate_job(self, job_id: str, mutation: JobMutation) -> Job | None:
+        # mutation runs inside the write transaction: it may read the store, never write.
+        with self._writing() as connection:
+            old = self._load_for_update(connection, [job_id]).get(job_id)
+            if old is None:
+                return None
+            new = mutation(old)
+            if new is None:
+                return old
+            self._store_pairs(connection, [(old, new)], flag=True)
+            self._consequences(connection, [(old, new)])
+            connection.execute(_BUMP_CHANGES)
+            row = connection.execute(_SELECT_JOBS.where(_j.job_id == job_id)).one()
+        self._notify()
+        return _job_from_row(row)
+
+    def mutate_array_children(self, parent_id: str, mutation: JobMutation) -> int:
+        with self._writing() as connection:
+            query = (
+                _SELECT_JOBS.where(_j.array_parent_id == parent_id)
+                .order_by(_j.array_index, _j.seq)
+                .with_for_update()
+            )
+            pairs: list[tuple[Job, Job]] = []
+            for row in connection.execute(query).all():
+                old = _job_from_row(row)
+                new = mutation(old)
+                if new is not None:
+                    pairs.append((old, new))
+            if pairs:
+                self._store_pairs(connection, pairs, flag=True)
+                self._consequences(connection, pairs)
+                connection.execute(_BUMP_CHANGES)
+        if pairs:
+            self._notify()
+        return len(pairs)
+
+    def list_jobs(self, query: JobQuery) -> list[Job]:
+        _check_selector(query)
+        if query.limit <= 0 or query.multi_node_job_id is not None:
+            # Multi-node parallel jobs have no node jobs in the model yet.
+            return []
+        if query.job_queue is not None:
+            select = _SELECT_JOBS.where(
+                _j.job_queue == query.job_queue, _j.array_parent_id.is_(None)
+            )
+            if query.after is not None:
+                select = select.where(_j.seq < query.after)
+            select = select.order_by(_j.seq.desc())
+        else:
+            select = _SELECT_JOBS.where(_j.array_parent_id == query.array_job_id)
+            if query.after is not None:
+                select = select.where(_j.array_index > query.after)
+            select = select.order_by(_j.array_index, _j.seq)
+        select = _filtered(select, query).limit(query.limit)
+        with self._reading() as connection:
+            return [_job_from_row(row) for row in connection.execute(select).all()]
+
+    def delete_jobs_finished_before(self, cutoff_ms: int) -> list[Job]:
+        query = (
+            _SELECT_JOBS.where(_j.status.in_(_TERMINAL), _j.stopped_at < cutoff_ms)
+            .order_by(_j.stopped_at, _j.seq)
+            .with_for_update()
+        )
+        with self._writing() as connection:
+            removed = [_job_from_row(row) for row in connection.execute(query).all()]
+            ids = [job.job_id for job in removed]
+            for chunk in _chunks(ids):
+                connection.execute(_deps.delete().where(_deps.c.job_id.in_(chunk)))
+                connection.execute(_jobs.delete().where(_j.job_id.in_(chunk)))
+            if removed:
+                connection.execute(_BUMP_CHANGES)
+        if removed:
+            self._notify()
+        return removed
+
+    # -- scheduling ---------------------------------------------------------------------------
+
+    def snapshot(self, limits: SnapshotLimits = _DEFAULT_LIMITS) -> Snapshot:
+        with self._reading(consistent=True) as connection:
+            ces = [
+                codec.compute_environment_from_document(codec.loads(text))
+                for text in connection.execute(
+                    sa.select(_ces.c.doc).order_by(_ces.c.name)
+                ).scalars()
+            ]
+            queues = tuple(
+                codec.job_queue_from_document(codec.loads(text))
+                for text in connection.execute(
+                    sa.select(_queues.c.doc).order_by(_queues.c.name)
+                ).scalars()
+            )
+            policies = [
+                codec.scheduling_policy_from_document(codec.loads(text))
+                for text in connection.execute(sa.select(_policies.c.doc)).scalars()
+            ]
+            active = tuple(self._active(connection))
+            runnable: dict[str, tuple[Job, ...]] = {}
+            for queue in queues:
+                heads = (
+                    _SELECT_JOBS.where(
+                        _j.job_queue == queue.name, _j.status == JobStatus.RUNNABLE.value
+                    )
+                    .order_by(_j.run_order, _j.seq)
+                    .limit(limits.runnable_per_queue)
+                )
+                runnable[queue.name] = tuple(
+                    _job_from_row(row) for row in connection.execute(heads).all()
+                )
+            flagged = (
+                _SELECT_JOBS.where(_j.needs_eval == sa.true())
+                .order_by(_j.seq)
+                .limit(limits.to_evaluate)
+            )
+            to_evaluate = tuple(_job_from_row(row) for row in connection.execute(flagged).all())
+            wanted = list(dict.fromkeys(d for job in to_evaluate for d in job.wait_for))
+            dependency_status: dict[str, JobStatus] = {}
+            for chunk in _chunks(wanted):
+                query = sa.select(_j.job_id, _j.status).where(_j.job_id.in_(chunk))
+                for job_id, status in connection.execute(query):
+                    dependency_status[job_id] = codec.job_status(status)
+        return Snapshot(
+            compute_environments={ce.name: ce for ce in ces},
+            job_queues=queues,
+            scheduling_policies={policy.arn: policy for policy in policies},
+            active=active,
+            runnable=runnable,
+            to_evaluate=to_evaluate,
+            dependency_status={d: dependency_status[d] for d in wanted if d in dependency_status},
+        )
+
+    @staticmethod
+    def _active(connection: Connection) -> list[Job]:
+        query = _SELECT_JOBS.where(_j.status.in_(_ACTIVE)).order_by(_j.seq)
+        return [_job_from_row(row) for row in connection.execute(query).all()]
+
+    def commit(self, plan: Plan) -> set[str]:
+        applied: set[str] = set()
+        with self._writing() as connection:
+            ids = list(dict.fromkeys(job.job_id for job in plan.updates))
+            current = self._load_for_update(connection, ids) if ids else {}
+            pairs: list[tuple[Job, Job]] = []
+            for job in plan.updates:
+                old = current.get(job.job_id)
+                if old is None or job.job_id in applied or old.version != job.version:
+                    continue
+                applied.add(job.job_id)
+                pairs.append((old, job))
+            self._store_pairs(connection, pairs, flag=False)
+            # Consequences come after the evaluated flags are cleared, so a job whose
+            # dependency ended in this very plan stays flagged.
+            if plan.evaluated:
+                connection.execute(
+                    _CLEAR_FLAG,
+                    [{"b_job_id": job_id, "b_version": v} for job_id, v in plan.evaluated],
+                )
+            if pairs:
+                self._consequences(connection, pairs)
+                connection.execute(_BUMP_CHANGES)
+        if applied:
+            self._notify()
+        return applied
+
+    def active_jobs(self) -> list[Job]:
+        with self._reading() as connection:
+            return self._active(connection)
+
+
+def _check_selector(query: JobQuery) -> None:
+    selectors = (query.job_queue, query.array_job_id, query.multi_node_job_id)
+    if sum(s is not None for s in selectors) != 1:
+        raise ValueError("JobQuery needs exactly one of job_queue, array_job_id, multi_node_job_id")
+
+
+def _filtered(select: sa.Select[Any], query: JobQuery) -> sa.Select[Any]:
+    if query.status is not None:
+        select = select.where(_j.status == query.status.value)
+    if query.job_name is not None:
+        select = select.where(_j.job_name_lc == query.job_name.lower())
+    if query.job_name_prefix is not None:
+        prefix = query.job_name_prefix.lower()
+        select = select.where(sa.func.substr(_j.job_name_lc, 1, len(prefix)) == prefix)
+    if query.job_definition_name is not None:
+        select = select.where(_j.job_definition_name == query.job_definition_name)
+    if query.job_definition_name_prefix is not None:
+        prefix = query.job_definition_name_prefix
+        select = select.where(sa.func.substr(_j.job_definition_name, 1, len(prefix)) == prefix)
+    if query.job_definition_arn is not None:
+        select = select.where(_j.job_definition_arn == query.job_definition_arn)
+    if query.created_before is not None:
+        select = select.where(_j.created_at < query.created_before)
+    if query.created_after is not None:
+        select = select.where(_j.created_at > query.created_after)
+    if query.share_identifier is not None:
+        select = select.where(_j.share_identifier == query.share_identifier)
+    return select
