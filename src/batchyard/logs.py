@@ -17,7 +17,7 @@ from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import Any, BinaryIO, Protocol
 from urllib.parse import quote, unquote
 
 log = logging.getLogger(__name__)
@@ -174,6 +174,7 @@ class MemoryLogStore:
 
 _MAX_FILE_STEM = 200  # leaves room for the suffix under the usual 255-byte name limit
 _GROUP_FILE = "group.json"
+_JOURNAL_FILE = "streams.jsonl"  # not a stream file: those end in .log
 _SPARE_DIR = ".spare"  # group directories never start with '.': it is always escaped
 _STREAM_SUFFIX = ".log"
 _READ_CHUNK = 1 << 20
@@ -197,6 +198,10 @@ def _decode_name(encoded: str) -> str | None:
 
 def _event_line(timestamp: int, message: str, ingestion_time: int) -> bytes:
     return (json.dumps([timestamp, ingestion_time, message]) + "\n").encode()
+
+
+def _journal_line(entry: dict[str, Any]) -> bytes:
+    return (json.dumps(entry) + "\n").encode()
 
 
 def _parse_event(line: bytes) -> LogEvent:
@@ -261,6 +266,8 @@ class _FileStream:
     last_ingestion_time: int | None
     offsets: array[int] | None = None  # start offset of each event line, built on first need
     torn: bool = False  # the file holds a partial line after `end` (crash mid-append)
+    on_disk: bool = True  # False: created but still empty, known from the group's journal
+    journaled: bool = False  # its creation is in the group's journal
 
     def info(self) -> StreamInfo:
         return StreamInfo(
@@ -301,8 +308,13 @@ class FileLogStore:
     """A LogStore of append-only JSON-lines files under root, one file per stream.
 
     One process owns a root at a time. Each stream is looked up lazily; its line-offset index
-    is built on first read or append, so read(start, limit) costs O(limit).
+    is built on first read or append, so read(start, limit) costs O(limit). A stream gets its
+    file with its first event: until then it lives in memory and, within a second, in its
+    group's journal (so an empty stream created just before a crash may be lost; its events
+    never are). Most streams of short attempts thus cost no file until they have output.
     """
+
+    FLUSH_SECONDS = 1.0
 
     def __init__(self, root: Path) -> None:
         self._root = root
@@ -315,6 +327,9 @@ class FileLogStore:
         self._listed_groups: set[str] = set()
         self._groups: set[str] | None = None  # None until the root has been scanned
         self._ensured_groups: set[str] = set()  # directories known to exist
+        self._journals: dict[str, dict[str, int]] = {}  # group -> empty streams -> created_at
+        self._unjournaled: dict[str, list[_FileStream]] = {}  # created since the last flush
+        self._flush_timer: threading.Timer | None = None
         self._spares = _SpareFiles(root / _SPARE_DIR)
 
     # -- lookup -------------------------------------------------------------------------------
@@ -360,6 +375,20 @@ class FileLogStore:
             torn=size != end,
         )
 
+    def _empty(self, group: str, stream: str, created_at: int, journaled: bool) -> _FileStream:
+        return _FileStream(
+            name=stream,
+            path=self._stream_path(group, stream),
+            created_at=created_at,
+            end=0,
+            first_event_timestamp=None,
+            last_event_timestamp=None,
+            last_ingestion_time=None,
+            offsets=array("q"),
+            on_disk=False,
+            journaled=journaled,
+        )
+
     def _find(self, group: str, stream: str) -> _FileStream | None:
         streams = self._streams.setdefault(group, {})
         if stream in streams:
@@ -367,6 +396,10 @@ class FileLogStore:
         if group in self._listed_groups:
             return None
         found = self._load(self._stream_path(group, stream), stream)
+        if found is None:
+            created_at = self._journal(group).get(stream)
+            if created_at is not None:
+                found = self._empty(group, stream, created_at, journaled=True)
         if found is not None:
             streams[stream] = found
         return found
@@ -405,42 +438,115 @@ class FileLogStore:
             self._groups.add(group)
         return directory
 
-    def _create(self, group: str, stream: str, created_at: int) -> _FileStream:
-        found = self._find(group, stream)
+    # -- the group journal of empty streams ---------------------------------------------------
+
+    def _journal(self, group: str) -> dict[str, int]:
+        """Streams created in the group and still without a file, replayed from its journal:
+        {"stream", "createdAt"} creates, {"written"} (it has a file now) and {"deleted"} end."""
+        found = self._journals.get(group)
         if found is not None:
             return found
+        declared: dict[str, int] = {}
+        entries = 0
+        path = self._group_dir(group) / _JOURNAL_FILE
+        with contextlib.suppress(FileNotFoundError), path.open("rb") as f:
+            for line in f:
+                try:
+                    entry = json.loads(line)
+                except ValueError:
+                    continue  # a blank separator, or a line torn by a crash
+                entries += 1
+                if "stream" in entry:
+                    declared.setdefault(str(entry["stream"]), int(entry["createdAt"]))
+                else:
+                    declared.pop(str(entry.get("written", entry.get("deleted"))), None)
+        if entries > 2 * len(declared) + 64:
+            compacted = path.with_suffix(".compacting")
+            compacted.write_bytes(
+                b"".join(_journal_line({"stream": n, "createdAt": t}) for n, t in declared.items())
+            )
+            os.replace(compacted, path)
+        self._journals[group] = declared
+        return declared
+
+    def _write_journal(self, group: str, entries: list[dict[str, Any]]) -> None:
         self._ensure_group(group)
-        path = self._stream_path(group, stream)
-        header = (json.dumps({"stream": stream, "createdAt": created_at}) + "\n").encode()
-        self._spares.place(path)
-        with open(path, "r+b") as f:
-            f.write(header)
-        created = _FileStream(
-            name=stream,
-            path=path,
-            created_at=created_at,
-            end=len(header),
-            first_event_timestamp=None,
-            last_event_timestamp=None,
-            last_ingestion_time=None,
-            offsets=array("q"),
-        )
+        # A leading newline ends any line a crash tore, so this batch parses whole.
+        data = b"\n" + b"".join(_journal_line(entry) for entry in entries)
+        with (self._group_dir(group) / _JOURNAL_FILE).open("ab") as f:
+            f.write(data)
+
+    def flush(self) -> None:
+        """Journal the empty streams created since the last flush (runs by itself within
+        FLUSH_SECONDS; call it before a clean shutdown)."""
+        with self._lock:
+            if self._flush_timer is not None:
+                self._flush_timer.cancel()
+                self._flush_timer = None
+            unjournaled, self._unjournaled = self._unjournaled, {}
+            for group, created in unjournaled.items():
+                still_empty = [
+                    s for s in created if not s.on_disk and self._streams[group].get(s.name) is s
+                ]
+                if not still_empty:
+                    continue
+                self._write_journal(
+                    group, [{"stream": s.name, "createdAt": s.created_at} for s in still_empty]
+                )
+                journal = self._journals.get(group)
+                for s in still_empty:
+                    s.journaled = True
+                    if journal is not None:
+                        journal.setdefault(s.name, s.created_at)
+
+    def _flush_in_background(self) -> None:
+        try:
+            self.flush()
+        except Exception:  # e.g. the root went away; the next flush tries again
+            log.exception("Journaling new log streams under %s failed", self._root)
+
+    # -- creating -----------------------------------------------------------------------------
+
+    def _create_empty(self, group: str, stream: str, created_at: int) -> _FileStream:
+        self._ensure_group(group)
+        created = self._empty(group, stream, created_at, journaled=False)
         self._streams.setdefault(group, {})[stream] = created
+        self._unjournaled.setdefault(group, []).append(created)
+        if self._flush_timer is None:
+            self._flush_timer = threading.Timer(self.FLUSH_SECONDS, self._flush_in_background)
+            self._flush_timer.daemon = True
+            self._flush_timer.start()
         return created
+
+    def _give_file(self, group: str, s: _FileStream) -> None:
+        """The stream's first events are coming: write its file (header only, so far)."""
+        self._ensure_group(group)
+        header = (json.dumps({"stream": s.name, "createdAt": s.created_at}) + "\n").encode()
+        self._spares.place(s.path)
+        with open(s.path, "r+b") as f:
+            f.write(header)
+        s.end = len(header)
+        s.on_disk = True
+        if s.journaled:
+            self._write_journal(group, [{"written": s.name}])
+            self._journals.get(group, {}).pop(s.name, None)
 
     # -- protocol -----------------------------------------------------------------------------
 
     def create_stream(self, group: str, stream: str, created_at: int) -> None:
         with self._lock:
-            self._create(group, stream, created_at)
+            if self._find(group, stream) is None:
+                self._create_empty(group, stream, created_at)
 
     def append(
         self, group: str, stream: str, events: Sequence[tuple[int, str]], ingestion_time: int
     ) -> None:
         with self._lock:
-            s = self._create(group, stream, ingestion_time)
+            s = self._find(group, stream) or self._create_empty(group, stream, ingestion_time)
             if not events:
                 return
+            if not s.on_disk:
+                self._give_file(group, s)
             offsets = self._index(s)
             lines = [_event_line(ts, message, ingestion_time) for ts, message in events]
             with open(s.path, "r+b") as f:
@@ -497,6 +603,9 @@ class FileLogStore:
                     loaded = self._load(entry.path, name)
                     if loaded is not None:
                         streams[loaded.name] = loaded
+            for name, created_at in self._journal(group).items():
+                if name not in streams:
+                    streams[name] = self._empty(group, name, created_at, journaled=True)
             self._listed_groups.add(group)
         return (s for s in streams.values() if s is not None)
 
@@ -527,7 +636,11 @@ class FileLogStore:
             s = self._find(group, stream)
             if s is None:
                 return False
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(s.path)
+            if s.on_disk:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(s.path)
+            if s.journaled or stream in self._journal(group):
+                self._write_journal(group, [{"deleted": stream}])
+                self._journals[group].pop(stream, None)
             self._streams[group][stream] = None
             return True

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -160,6 +161,7 @@ def test_file_store_survives_a_new_instance(tmp_path: Path) -> None:
     first.create_stream(GROUP, "empty/stream", created_at=7)
     first.append(GROUP, STREAM, [(i, f"line {i}") for i in range(50)], ingestion_time=60)
     first.create_stream("/other", "x", created_at=8)
+    first.flush()  # empty streams reach the disk within a second, or at once on flush()
 
     second = FileLogStore(tmp_path)
 
@@ -179,11 +181,15 @@ def test_file_store_survives_a_new_instance(tmp_path: Path) -> None:
 
 
 def test_file_store_lists_streams_it_did_not_create(tmp_path: Path) -> None:
-    FileLogStore(tmp_path).create_stream(GROUP, "b", created_at=1)
+    first = FileLogStore(tmp_path)
+    first.create_stream(GROUP, "b", created_at=1)
+    first.append(GROUP, "c", [(5, "with a file")], ingestion_time=6)
+    first.flush()
     second = FileLogStore(tmp_path)
     second.create_stream(GROUP, "a", created_at=2)  # known to this instance before listing
 
-    assert [(s.name, s.created_at) for s in second.list_streams(GROUP)] == [("a", 2), ("b", 1)]
+    listed = [(s.name, s.created_at, s.stored_bytes > 0) for s in second.list_streams(GROUP)]
+    assert listed == [("a", 2, False), ("b", 1, False), ("c", 6, True)]
 
 
 def test_file_store_ignores_a_torn_last_line_and_appends_after_it(tmp_path: Path) -> None:
@@ -249,3 +255,58 @@ def test_file_store_appends_are_on_disk_when_append_returns(tmp_path: Path) -> N
     finally:
         os.close(fd)
     assert b'"durable"' in data
+
+
+def test_file_store_journals_empty_streams_by_itself_within_a_second(tmp_path: Path) -> None:
+    FileLogStore(tmp_path).create_stream(GROUP, "quiet", created_at=3)
+
+    deadline = time.monotonic() + 10
+    while FileLogStore(tmp_path).stream_info(GROUP, "quiet") is None:
+        assert time.monotonic() < deadline, "the empty stream never reached the disk"
+        time.sleep(0.05)
+
+    info = FileLogStore(tmp_path).stream_info(GROUP, "quiet")
+    assert info is not None
+    assert (info.created_at, info.stored_bytes, info.last_event_timestamp) == (3, 0, None)
+
+
+def test_file_store_empty_stream_history_replays_in_order(tmp_path: Path) -> None:
+    first = FileLogStore(tmp_path)
+    for name in ("stays-empty", "gets-events", "deleted", "deleted-then-recreated"):
+        first.create_stream(GROUP, name, created_at=1)
+    first.flush()
+    first.append(GROUP, "gets-events", [(2, "late output")], ingestion_time=3)
+    first.delete_stream(GROUP, "deleted")
+    first.delete_stream(GROUP, "deleted-then-recreated")
+    first.create_stream(GROUP, "deleted-then-recreated", created_at=9)
+    first.flush()
+
+    second = FileLogStore(tmp_path)
+
+    assert [(s.name, s.created_at) for s in second.list_streams(GROUP)] == [
+        ("deleted-then-recreated", 9),
+        ("gets-events", 1),
+        ("stays-empty", 1),
+    ]
+    assert [e.message for e in second.read(GROUP, "gets-events", 0, 5)] == ["late output"]
+    assert second.stream_info(GROUP, "deleted") is None
+    assert second.count(GROUP, "stays-empty") == 0
+
+
+def test_file_store_compacts_a_journal_of_streams_that_got_files(tmp_path: Path) -> None:
+    first = FileLogStore(tmp_path)
+    for i in range(200):
+        first.create_stream(GROUP, f"s{i}", created_at=i)
+    first.create_stream(GROUP, "empty", created_at=7)
+    first.flush()
+    for i in range(200):
+        first.append(GROUP, f"s{i}", [(i, "x")], ingestion_time=i)
+    [journal] = list(tmp_path.rglob("streams.jsonl"))
+    before = journal.stat().st_size
+
+    second = FileLogStore(tmp_path)
+    assert second.stream_info(GROUP, "empty") is not None  # replays, then compacts
+
+    assert journal.stat().st_size < before / 10
+    assert [s.name for s in FileLogStore(tmp_path).list_streams(GROUP, "e")] == ["empty"]
+    assert len(FileLogStore(tmp_path).list_streams(GROUP)) == 201

@@ -6,6 +6,7 @@ Only ordering lives here (fair share will join it); whether a job fits is the pl
 from __future__ import annotations
 
 from collections.abc import Iterable
+from operator import attrgetter
 
 from batchyard.domain.model import Job, JobQueue
 
@@ -22,4 +23,9 @@ def dispatch_order(job_queues: Iterable[JobQueue]) -> tuple[JobQueue, ...]:
 
 def fifo_order(jobs: Iterable[Job]) -> tuple[Job, ...]:
     """RUNNABLE jobs of one queue in dispatch order: run order (retries first), then submission."""
-    return tuple(sorted(jobs, key=lambda job: (job.run_order, job.seq)))
+    # The store already hands them over in this order; sorting again (linear on sorted input)
+    # keeps the planner correct for any snapshot, e.g. one built by a test or the simulator.
+    return tuple(sorted(jobs, key=_RUN_ORDER))
+
+
+_RUN_ORDER = attrgetter("run_order", "seq")

@@ -28,20 +28,21 @@ from batchyard.domain.model import (
 )
 from batchyard.service import references
 from batchyard.service.context import ServiceContext
+from batchyard.service.job_properties import (
+    check_command,
+    check_environment,
+    check_retry_strategy,
+    check_tags,
+    check_timeout,
+    invalid,
+)
 from batchyard.service.pagination import decode_token, encode_token
 from batchyard.store.base import JobMutation, JobQuery
-
-ERROR_PREFIX = "Error executing request, Exception : "
 
 JOB_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
 MIN_ARRAY_SIZE = 2
 MAX_ARRAY_SIZE = 10_000
 MAX_DEPENDENCIES = 20
-MAX_RETRY_ATTEMPTS = 10
-MAX_EVALUATE_ON_EXIT = 5
-MAX_EVALUATE_PATTERN = 512
-MIN_ATTEMPT_DURATION_SECONDS = 60
-MAX_TAGS = 50
 MAX_SCHEDULING_PRIORITY = 9999
 MAX_SHARE_IDENTIFIER = 255
 MAX_REASON = 1024
@@ -50,23 +51,15 @@ MAX_BULK_JOBS = 50
 LIST_JOBS_DEFAULT_RESULTS = 100
 LIST_JOBS_MAX_RESULTS = 1000
 LIST_JOBS_MAX_FILTERED_RESULTS = 100
-RESERVED_ENVIRONMENT_PREFIX = "AWS_BATCH"
 DEFAULT_VCPUS = 1.0
 DEFAULT_MEMORY_MIB = 2048
 
-# AWS's own patterns for EvaluateOnExit (API reference): only a trailing `*` is a wildcard.
-_EXIT_CODE_PATTERN = re.compile(r"^[0-9]*\*?$")
-_REASON_PATTERN = re.compile(r"^[a-zA-Z0-9.:\s]*\*?$")
 
 _REF_PREFIX = "Ref::"
 
 LIST_JOBS_FILTERS = frozenset(
     {"JOB_NAME", "JOB_DEFINITION", "BEFORE_CREATED_AT", "AFTER_CREATED_AT", "SHARE_IDENTIFIER"}
 )
-
-
-def _invalid(text: str) -> ClientException:
-    return ClientException(ERROR_PREFIX + text)
 
 
 # -- SubmitJob ----------------------------------------------------------------------------------
@@ -98,17 +91,17 @@ def submit_job(
     Returns the stored job; for an array job, the parent.
     """
     if not JOB_NAME_PATTERN.match(job_name):
-        raise _invalid("Job name should match valid pattern")
+        raise invalid("Job name should match valid pattern")
     queue = references.job_queue(ctx, job_queue)
     if not queue.accepts_jobs:
-        raise _invalid(
+        raise invalid(
             f"Job queue {queue.name} is DISABLED: a DISABLED job queue does not accept new jobs."
         )
     definition = references.job_definition(ctx, job_definition)
     array_size = _array_size(array_properties)
     _check_fair_share(queue, share_identifier, scheduling_priority_override)
     if tags is not None:
-        _check_tags(tags)
+        check_tags(tags)
 
     values = {**definition.parameters, **(parameters or {})}
     container, resources, extra = _resolve_workload(
@@ -184,7 +177,7 @@ def _array_size(array_properties: Document | None) -> int | None:
         return None
     size = array_properties["size"]
     if not isinstance(size, int) or not MIN_ARRAY_SIZE <= size <= MAX_ARRAY_SIZE:
-        raise _invalid(
+        raise invalid(
             f"Array job size must be between {MIN_ARRAY_SIZE} and {MAX_ARRAY_SIZE}, got {size}."
         )
     return size
@@ -201,27 +194,19 @@ def _check_fair_share(
             )
         return
     if share_identifier is None:
-        raise _invalid(
+        raise invalid(
             f"Job queue {queue.name} has a fair share scheduling policy: "
             "a shareIdentifier is required."
         )
     if not 0 < len(share_identifier) <= MAX_SHARE_IDENTIFIER:
-        raise _invalid(f"shareIdentifier must be 1 to {MAX_SHARE_IDENTIFIER} characters long.")
+        raise invalid(f"shareIdentifier must be 1 to {MAX_SHARE_IDENTIFIER} characters long.")
     if scheduling_priority_override is not None and not (
         0 <= scheduling_priority_override <= MAX_SCHEDULING_PRIORITY
     ):
-        raise _invalid(
+        raise invalid(
             f"schedulingPriorityOverride must be between 0 and {MAX_SCHEDULING_PRIORITY}, "
             f"got {scheduling_priority_override}."
         )
-
-
-def _check_tags(tags: Mapping[str, str]) -> None:
-    if len(tags) > MAX_TAGS:
-        raise _invalid(f"A job can have at most {MAX_TAGS} tags, got {len(tags)}.")
-    for key, value in tags.items():
-        if not 1 <= len(key) <= 128 or len(value) > 256:
-            raise _invalid(f"Tag {key!r}: keys must be 1 to 128 characters, values at most 256.")
 
 
 # -- dependencies -------------------------------------------------------------------------------
@@ -255,7 +240,7 @@ def _dependencies(
     if not depends_on:
         return _Dependencies((), (), (), False)
     if len(depends_on) > MAX_DEPENDENCIES:
-        raise _invalid(f"Job cannot have more than {MAX_DEPENDENCIES} dependencies")
+        raise invalid(f"Job cannot have more than {MAX_DEPENDENCIES} dependencies")
     entries = tuple(Dependency(job_id=d.get("jobId"), type=d.get("type")) for d in depends_on)
     named = [_job_id(e.job_id) for e in entries if e.job_id is not None]
     known = {job.job_id: job for job in ctx.store.get_jobs(dict.fromkeys(named))}
@@ -264,25 +249,25 @@ def _dependencies(
     sequential = False
     for entry in entries:
         if entry.type not in (None, "N_TO_N", "SEQUENTIAL"):
-            raise _invalid(f"Dependency type {entry.type} is not one of N_TO_N, SEQUENTIAL.")
+            raise invalid(f"Dependency type {entry.type} is not one of N_TO_N, SEQUENTIAL.")
         if entry.type == "SEQUENTIAL":
             if entry.job_id is not None:
-                raise _invalid("A SEQUENTIAL dependency must not name a jobId.")
+                raise invalid("A SEQUENTIAL dependency must not name a jobId.")
             if array_size is None:
-                raise _invalid("A SEQUENTIAL dependency is only allowed on an array job.")
+                raise invalid("A SEQUENTIAL dependency is only allowed on an array job.")
             sequential = True
             continue
         if entry.job_id is None:
-            raise _invalid("Each dependency other than SEQUENTIAL must name a jobId.")
+            raise invalid("Each dependency other than SEQUENTIAL must name a jobId.")
         dependency_id = _job_id(entry.job_id)
         target = known.get(dependency_id)
         if target is None:
-            raise _invalid(f"Dependent job {entry.job_id} does not exist.")
+            raise invalid(f"Dependent job {entry.job_id} does not exist.")
         if entry.type == "N_TO_N":
             if array_size is None:
-                raise _invalid("An N_TO_N dependency is only allowed on an array job.")
+                raise invalid("An N_TO_N dependency is only allowed on an array job.")
             if target.array_size != array_size:
-                raise _invalid(
+                raise invalid(
                     f"N_TO_N dependency {entry.job_id} must be an array job of the same size "
                     f"({array_size}); it has size {target.array_size}."
                 )
@@ -298,53 +283,6 @@ def _dependencies(
 
 
 # -- retry strategy and timeout -----------------------------------------------------------------
-
-
-def check_retry_strategy(document: Document | None) -> RetryStrategy | None:
-    """Validate a retryStrategy (SubmitJob or RegisterJobDefinition) and convert it.
-
-    Actions are stored upper-case; None when no strategy was given.
-    """
-    if document is None:
-        return None
-    attempts = document.get("attempts")
-    conditions = document.get("evaluateOnExit") or []
-    if attempts is None:
-        raise _invalid("RetryAttempts must be provided with retry strategy")
-    if not 1 <= attempts <= MAX_RETRY_ATTEMPTS:
-        raise _invalid(
-            f"Retry strategy attempts must be between 1 and {MAX_RETRY_ATTEMPTS}, got {attempts}."
-        )
-    if len(conditions) > MAX_EVALUATE_ON_EXIT:
-        raise _invalid(
-            f"Retry strategy evaluateOnExit can have at most {MAX_EVALUATE_ON_EXIT} conditions."
-        )
-    evaluate: list[EvaluateOnExit] = []
-    for condition in conditions:
-        action = str(condition.get("action", "")).upper()
-        if action not in ("RETRY", "EXIT"):
-            raise _invalid(
-                f"Evaluate on exit action {condition.get('action')!r} is not RETRY or EXIT."
-            )
-        for key, pattern in (
-            ("onExitCode", _EXIT_CODE_PATTERN),
-            ("onReason", _REASON_PATTERN),
-            ("onStatusReason", _REASON_PATTERN),
-        ):
-            value = condition.get(key)
-            if value is not None and (
-                not 1 <= len(value) <= MAX_EVALUATE_PATTERN or not pattern.match(value)
-            ):
-                raise _invalid("Evaluate on exit condition contains restricted characters")
-        evaluate.append(
-            EvaluateOnExit(
-                action=action,
-                on_status_reason=condition.get("onStatusReason"),
-                on_reason=condition.get("onReason"),
-                on_exit_code=condition.get("onExitCode"),
-            )
-        )
-    return RetryStrategy(attempts=attempts, evaluate_on_exit=tuple(evaluate))
 
 
 def _stored_retry_strategy(document: Document | None) -> RetryStrategy:
@@ -363,19 +301,6 @@ def _stored_retry_strategy(document: Document | None) -> RetryStrategy:
             for c in document.get("evaluateOnExit") or ()
         ),
     )
-
-
-def check_timeout(document: Document | None) -> int | None:
-    """Validate a timeout (SubmitJob or RegisterJobDefinition); its seconds, if any."""
-    if document is None or document.get("attemptDurationSeconds") is None:
-        return None
-    seconds = document["attemptDurationSeconds"]
-    if not isinstance(seconds, int) or seconds < MIN_ATTEMPT_DURATION_SECONDS:
-        raise _invalid(
-            f"timeout.attemptDurationSeconds must be at least "
-            f"{MIN_ATTEMPT_DURATION_SECONDS}, got {seconds}."
-        )
-    return seconds
 
 
 def _timeout_seconds(submitted: Document | None, defined: Document | None) -> int | None:
@@ -406,21 +331,6 @@ def substitute(command: Iterable[str], values: Mapping[str, str]) -> list[str]:
     return resolved
 
 
-def _check_environment(environment: Iterable[Document]) -> None:
-    for variable in environment:
-        name = str(variable.get("name", ""))
-        if name.startswith(RESERVED_ENVIRONMENT_PREFIX):
-            raise _invalid(
-                f"Environment variable {name} is not allowed: names starting with "
-                f"{RESERVED_ENVIRONMENT_PREFIX} are reserved."
-            )
-
-
-def _check_command(command: Sequence[str], where: str) -> None:
-    if any(argument == "" for argument in command):
-        raise _invalid(f"{where}.command must not contain empty strings.")
-
-
 def _merge_by(
     base: Iterable[Document], overrides: Iterable[Document], key: str
 ) -> list[dict[str, Any]]:
@@ -437,10 +347,10 @@ def _override_container(
     """A container document with overrides applied and its command substituted."""
     container = dict(base)
     overrides = overrides or {}
-    _check_environment(base.get("environment") or ())
-    _check_environment(overrides.get("environment") or ())
+    check_environment(base.get("environment") or ())
+    check_environment(overrides.get("environment") or ())
     if overrides.get("command") is not None:
-        _check_command(overrides["command"], where)
+        check_command(overrides["command"], where)
         container["command"] = list(overrides["command"])
     container["command"] = substitute(container.get("command") or (), values)
     if overrides.get("environment") is not None:
@@ -464,9 +374,9 @@ def _number(value: Any, kind: str) -> float:
     try:
         number = float(value)
     except (TypeError, ValueError) as exc:
-        raise _invalid(f"Resource requirement {kind} value {value!r} is not a number.") from exc
+        raise invalid(f"Resource requirement {kind} value {value!r} is not a number.") from exc
     if number < 0 or (kind != "GPU" and number == 0):
-        raise _invalid(f"Resource requirement {kind} value {value!r} is out of range.")
+        raise invalid(f"Resource requirement {kind} value {value!r} is out of range.")
     return number
 
 
@@ -608,7 +518,7 @@ def _resolve_ecs(
 def describe_jobs(ctx: ServiceContext, *, jobs: Sequence[str]) -> list[Job]:
     """Known jobs in the order asked; unknown ids are left out, as AWS does."""
     if len(jobs) > MAX_DESCRIBE_JOBS:
-        raise _invalid(f"Maximum number of jobs supported is  {MAX_DESCRIBE_JOBS}")
+        raise invalid(f"Maximum number of jobs supported is  {MAX_DESCRIBE_JOBS}")
     return ctx.store.get_jobs([_job_id(reference) for reference in jobs])
 
 
@@ -626,12 +536,12 @@ def list_jobs(
     """One page of jobs, newest first (array children by index), and the next page's token."""
     given = [x for x in (job_queue, array_job_id, multi_node_job_id) if x is not None]
     if len(given) != 1:
-        raise _invalid("Exactly one of jobQueue, arrayJobId or multiNodeJobId must be specified.")
+        raise invalid("Exactly one of jobQueue, arrayJobId or multiNodeJobId must be specified.")
     status = _job_status(job_status) if job_status is not None else None
     criteria: dict[str, Any] = {}
     if filters:
         if len(filters) > 1:
-            raise _invalid("Only one filter can be used at a time.")
+            raise invalid("Only one filter can be used at a time.")
         criteria = _filter_criteria(ctx, filters[0])
         # A filter lists every status; only SHARE_IDENTIFIER combines with jobStatus.
         if "share_identifier" not in criteria:
@@ -641,7 +551,7 @@ def list_jobs(
         status = status or JobStatus.RUNNING
         limit_cap = LIST_JOBS_MAX_RESULTS
     if max_results is not None and max_results < 1:
-        raise _invalid(f"maxResults must be at least 1, got {max_results}.")
+        raise invalid(f"maxResults must be at least 1, got {max_results}.")
     limit = min(max_results or LIST_JOBS_DEFAULT_RESULTS, limit_cap)
     after = decode_token(next_token)
     if after is not None and (not isinstance(after, int) or isinstance(after, bool)):
@@ -667,7 +577,7 @@ def list_jobs(
 
 def _job_status(value: str) -> JobStatus:
     if value not in {s.value for s in ALL_JOB_STATUSES}:
-        raise _invalid(f"jobStatus {value} is not a valid job status.")
+        raise invalid(f"jobStatus {value} is not a valid job status.")
     return JobStatus(value)
 
 
@@ -676,9 +586,9 @@ def _filter_criteria(ctx: ServiceContext, document: Document) -> dict[str, Any]:
     name = document.get("name")
     values = document.get("values") or []
     if name not in LIST_JOBS_FILTERS:
-        raise _invalid(f"Filter name {name} is not one of {', '.join(sorted(LIST_JOBS_FILTERS))}.")
+        raise invalid(f"Filter name {name} is not one of {', '.join(sorted(LIST_JOBS_FILTERS))}.")
     if len(values) != 1:
-        raise _invalid(f"Filter {name} takes exactly one value.")
+        raise invalid(f"Filter {name} takes exactly one value.")
     value = str(values[0])
     if name == "JOB_NAME":
         if value.endswith("*"):
@@ -687,7 +597,7 @@ def _filter_criteria(ctx: ServiceContext, document: Document) -> dict[str, Any]:
     if name == "JOB_DEFINITION":
         if value.startswith("arn:"):
             if "*" in value:
-                raise _invalid("An asterisk (*) is not supported in a job definition ARN filter.")
+                raise invalid("An asterisk (*) is not supported in a job definition ARN filter.")
             definition_name, revision = references.split_job_definition(value)
             if revision is None:
                 return {"job_definition_name": definition_name}
@@ -700,7 +610,7 @@ def _filter_criteria(ctx: ServiceContext, document: Document) -> dict[str, Any]:
         try:
             moment = int(value)
         except ValueError as exc:
-            raise _invalid(f"Filter {name} value {value} is not epoch milliseconds.") from exc
+            raise invalid(f"Filter {name} value {value} is not epoch milliseconds.") from exc
         key = "created_before" if name == "BEFORE_CREATED_AT" else "created_after"
         return {key: moment}
     return {"share_identifier": value}
@@ -724,7 +634,7 @@ class BulkResult:
 
 def _check_reason(reason: str) -> None:
     if len(reason) > MAX_REASON:
-        raise _invalid(f"reason must be at most {MAX_REASON} characters, got {len(reason)}.")
+        raise invalid(f"reason must be at most {MAX_REASON} characters, got {len(reason)}.")
 
 
 def _request(ctx: ServiceContext, job_id: str, mutation: JobMutation) -> Job | None:
@@ -755,7 +665,7 @@ def terminate_job(ctx: ServiceContext, *, job_id: str, reason: str) -> Job:
 
 def _bulk(ctx: ServiceContext, job_ids: Sequence[str], mutation: JobMutation) -> BulkResult:
     if len(job_ids) > MAX_BULK_JOBS:
-        raise _invalid(f"At most {MAX_BULK_JOBS} jobs can be given, got {len(job_ids)}.")
+        raise invalid(f"At most {MAX_BULK_JOBS} jobs can be given, got {len(job_ids)}.")
     successful: list[str] = []
     errors: list[BulkError] = []
     for job_id in job_ids:

@@ -27,6 +27,13 @@ from batchyard.domain.model import (
 )
 from batchyard.service import references
 from batchyard.service.context import ServiceContext
+from batchyard.service.job_properties import (
+    check_environment,
+    check_resource_requirements,
+    check_retry_strategy,
+    check_tags,
+    check_timeout,
+)
 from batchyard.service.pagination import page
 from batchyard.store.base import ConflictError
 
@@ -34,7 +41,6 @@ RUNTIME_TAG = "batchyard:runtime"
 RUNTIMES = ("process", "docker", "slurm")
 MAX_COMPUTE_ENVIRONMENTS = 50
 MAX_JOB_QUEUES = 50
-MAX_TAGS = 50
 MAX_JOB_DEFINITION_BYTES = 24 * 1024
 TIME_LIMIT_REASONS = (
     "CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY",
@@ -45,7 +51,6 @@ TIME_LIMIT_REASONS = (
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 _SHARE_IDENTIFIER = re.compile(r"^[A-Za-z0-9]{1,255}\*?$")
 _USER = re.compile(r"^([a-z0-9_][a-z0-9_-]{0,30})$")
-_ENV_RESERVED_PREFIX = "AWS_BATCH"
 
 
 def _check_name(name: str, what: str) -> None:
@@ -54,16 +59,6 @@ def _check_name(name: str, what: str) -> None:
             f"{what} name {name!r} is invalid: up to 128 letters (uppercase and lowercase), "
             "numbers, hyphens, and underscores are allowed."
         )
-
-
-def check_tags(tags: Mapping[str, str] | None) -> dict[str, str]:
-    tags = dict(tags or {})
-    if len(tags) > MAX_TAGS:
-        raise ClientException(f"A resource can have at most {MAX_TAGS} tags; got {len(tags)}.")
-    for key in tags:
-        if key.lower().startswith("aws:"):
-            raise ClientException(f"Tag key {key!r} is invalid: the aws: prefix is reserved.")
-    return tags
 
 
 # -- compute environments ----------------------------------------------------------------
@@ -480,39 +475,6 @@ def describe_job_queues(
 # -- job definitions ---------------------------------------------------------------------
 
 
-def check_environment(environment: Sequence[Document] | None, where: str) -> None:
-    for variable in environment or ():
-        name = variable.get("name", "")
-        if name.startswith(_ENV_RESERVED_PREFIX):
-            raise ClientException(
-                f"Environment variable {name} in {where} is invalid: names starting with "
-                f"{_ENV_RESERVED_PREFIX} are reserved for variables set by AWS Batch."
-            )
-
-
-def check_resource_requirements(requirements: Sequence[Document] | None, where: str) -> None:
-    seen: set[str] = set()
-    for requirement in requirements or ():
-        kind, value = requirement.get("type"), requirement.get("value", "")
-        if kind in seen:
-            raise ClientException(f"resourceRequirements in {where} lists {kind} twice.")
-        seen.add(str(kind))
-        try:
-            number = float(value)
-        except ValueError:
-            raise ClientException(
-                f"resourceRequirements {kind} value {value!r} in {where} is not a number."
-            ) from None
-        if kind == "VCPU" and number <= 0:
-            raise ClientException(f"VCPU must be greater than 0 in {where}; got {value}.")
-        if kind == "MEMORY" and (number < 4 or number != int(number)):
-            raise ClientException(
-                f"MEMORY must be an integer number of MiB of at least 4 in {where}; got {value}."
-            )
-        if kind == "GPU" and (number < 0 or number != int(number)):
-            raise ClientException(f"GPU must be a non-negative integer in {where}; got {value}.")
-
-
 def _check_container_properties(props: Document) -> None:
     if not props.get("image"):
         raise ClientException("containerProperties.image is required.")
@@ -602,8 +564,6 @@ def register_job_definition(
     ecs_properties: Document | None = None,
     consumable_resource_properties: Document | None = None,
 ) -> JobDefinition:
-    from batchyard.service.jobs import check_retry_strategy, check_timeout
-
     _check_name(job_definition_name, "Job definition")
     body_size = len(
         json.dumps(

@@ -1,0 +1,138 @@
+"""Rules for the job properties RegisterJobDefinition and SubmitJob share: environment, command,
+resource requirements, retry strategy, timeout and tags (SPEC.md §3, §4, §6, §9, §10).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+
+from batchyard.domain.errors import ClientException
+from batchyard.domain.model import Document, EvaluateOnExit, RetryStrategy
+
+ERROR_PREFIX = "Error executing request, Exception : "
+MAX_RETRY_ATTEMPTS = 10
+MAX_EVALUATE_ON_EXIT = 5
+MAX_EVALUATE_PATTERN = 512
+MIN_ATTEMPT_DURATION_SECONDS = 60
+MAX_TAGS = 50
+RESERVED_ENVIRONMENT_PREFIX = "AWS_BATCH"
+
+# AWS's own patterns for EvaluateOnExit (API reference): only a trailing `*` is a wildcard.
+_EXIT_CODE_PATTERN = re.compile(r"^[0-9]*\*?$")
+_REASON_PATTERN = re.compile(r"^[a-zA-Z0-9.:\s]*\*?$")
+
+
+def invalid(text: str) -> ClientException:
+    """A ClientException worded as AWS Batch words its validation errors."""
+    return ClientException(ERROR_PREFIX + text)
+
+
+def check_tags(tags: Mapping[str, str] | None) -> dict[str, str]:
+    tags = dict(tags or {})
+    if len(tags) > MAX_TAGS:
+        raise invalid(f"A resource can have at most {MAX_TAGS} tags, got {len(tags)}.")
+    for key, value in tags.items():
+        if not 1 <= len(key) <= 128 or len(value) > 256:
+            raise invalid(f"Tag {key!r}: keys must be 1 to 128 characters, values at most 256.")
+        if key.lower().startswith("aws:"):
+            raise invalid(f"Tag key {key!r} is invalid: the aws: prefix is reserved.")
+    return tags
+
+
+def check_environment(environment: Iterable[Document] | None, where: str = "the job") -> None:
+    for variable in environment or ():
+        name = str(variable.get("name", ""))
+        if name.startswith(RESERVED_ENVIRONMENT_PREFIX):
+            raise invalid(
+                f"Environment variable {name} in {where} is not allowed: names starting with "
+                f"{RESERVED_ENVIRONMENT_PREFIX} are reserved for variables set by AWS Batch."
+            )
+
+
+def check_command(command: Sequence[str], where: str) -> None:
+    if any(argument == "" for argument in command):
+        raise invalid(f"{where}.command must not contain empty strings.")
+
+
+def check_resource_requirements(requirements: Sequence[Document] | None, where: str) -> None:
+    seen: set[str] = set()
+    for requirement in requirements or ():
+        kind, value = requirement.get("type"), requirement.get("value", "")
+        if kind in seen:
+            raise invalid(f"resourceRequirements in {where} lists {kind} twice.")
+        seen.add(str(kind))
+        try:
+            number = float(value)
+        except ValueError:
+            raise invalid(
+                f"resourceRequirements {kind} value {value!r} in {where} is not a number."
+            ) from None
+        if kind == "VCPU" and number <= 0:
+            raise invalid(f"VCPU must be greater than 0 in {where}; got {value}.")
+        if kind == "MEMORY" and (number < 4 or number != int(number)):
+            raise invalid(
+                f"MEMORY must be an integer number of MiB of at least 4 in {where}; got {value}."
+            )
+        if kind == "GPU" and (number < 0 or number != int(number)):
+            raise invalid(f"GPU must be a non-negative integer in {where}; got {value}.")
+
+
+def check_retry_strategy(document: Document | None) -> RetryStrategy | None:
+    """Validate a retryStrategy (SubmitJob or RegisterJobDefinition) and convert it.
+
+    Actions are stored upper-case; None when no strategy was given.
+    """
+    if document is None:
+        return None
+    attempts = document.get("attempts")
+    conditions = document.get("evaluateOnExit") or []
+    if attempts is None:
+        raise invalid("RetryAttempts must be provided with retry strategy")
+    if not 1 <= attempts <= MAX_RETRY_ATTEMPTS:
+        raise invalid(
+            f"Retry strategy attempts must be between 1 and {MAX_RETRY_ATTEMPTS}, got {attempts}."
+        )
+    if len(conditions) > MAX_EVALUATE_ON_EXIT:
+        raise invalid(
+            f"Retry strategy evaluateOnExit can have at most {MAX_EVALUATE_ON_EXIT} conditions."
+        )
+    evaluate: list[EvaluateOnExit] = []
+    for condition in conditions:
+        action = str(condition.get("action", "")).upper()
+        if action not in ("RETRY", "EXIT"):
+            raise invalid(
+                f"Evaluate on exit action {condition.get('action')!r} is not RETRY or EXIT."
+            )
+        for key, pattern in (
+            ("onExitCode", _EXIT_CODE_PATTERN),
+            ("onReason", _REASON_PATTERN),
+            ("onStatusReason", _REASON_PATTERN),
+        ):
+            value = condition.get(key)
+            if value is not None and (
+                not 1 <= len(value) <= MAX_EVALUATE_PATTERN or not pattern.match(value)
+            ):
+                raise invalid("Evaluate on exit condition contains restricted characters")
+        evaluate.append(
+            EvaluateOnExit(
+                action=action,
+                on_status_reason=condition.get("onStatusReason"),
+                on_reason=condition.get("onReason"),
+                on_exit_code=condition.get("onExitCode"),
+            )
+        )
+    return RetryStrategy(attempts=attempts, evaluate_on_exit=tuple(evaluate))
+
+
+def check_timeout(document: Document | None) -> int | None:
+    """Validate a timeout (SubmitJob or RegisterJobDefinition); its seconds, if any."""
+    if document is None or document.get("attemptDurationSeconds") is None:
+        return None
+    seconds = document["attemptDurationSeconds"]
+    if not isinstance(seconds, int) or seconds < MIN_ATTEMPT_DURATION_SECONDS:
+        raise invalid(
+            f"timeout.attemptDurationSeconds must be at least "
+            f"{MIN_ATTEMPT_DURATION_SECONDS}, got {seconds}."
+        )
+    return seconds
