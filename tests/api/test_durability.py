@@ -7,6 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+from botocore.exceptions import ClientError
+
 from tests.fixtures import ServerProcess, unique, wait_for
 
 
@@ -97,3 +100,24 @@ def test_sigterm_shuts_down_cleanly(tmp_path: Path) -> None:
     server = ServerProcess(tmp_path / "data")
     server.start()
     assert server.stop() == 0
+
+
+def test_unexpected_errors_answer_server_exception_and_the_server_keeps_serving(
+    tmp_path: Path,
+) -> None:
+    server = ServerProcess(tmp_path / "data")
+    server.start()
+    batch = server.client()
+    # Break the store underneath the running server: job definitions can no longer be read.
+    with sqlite3.connect(server.data_dir / "batchyard.db") as connection:
+        connection.execute("alter table job_definitions rename to job_definitions_moved")
+    with pytest.raises(ClientError) as caught:
+        batch.describe_job_definitions()
+    error = caught.value.response
+    assert error["ResponseMetadata"]["HTTPStatusCode"] == 500
+    assert error["Error"]["Code"] == "ServerException"
+    assert "Internal server error" in error["Error"]["Message"]
+    assert "Traceback" in server.output()  # logged with its traceback
+    # Everything else keeps working.
+    assert batch.describe_job_queues(jobQueues=["default"])["jobQueues"]
+    server.stop()

@@ -706,3 +706,45 @@ def test_attempts_outlive_a_dead_launcher_and_end_as_host_lost(tmp_path: Path) -
         assert (await host.run(after)).exit_code == 6
 
     on_host(tmp_path, scenario)
+
+
+def test_a_stop_right_after_start_applies_once_the_attempt_runs(tmp_path: Path) -> None:
+    async def scenario(host: Host) -> None:
+        spec = a_spec(("sleep", "300"))
+        await host.runtime.start(spec)  # returns before the attempt runs
+        await host.runtime.stop(spec.job_id, spec.task_id, grace_seconds=10)
+
+        exited = await host.exited(spec)
+
+        assert exited.exit_code == 143
+        assert [type(e) for e in host.events] == [AttemptStarted, AttemptExited]
+
+    on_host(tmp_path, scenario)
+
+
+def test_stop_without_grace_kills_at_once(tmp_path: Path) -> None:
+    async def scenario(host: Host) -> None:
+        spec = a_spec(("sh", "-c", "trap '' TERM; echo up; sleep 300"))
+        await host.runtime.start(spec)
+        await poll(lambda: host.messages(spec) == ["up"])
+
+        await host.runtime.stop(spec.job_id, spec.task_id, grace_seconds=0)
+
+        assert (await host.exited(spec)).exit_code == 137
+
+    on_host(tmp_path, scenario)
+
+
+def test_the_log_stream_exists_from_the_start_even_without_output(tmp_path: Path) -> None:
+    async def scenario(host: Host) -> None:
+        spec = a_spec(("sleep", "300"))
+        await host.runtime.start(spec)
+        await poll(lambda: any(isinstance(e, AttemptStarted) for e in host.events))
+
+        info = host.logs.stream_info(GROUP, spec.log_stream_name)
+        assert info is not None
+        assert info.stored_bytes == 0
+        await host.runtime.stop(spec.job_id, spec.task_id, grace_seconds=0)
+        assert (await host.exited(spec)).exit_code == 137
+
+    on_host(tmp_path, scenario)

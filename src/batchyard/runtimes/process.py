@@ -541,7 +541,14 @@ def _parse_handle(handle: str | None) -> tuple[int, int, str] | None:
 
 
 class ProcessRuntime:
-    """Runs attempts as local processes: the embedded default runtime."""
+    """Runs attempts as local processes: the embedded default runtime.
+
+    Under work_dir, per attempt: <task_id>/ (its working directory, HOME and TMPDIR, empty at
+    start), <task_id>.output (stdout and stderr, tailed into the log store every
+    poll_interval) and <task_id>.exit_code; all three go once the exit is reported. The runtime
+    handle records the command's pid, its start time and the directory, which is all recover()
+    needs. Resources are not enforced: vCPU and memory only count toward placement.
+    """
 
     name = "process"
 
@@ -606,12 +613,12 @@ class ProcessRuntime:
             self._failed_to_start(spec, str(error))
             return
         try:
+            if self._launcher is None:
+                self._launcher = _Launcher(loop, self._on_launcher_message, self._on_launcher_gone)
             self._files.take(directory)
         except OSError as error:
             self._failed_to_start(spec, f"preparing {directory}: {error}")
             return
-        if self._launcher is None:
-            self._launcher = _Launcher(loop, self._on_launcher_message, self._on_launcher_gone)
         self._starting[spec.task_id] = spec
         request = {
             "id": spec.task_id,

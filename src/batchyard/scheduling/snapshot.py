@@ -34,8 +34,8 @@ class Snapshot:
     to_evaluate: tuple[Job, ...] = ()
     # Current status of every job named in to_evaluate's wait_for.
     dependency_status: Mapping[str, JobStatus] = field(default_factory=dict)
-    # What each compute environment's runtime host can give one job at most (memory, GPUs);
-    # filled by the dispatcher from its runtimes, not by the store.
+    # What each compute environment's runtime host holds in total (vCPUs, memory, GPUs): placed
+    # jobs together never exceed it. Filled by the dispatcher from its runtimes, not the store.
     host_limits: Mapping[str, Resources] = field(default_factory=dict)
 
 
