@@ -104,6 +104,7 @@ class Service:
             with contextlib.suppress(asyncio.CancelledError):
                 await loop_task
             await self.dispatcher.close()
+            self.logs.flush()
             self.store.close()
 
 
