@@ -1,6 +1,7 @@
-"""The ASGI application: AWS Batch operations by botocore routing, plus /health.
+"""The ASGI application: AWS Batch operations by botocore routing, the CloudWatch Logs subset by
+X-Amz-Target on the same endpoint, plus /health.
 
-Owns the operation table (operation name -> wire handler) and the HTTP edge: every request is
+Owns the operation tables (operation name -> wire handler) and the HTTP edge: every request is
 answered with the operation's output shape or an AWS-style error; nothing escapes as a traceback.
 """
 
@@ -14,18 +15,24 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from batchyard.api import protocol
 from batchyard.api.jobs_wire import JOB_OPERATIONS
+from batchyard.api.logs_wire import LOGS_OPERATIONS
 from batchyard.api.resources_wire import RESOURCE_OPERATIONS, Handler
 from batchyard.domain.errors import (
     BatchError,
     ClientException,
+    InvalidParameterException,
     NotImplementedOperation,
     ServerException,
+    ServiceUnavailableException,
+    UnknownOperationException,
+    UnsupportedLogsOperation,
 )
 from batchyard.service.context import ServiceContext
 
@@ -73,10 +80,42 @@ def _json(status: int, payload: Any, headers: dict[str, str]) -> Response:
     )
 
 
-def _error(error: BatchError, request_id: str) -> Response:
+def _error(error: BatchError, request_id: str, media_type: str = "application/json") -> Response:
     status, headers, body = protocol.error_body(error)
     headers["x-amzn-RequestId"] = request_id
-    return Response(body, status_code=status, headers=headers, media_type="application/json")
+    return Response(body, status_code=status, headers=headers, media_type=media_type)
+
+
+async def _logs_api(ctx: ServiceContext, request: Request, target: str) -> Response:
+    """One CloudWatch Logs json-1.1 call: `POST /` with `X-Amz-Target: Logs_20140328.<Op>`."""
+    request_id = str(uuid.uuid4())
+    media_type = protocol.LOGS_CONTENT_TYPE
+    operation = protocol.find_logs_operation(target)
+    try:
+        if operation is None:
+            raise UnknownOperationException(f"Batchyard does not serve X-Amz-Target {target}.")
+        handler = LOGS_OPERATIONS.get(operation.name)
+        if handler is None:
+            raise UnsupportedLogsOperation(operation.name)
+        if request.method != "POST":
+            raise InvalidParameterException(f"{operation.name} is called with POST.")
+        params = protocol.parse_json_input(await request.body())
+        protocol.validate_input(operation, params, InvalidParameterException)
+        # Reading a stream is file I/O of up to 1 MB a page: keep it off the event loop.
+        result = await run_in_threadpool(handler, ctx, params)
+        payload = protocol.shape_output(operation.output_shape, result)
+    except BatchError as error:
+        return _error(error, request_id, media_type)
+    except Exception:
+        log.exception("%s failed (request %s)", target, request_id)
+        failure = ServiceUnavailableException(f"Internal server error (request {request_id})")
+        return _error(failure, request_id, media_type)
+    return Response(
+        json.dumps(payload, separators=(",", ":")),
+        status_code=200,
+        headers={"x-amzn-RequestId": request_id},
+        media_type=media_type,
+    )
 
 
 def create_app(
@@ -91,6 +130,11 @@ def create_app(
         return JSONResponse({"status": "ok"})
 
     async def batch_api(request: Request) -> Response:
+        # Batch is rest-json and sends no X-Amz-Target; json-1.1 services (Logs) name the call
+        # in it.
+        target = request.headers.get("x-amz-target")
+        if target is not None:
+            return await _logs_api(ctx, request, target)
         request_id = str(uuid.uuid4())
         found = protocol.find_operation(request.method, request.scope["raw_path"].decode())
         if found is None:

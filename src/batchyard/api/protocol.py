@@ -1,8 +1,8 @@
-"""The AWS Batch rest-json wire protocol, driven by botocore's `batch` service model.
+"""AWS wire protocols driven by botocore service models: Batch rest-json and Logs json-1.1.
 
-Owns: finding the operation for (method, path), turning an HTTP request into the operation's
-input, validating it as the service does, and shaping outputs and errors as AWS does.
-It knows nothing about what the operations do.
+Owns: finding a Batch operation for (method, path) or a Logs operation for its X-Amz-Target,
+turning a request into the operation's input, validating it against any model as the service
+does, and shaping outputs and errors as AWS does. It knows nothing about what operations do.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from urllib.parse import parse_qsl, unquote
 import botocore.session
 from botocore.model import ListShape, MapShape, OperationModel, ServiceModel, Shape, StructureShape
 
-from batchyard.domain.errors import BatchError, ClientException
+from batchyard.domain.errors import BatchError, ClientException, InvalidParameterException
 
 MAX_REPORTED_ERRORS = 10
 # Enums AWS documents as case-insensitive ("values aren't case sensitive").
@@ -27,7 +27,18 @@ CASE_INSENSITIVE_ENUMS = frozenset({"RetryAction"})
 
 @cache
 def service_model() -> ServiceModel:
+    """The AWS Batch model: the operations the rest-json routes lead to."""
     return botocore.session.get_session().get_service_model("batch")
+
+
+@cache
+def logs_model() -> ServiceModel:
+    """The CloudWatch Logs model, served on the same endpoint by X-Amz-Target."""
+    return botocore.session.get_session().get_service_model("logs")
+
+
+LOGS_TARGET_PREFIX = "Logs_20140328."
+LOGS_CONTENT_TYPE = "application/x-amz-json-1.1"
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +76,7 @@ def routes() -> tuple[Route, ...]:
 
 
 def find_operation(method: str, raw_path: str) -> tuple[OperationModel, dict[str, str]] | None:
-    """The operation a request addresses, with its URI labels percent-decoded."""
+    """The Batch operation a request addresses, with its URI labels percent-decoded."""
     path = raw_path.split("?", 1)[0]
     for route in routes():
         if route.method != method:
@@ -74,6 +85,21 @@ def find_operation(method: str, raw_path: str) -> tuple[OperationModel, dict[str
         if match is not None:
             return route.operation, {k: unquote(v) for k, v in match.groupdict().items()}
     return None
+
+
+def parse_json_input(
+    body: bytes, error: type[BatchError] = InvalidParameterException
+) -> dict[str, Any]:
+    """The input of a json-1.1 request: its body, a JSON object ({} when empty)."""
+    if not body.strip():
+        return {}
+    try:
+        decoded = json.loads(body)
+    except ValueError as exc:
+        raise error(f"The request body is not valid JSON: {exc}") from exc
+    if not isinstance(decoded, dict):
+        raise error("The request body must be a JSON object.")
+    return decoded
 
 
 def parse_input(
@@ -85,15 +111,7 @@ def parse_input(
 ) -> dict[str, Any]:
     """Assemble the operation's input from URI labels, query string, headers and JSON body."""
     shape = operation.input_shape
-    params: dict[str, Any] = {}
-    if body.strip():
-        try:
-            decoded = json.loads(body)
-        except ValueError as exc:
-            raise ClientException(f"The request body is not valid JSON: {exc}") from exc
-        if not isinstance(decoded, dict):
-            raise ClientException("The request body must be a JSON object.")
-        params.update(decoded)
+    params = parse_json_input(body, ClientException)
     if shape is None:
         return params
     query = parse_qsl(query_string, keep_blank_values=True)
@@ -109,6 +127,15 @@ def parse_input(
         elif location == "header" and wire_name.lower() in headers:
             params[member_name] = headers[wire_name.lower()]
     return params
+
+
+def find_logs_operation(target: str) -> OperationModel | None:
+    """The Logs operation an X-Amz-Target names (`Logs_20140328.GetLogEvents`), if any."""
+    if not target.startswith(LOGS_TARGET_PREFIX):
+        return None
+    name = target[len(LOGS_TARGET_PREFIX) :]
+    model = logs_model()
+    return model.operation_model(name) if name in model.operation_names else None
 
 
 # -- validation --------------------------------------------------------------------------
@@ -220,8 +247,13 @@ class _Validator:
                 self.check(shape.value, item, f"{path}.{key}")
 
 
-def validate_input(operation: OperationModel, params: Mapping[str, Any]) -> None:
-    """Raise ClientException listing every way params break the operation's input shape."""
+def validate_input(
+    operation: OperationModel,
+    params: Mapping[str, Any],
+    error: type[BatchError] = ClientException,
+) -> None:
+    """Raise `error` listing every way params break the operation's input shape (Batch answers
+    ClientException, CloudWatch Logs InvalidParameterException)."""
     shape = operation.input_shape
     validator = _Validator()
     if shape is None:
@@ -233,7 +265,7 @@ def validate_input(operation: OperationModel, params: Mapping[str, Any]) -> None
         count = len(validator.errors)
         shown = "; ".join(validator.errors[:MAX_REPORTED_ERRORS])
         noun = "error" if count == 1 else "errors"
-        raise ClientException(f"{count} validation {noun} detected: {shown}")
+        raise error(f"{count} validation {noun} detected: {shown}")
 
 
 # -- output ------------------------------------------------------------------------------
@@ -263,6 +295,7 @@ def shape_output(shape: Shape | None, value: Any) -> Any:
 
 
 def error_body(error: BatchError) -> tuple[int, dict[str, str], bytes]:
-    """(status, headers, body) of an AWS rest-json error response."""
+    """(status, headers, body) of an AWS rest-json or json-1.1 error response (botocore reads
+    the code from `__type` in both)."""
     body = json.dumps({"__type": error.code, "message": error.message}).encode()
     return error.http_status, {"x-amzn-ErrorType": error.code}, body

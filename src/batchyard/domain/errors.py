@@ -40,3 +40,39 @@ class NotImplementedOperation(BatchError):
     def __init__(self, operation: str) -> None:
         super().__init__(f"Operation {operation} is not supported by Batchyard.")
         self.operation = operation
+
+
+# -- CloudWatch Logs ----------------------------------------------------------------------------
+
+
+class ResourceNotFoundException(BatchError):
+    """A log group or log stream that does not exist (CloudWatch Logs)."""
+
+    code = "ResourceNotFoundException"
+    http_status = 400
+
+
+class InvalidParameterException(BatchError):
+    """A CloudWatch Logs request that is invalid (CloudWatch Logs' ClientException)."""
+
+    code = "InvalidParameterException"
+    http_status = 400
+
+
+class UnsupportedLogsOperation(NotImplementedOperation):
+    """An operation of the CloudWatch Logs model that Batchyard does not serve."""
+
+    code = "InvalidOperationException"
+
+
+class UnknownOperationException(BatchError):
+    """An X-Amz-Target that names no operation Batchyard's models know."""
+
+    code = "UnknownOperationException"
+    http_status = 400
+
+
+class ServiceUnavailableException(ServerException):
+    """An internal error answered to a CloudWatch Logs client (its model's 5xx error)."""
+
+    code = "ServiceUnavailableException"

@@ -1,4 +1,5 @@
-"""What every service function is given: the store, the identity ARNs are minted in, a clock."""
+"""What every service function is given: the store, the log store, the identity ARNs are
+minted in, a clock."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from dataclasses import dataclass, field
 
 from batchyard.domain.clock import Clock
 from batchyard.domain.model import Identity
+from batchyard.logs import LogStore
 from batchyard.store.base import Store
 
 
@@ -16,3 +18,4 @@ class ServiceContext:
     identity: Identity = field(default_factory=Identity)
     default_runtime: str = "process"
     log_group: str = "/aws/batch/job"
+    logs: LogStore | None = None  # None: the CloudWatch Logs operations have nothing to read
