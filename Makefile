@@ -31,8 +31,16 @@ lint: install
 test: install provision lint
 	$(BIN)/pytest -q
 
-unit: install
+unit: install provision
 	$(BIN)/pytest -q tests/unit tests/contract
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+.PHONY: bench bench-full
+
+bench: install
+	$(BIN)/python bench/run.py --quick
+
+bench-full: install
+	$(BIN)/python bench/run.py --full

@@ -1,6 +1,6 @@
-"""Runtime contract (runtimes/base.py) over the process and fake runtimes, then what only the
-process runtime does: environment, working directories, live logs, signals, process groups,
-recovery after a restart."""
+"""Runtime contract (runtimes/base.py) over the process, docker and fake runtimes, then what
+only the process runtime does: environment, working directories, live logs, signals, process
+groups, recovery after a restart. What only the docker runtime does: test_docker_runtime.py."""
 
 from __future__ import annotations
 
@@ -30,8 +30,15 @@ from batchyard.runtimes.base import (
     Runtime,
     RuntimeEvent,
 )
+from batchyard.runtimes.docker import DockerRuntime
 from batchyard.runtimes.fake import FakeRuntime
 from batchyard.runtimes.process import MAX_EVENT_BYTES, ProcessRuntime
+from tests.contract.test_docker_runtime import (
+    IMAGE,
+    RUN_FOREVER,
+    remove_containers,
+    require_engine,
+)
 
 T = TypeVar("T")
 GROUP = "/aws/batch/job"
@@ -63,9 +70,10 @@ def a_spec(command: tuple[str, ...], *, job_id: str = "job-1", **env: str) -> At
         command=command,
         environment={"AWS_BATCH_JOB_ID": job_id, "AWS_BATCH_JOB_ATTEMPT": "1", **env},
         resources=Resources(vcpus=1, memory_mib=512),
-        container={"image": "busybox"},
+        container={"image": IMAGE},  # the docker runtime runs it; the others ignore it
         log_group=GROUP,
         log_stream_name=f"render/default/{task_id}",
+        network_mode="none",
     )
 
 
@@ -121,6 +129,21 @@ def with_runtime(
                 cannot_start=("no-such-command-anywhere",),
                 until=poll,
             )
+        elif kind == "docker":
+            runtime = DockerRuntime(
+                FileLogStore(tmp_path / "logs"),
+                WallClock(),
+                owner=f"contract-{uuid.uuid4().hex}",
+                network_mode="none",
+            )
+            harness = Harness(
+                runtime=runtime,
+                events=events,
+                exit_with=lambda code: ("sh", "-c", f"exit {code}"),
+                run_forever=RUN_FOREVER,
+                cannot_start=("no-such-command-anywhere",),
+                until=poll,
+            )
         else:
             clock = VirtualClock()
             fake = FakeRuntime(clock, limits=Resources(vcpus=4, memory_mib=8192))
@@ -146,14 +169,22 @@ def with_runtime(
             return await scenario(harness)
         finally:
             await harness.runtime.close()
+            if isinstance(harness.runtime, DockerRuntime):  # whatever a failure left behind
+                assert engine is not None
+                remove_containers(engine, harness.runtime.owner)
 
-    return asyncio.run(main())
+    engine = require_engine() if kind == "docker" else None
+    try:
+        return asyncio.run(main())
+    finally:
+        if engine is not None:
+            engine.close()
 
 
 # -- the contract, for every runtime ---------------------------------------------------------
 
 
-@pytest.fixture(params=["process", "fake"])
+@pytest.fixture(params=["process", pytest.param("docker", marks=pytest.mark.docker), "fake"])
 def kind(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 

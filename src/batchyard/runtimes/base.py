@@ -29,6 +29,7 @@ class AttemptSpec:
     container: Document  # resolved containerProperties (image, user, volumes, ...) in wire form
     log_group: str
     log_stream_name: str
+    network_mode: str | None = None  # the compute environment's; None: the runtime's default
 
 
 @dataclass(frozen=True, slots=True)

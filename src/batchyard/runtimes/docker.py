@@ -1,0 +1,965 @@
+"""The docker runtime: each attempt runs as a Docker container with AWS Batch's container
+semantics (as ECS runs them), its output streamed into the log store. Every Docker SDK call
+blocks, so it runs on a worker thread, never on the event loop. Decides nothing about jobs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import functools
+import hashlib
+import json
+import logging
+import os
+import re
+import struct
+import threading
+import time
+from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+import docker
+import requests
+from docker.errors import (
+    APIError,
+    DockerException,
+    ImageNotFound,
+    NotFound,
+    create_api_error_from_http_exception,
+)
+from docker.types import CancellableStream, DeviceRequest, LogConfig, Mount, Ulimit
+from docker.utils import parse_repository_tag
+
+from batchyard.domain.clock import Clock
+from batchyard.domain.model import Document, Resources
+from batchyard.logs import LogStore
+from batchyard.runtimes.base import (
+    ESSENTIAL_CONTAINER_EXITED,
+    HOST_LOST,
+    TASK_FAILED_TO_START,
+    AttemptExited,
+    AttemptRef,
+    AttemptSpec,
+    AttemptStarted,
+    Report,
+    RuntimeEvent,
+)
+from batchyard.runtimes.process import MAX_EVENT_BYTES
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+LABEL_OWNER = "batchyard.owner"
+LABEL_JOB_ID = "batchyard.job-id"
+LABEL_TASK_ID = "batchyard.task-id"
+LABEL_ATTEMPT = "batchyard.attempt"
+LABEL_COMPUTE_ENVIRONMENT = "batchyard.compute-environment"
+LABEL_LOG_STREAM = "batchyard.log-stream"
+
+DEFAULT_NETWORK_MODE = "bridge"
+OUT_OF_MEMORY = "OutOfMemoryError: Container killed due to memory usage"
+CANNOT_PULL = "CannotPullContainerError"
+CANNOT_CREATE = "CannotCreateContainerError"
+CANNOT_START = "CannotStartContainerError"
+STOPPED_BEFORE_START = f"{CANNOT_START}: the attempt was stopped before its container started"
+HOST_LOST_NOT_FOUND = "Host lost: the attempt's container was not found after a restart"
+HOST_LOST_REMOVED = "Host lost: the attempt's container was removed while it ran"
+MAX_REASON = 255  # container.reason (BM:ContainerDetail.reason)
+
+_API_TIMEOUT_S = 120  # one Engine API call; log streams have no timeout
+_API_THREADS = 16
+_FOLLOWERS_JOIN_S = 5.0
+_EXIT_SETTLE_S = 5.0  # the log stream can end a moment before the engine marks the exit
+_CATCH_UP_TAIL = 256  # frames re-read at exit to find any a followed stream missed
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
+_DEVICE_PERMISSIONS = (("READ", "r"), ("WRITE", "w"), ("MKNOD", "m"))
+_NVIDIA_DEVICE = re.compile(r"^nvidia\d+$")
+
+
+class CannotRun(Exception):
+    """An attempt cannot run; `reason` is its container.reason (AWS wording)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason[:MAX_REASON]
+
+
+def engine_unreachable(timeout_s: int = 5) -> str | None:
+    """None if the Docker engine (DOCKER_HOST, else the local socket) answers; else why not."""
+    try:
+        client = docker.from_env(timeout=timeout_s)
+    except DockerException as error:
+        return str(error)
+    try:
+        client.ping()
+    except (DockerException, requests.RequestException) as error:
+        return str(error)
+    finally:
+        client.close()
+    return None
+
+
+def owner_label(owner: str) -> str:
+    """The batchyard.owner label of containers run for `owner` (e.g. a store URL)."""
+    return hashlib.sha256(owner.encode()).hexdigest()[:16]
+
+
+# --------------------------------------------------------------------------------------------
+# containerProperties (AWS wire form) -> Docker Engine API container options
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerOptions:
+    image: str
+    create: dict[str, Any]  # keyword arguments of APIClient.create_container
+    host: dict[str, Any]  # keyword arguments of APIClient.create_host_config
+
+
+def container_options(
+    spec: AttemptSpec,
+    *,
+    owner: str,
+    default_network_mode: str,
+    host_cpus: float,
+    host_gpus: int,
+) -> ContainerOptions:
+    """How Docker runs this attempt, as ECS would run its containerProperties, in the network
+    of its compute environment (else the default). Raises CannotRun for what no container could
+    honour here (no image, a GPU on a host without one, ...)."""
+    container = spec.container
+    image = container.get("image")
+    if not isinstance(image, str) or not image:
+        raise CannotRun(
+            f"{CANNOT_CREATE}: the job has no container image "
+            "(the docker runtime runs jobs with containerProperties)"
+        )
+    resources = spec.resources
+    linux: Document = container.get("linuxParameters") or {}
+    binds, mounts = _volume_mounts(container)
+    memory_mib = int(resources.memory_mib)
+    max_swap = linux.get("maxSwap")
+    host: dict[str, Any] = {
+        "network_mode": spec.network_mode or default_network_mode,
+        "privileged": bool(container.get("privileged", False)),
+        "read_only": bool(container.get("readonlyRootFilesystem", False)),
+        # A hard limit, as on ECS: no swap beyond it unless maxSwap grants some.
+        "mem_limit": f"{memory_mib}m",
+        "memswap_limit": f"{memory_mib + max(0, int(max_swap or 0))}m",
+        # A quota of the job's vCPUs; the Engine refuses more than the host has.
+        "nano_cpus": round(min(float(resources.vcpus), host_cpus) * 1e9),
+        # Batchyard is the log store: the engine keeps output only until it has been read.
+        "log_config": LogConfig(type="json-file"),
+    }
+    if binds:
+        host["binds"] = binds
+    if mounts:
+        host["mounts"] = mounts
+    if linux.get("swappiness") is not None and max_swap is not None:
+        host["mem_swappiness"] = int(linux["swappiness"])
+    if container.get("ulimits"):
+        host["ulimits"] = [
+            Ulimit(name=str(u["name"]), soft=int(u["softLimit"]), hard=int(u["hardLimit"]))
+            for u in container["ulimits"]
+        ]
+    if linux.get("devices"):
+        host["devices"] = [_device(d) for d in linux["devices"]]
+    if linux.get("initProcessEnabled"):
+        host["init"] = True
+    if linux.get("sharedMemorySize") is not None:
+        host["shm_size"] = f"{int(linux['sharedMemorySize'])}m"
+    if linux.get("tmpfs"):
+        host["tmpfs"] = {
+            str(t["containerPath"]): ",".join(
+                [f"size={int(t['size'])}m", *(str(o) for o in t.get("mountOptions") or ())]
+            )
+            for t in linux["tmpfs"]
+        }
+    if resources.gpus > 0:
+        if host_gpus <= 0:
+            raise CannotRun(
+                f"{CANNOT_CREATE}: the job requires {resources.gpus} GPU(s) and this Docker "
+                "host has none"
+            )
+        host["device_requests"] = [DeviceRequest(count=int(resources.gpus), capabilities=[["gpu"]])]
+    labels = {
+        LABEL_OWNER: owner,
+        LABEL_JOB_ID: spec.job_id,
+        LABEL_TASK_ID: spec.task_id,
+        LABEL_ATTEMPT: str(spec.attempt_number),
+        LABEL_COMPUTE_ENVIRONMENT: spec.compute_environment,
+        LABEL_LOG_STREAM: spec.log_stream_name,
+    }
+    create: dict[str, Any] = {
+        "name": f"batchyard-{spec.task_id}",
+        # No command: the image's own CMD runs, as on ECS.
+        "command": list(spec.command) or None,
+        "environment": dict(spec.environment),
+        "labels": labels,
+    }
+    if container.get("user"):
+        create["user"] = str(container["user"])
+    return ContainerOptions(image=image, create=create, host=host)
+
+
+def _volume_mounts(container: Document) -> tuple[list[str], list[Mount]]:
+    """(binds for host paths, anonymous volumes) of the mountPoints. A host sourcePath is
+    bind-mounted (created if missing, as Docker does for ECS); a volume without one is a
+    fresh Docker volume that goes with the container."""
+    volumes: dict[str, Document] = {}
+    for volume in container.get("volumes") or ():
+        name = str(volume.get("name", ""))
+        if volume.get("efsVolumeConfiguration") is not None:
+            raise CannotRun(
+                f"{CANNOT_CREATE}: volume {name!r}: efsVolumeConfiguration is not supported "
+                "by the docker runtime; mount the file system on the host and use host.sourcePath"
+            )
+        volumes[name] = volume
+    binds: list[str] = []
+    mounts: list[Mount] = []
+    for point in container.get("mountPoints") or ():
+        name = str(point.get("sourceVolume", ""))
+        target = str(point.get("containerPath", ""))
+        read_only = bool(point.get("readOnly", False))
+        volume = volumes.get(name)
+        if volume is None:
+            raise CannotRun(f"{CANNOT_CREATE}: mount point {target!r} names no volume {name!r}")
+        if not target.startswith("/"):
+            raise CannotRun(f"{CANNOT_CREATE}: containerPath {target!r} must be absolute")
+        source = (volume.get("host") or {}).get("sourcePath")
+        if source:
+            if not str(source).startswith("/"):
+                raise CannotRun(
+                    f"{CANNOT_CREATE}: volume {name!r}: sourcePath {source!r} must be absolute"
+                )
+            binds.append(f"{source}:{target}:{'ro' if read_only else 'rw'}")
+        else:
+            mounts.append(Mount(target=target, source=None, type="volume", read_only=read_only))
+    return binds, mounts
+
+
+def _device(device: Document) -> str:
+    host_path = str(device["hostPath"])
+    container_path = str(device.get("containerPath") or host_path)
+    permissions = device.get("permissions") or [p for p, _ in _DEVICE_PERMISSIONS]
+    mode = "".join(letter for p, letter in _DEVICE_PERMISSIONS if p in permissions)
+    return f"{host_path}:{container_path}:{mode}"
+
+
+def _oom_kill_logged(container_id: str) -> bool:
+    """Whether the kernel log records an OOM kill in the container's cgroup. Docker 20.10 (on
+    cgroup v1) drops a container's OOM event that arrives after its exit, leaving OOMKilled
+    false; the kernel's "oom-kill:... task_memcg=<cgroup>" record names the container."""
+    needle = container_id.encode()
+    try:
+        fd = os.open("/dev/kmsg", os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:  # not on this host, or not readable: the Engine's flag is all there is
+        return False
+    try:
+        while True:
+            try:
+                record = os.read(fd, 8192)
+            except BlockingIOError:
+                return False
+            except OSError as error:
+                if error.errno == errno.EPIPE:  # records overwritten while reading: go on
+                    continue
+                return False
+            if not record:
+                return False
+            if b"oom-kill:" in record and needle in record:
+                return True
+    finally:
+        os.close(fd)
+
+
+def _daemon_message(error: Exception) -> str:
+    explanation = getattr(error, "explanation", None)
+    return f"Error response from daemon: {explanation}" if explanation else str(error)
+
+
+# --------------------------------------------------------------------------------------------
+# Output: Docker log frames -> log events
+
+
+def _timestamp_ms(stamp: bytes) -> int | None:
+    try:
+        moment = datetime.fromisoformat(stamp.decode("ascii"))
+    except (UnicodeDecodeError, ValueError):
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return (moment - _EPOCH) // _MS
+
+
+Frame = tuple[int, bytes]  # (1 stdout | 2 stderr, '<RFC 3339 timestamp> <output>')
+
+
+def _frames(response: requests.Response) -> Iterator[Frame]:
+    """The frames of a multiplexed Engine log stream (8-byte header: stream, size)."""
+    raw = response.raw
+    while True:
+        header = raw.read(8)
+        if len(header) < 8:
+            return
+        stream, size = struct.unpack(">BxxxL", header)
+        if size:
+            data = raw.read(size)
+            if len(data) < size:
+                return
+            yield stream, data
+
+
+class _Lines:
+    """Cuts the output of one container into log events: one per line of stdout or stderr,
+    long lines split at CloudWatch's event size, empty lines dropped. The Engine cuts lines
+    over 16 KiB into partial frames, which may interleave with the other stream's, so each
+    stream is joined on its own. The cut depends only on the frames, so reading the output
+    again from the start and skipping `skip` events resumes exactly."""
+
+    def __init__(self, skip: int, now_ms: Callable[[], int]) -> None:
+        self.skip = skip
+        self.produced = 0  # events cut so far, skipped ones included
+        self._now_ms = now_ms
+        self._partial: dict[int, tuple[int, bytearray]] = {}  # stream -> (first at, bytes)
+
+    def feed(self, frame: Frame, out: list[tuple[int, str]]) -> None:
+        stream, body = frame
+        stamp, _, data = body.partition(b" ")
+        at = _timestamp_ms(stamp)
+        if at is None:  # not a timestamped frame: keep it whole
+            at, data = self._now_ms(), body
+        start = 0
+        while (end := data.find(b"\n", start)) >= 0:
+            partial = self._partial.pop(stream, None)
+            if partial is None:
+                self._emit(data[start:end], at, out)
+            else:
+                partial[1].extend(data[start:end])
+                self._emit(bytes(partial[1]), partial[0], out)
+            start = end + 1
+        if start < len(data):
+            first_at, buffer = self._partial.setdefault(stream, (at, bytearray()))
+            buffer.extend(data[start:])
+            if len(buffer) >= MAX_EVENT_BYTES:
+                cut = len(buffer) - len(buffer) % MAX_EVENT_BYTES
+                self._emit(bytes(buffer[:cut]), first_at, out)
+                del buffer[:cut]
+
+    def finish(self, out: list[tuple[int, str]]) -> None:
+        """The output ended: last lines need no newline."""
+        for stream in sorted(self._partial):
+            first_at, buffer = self._partial[stream]
+            self._emit(bytes(buffer), first_at, out)
+        self._partial.clear()
+
+    def _emit(self, line: bytes, at: int, out: list[tuple[int, str]]) -> None:
+        for i in range(0, len(line), MAX_EVENT_BYTES):
+            self.produced += 1
+            if self.skip > 0:
+                self.skip -= 1
+            else:
+                out.append((at, line[i : i + MAX_EVENT_BYTES].decode("utf-8", "replace")))
+
+
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(eq=False, slots=True)
+class _Attempt:
+    job_id: str
+    task_id: str
+    log_group: str
+    log_stream: str
+    skip: int = 0  # events already in the log store (re-attached after a restart)
+    container_id: str | None = None
+    running: bool = False  # its start has been reported
+    stop_grace: float | None = None  # a stop asked for before the container ran
+    escalation: asyncio.TimerHandle | None = None
+    pending: list[tuple[int, str]] = field(default_factory=list)  # under DockerRuntime._lock
+    stream: CancellableStream[Frame] | None = None
+    follower: threading.Thread | None = None
+    ended: bool = False
+    detached: bool = False  # the runtime closed: its follower stops without reporting
+
+    def is_detached(self) -> bool:
+        """For the follower thread, which must re-read it at every step (the loop sets it)."""
+        return self.detached
+
+
+@dataclass(slots=True)
+class _Seen:
+    """Frames read from one log stream: how many, and the last (timestamped, so unique)."""
+
+    count: int = 0
+    last: Frame | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Exit:
+    exit_code: int | None
+    reason: str | None
+    status_reason: str
+
+
+class DockerRuntime:
+    """Runs attempts as Docker containers through the Docker Engine API.
+
+    One container per attempt, named batchyard-<task id> and labelled with the owner (the
+    server's store), job id, task id and attempt number; the runtime handle is its id. Output is
+    followed through the Engine's log API on one thread per container and written to the log
+    store every poll_interval. The container is removed remove_after seconds after its exit is
+    reported. recover() finds containers by label: running ones are followed again, finished
+    ones reported, and containers of this owner that no attempt claims are removed.
+    """
+
+    name = "docker"
+
+    def __init__(
+        self,
+        logs: LogStore,
+        clock: Clock,
+        *,
+        owner: str,
+        network_mode: str = DEFAULT_NETWORK_MODE,
+        max_vcpus: float | None = None,
+        poll_interval: float = 0.1,
+        remove_after: float = 1.0,
+    ) -> None:
+        self._logs = logs
+        self._clock = clock
+        # Several servers may share one engine: each touches only containers of its own store.
+        self.owner = owner_label(owner)
+        self._network_mode = network_mode
+        self._max_vcpus = max_vcpus
+        self._poll_interval = poll_interval
+        self._remove_after = remove_after
+        self._limits: Resources | None = None
+        self._host_cpus = float(os.cpu_count() or 1)
+        self._host_gpus = 0
+        self._api_client: docker.APIClient | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._report: Report | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._lock = threading.Lock()
+        self._attempts: dict[str, _Attempt] = {}
+        self._tailer: asyncio.Task[None] | None = None
+        self._launches: set[asyncio.Task[None]] = set()
+        self._cleanups: set[asyncio.Task[None]] = set()
+        self._removals: dict[str, asyncio.TimerHandle] = {}  # container id -> its removal
+
+    # -- protocol -----------------------------------------------------------------------------
+
+    def host_limits(self) -> Resources:
+        if self._limits is None:
+            self._limits = self._read_limits()  # blocking; open() does it off the loop
+        return self._limits
+
+    async def open(self, report: Report) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._executor = ThreadPoolExecutor(_API_THREADS, thread_name_prefix="batchyard-docker")
+        if self._limits is None:
+            self._limits = await self._call(self._read_limits)
+        self._report = report
+        self._tailer = self._loop.create_task(self._tail_forever())
+
+    async def start(self, spec: AttemptSpec) -> None:
+        self._require_open()
+        if spec.task_id in self._attempts:
+            raise ValueError(f"attempt {spec.task_id} is already running")
+        try:
+            options = container_options(
+                spec,
+                owner=self.owner,
+                default_network_mode=self._network_mode,
+                host_cpus=self._host_cpus,
+                host_gpus=self._host_gpus,
+            )
+        except CannotRun as error:
+            self._emit(self._failed_to_start(spec.job_id, spec.task_id, error.reason))
+            return
+        attempt = _Attempt(spec.job_id, spec.task_id, spec.log_group, spec.log_stream_name)
+        self._attempts[spec.task_id] = attempt
+        # Returns at once: a pull may take long, and its outcome is reported as an event.
+        self._spawn(self._launch(attempt, options), self._launches)
+
+    async def stop(self, job_id: str, task_id: str, grace_seconds: float) -> None:
+        self._require_open()
+        attempt = self._attempts.get(task_id)
+        if attempt is None or attempt.ended:
+            return
+        if not attempt.running:
+            previous = attempt.stop_grace
+            attempt.stop_grace = grace_seconds if previous is None else min(previous, grace_seconds)
+            return
+        await self._stop(attempt, grace_seconds)
+
+    async def recover(self, attempts: Sequence[AttemptRef]) -> None:
+        self._require_open()
+        listed = await self._call(
+            self._api.containers, all=True, filters={"label": f"{LABEL_OWNER}={self.owner}"}
+        )
+        found: dict[str, dict[str, Any]] = {
+            str(c["Labels"].get(LABEL_TASK_ID)): c for c in listed if c.get("Labels")
+        }
+        for ref in attempts:
+            if ref.task_id in self._attempts:
+                continue
+            container = found.pop(ref.task_id, None)
+            if container is None or container["Labels"].get(LABEL_JOB_ID) != ref.job_id:
+                self._emit(self._host_lost(ref.job_id, ref.task_id, HOST_LOST_NOT_FOUND))
+                continue
+            attempt = _Attempt(
+                ref.job_id,
+                ref.task_id,
+                ref.log_group,
+                ref.log_stream_name,
+                skip=self._logs.count(ref.log_group, ref.log_stream_name),
+                container_id=str(container["Id"]),
+            )
+            self._attempts[ref.task_id] = attempt
+            if container.get("State") == "created":  # the server died between create and start
+                self._spawn(self._start_created(attempt), self._launches)
+                continue
+            attempt.running = True
+            if ref.runtime_handle is None:  # it started; the server died before recording it
+                self._emit(self._started_event(attempt))
+            self._follow(attempt)
+        for task_id, container in found.items():
+            if task_id not in self._attempts:  # its attempt is over, or never was
+                self._spawn(self._remove(str(container["Id"])), self._cleanups)
+
+    async def close(self) -> None:
+        if self._tailer is not None:
+            self._tailer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._tailer
+            self._tailer = None
+        for task in self._launches:
+            task.cancel()
+        await asyncio.gather(*self._launches, return_exceptions=True)
+        followers = []
+        for attempt in self._attempts.values():
+            with self._lock:
+                attempt.detached = True
+            self._flush(attempt)  # recovery skips exactly what is stored
+            if attempt.escalation is not None:
+                attempt.escalation.cancel()
+                attempt.escalation = None
+            if attempt.stream is not None:
+                with contextlib.suppress(Exception):
+                    attempt.stream.close()
+            if attempt.follower is not None:
+                followers.append(attempt.follower)
+        self._attempts.clear()
+        for container_id, removal in list(self._removals.items()):  # due soon anyway: now
+            removal.cancel()
+            self._remove_now(container_id)
+        await asyncio.gather(*self._cleanups, return_exceptions=True)
+        self._report = None
+        if followers:
+            await asyncio.to_thread(_join, followers, _FOLLOWERS_JOIN_S)
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None
+        if self._api_client is not None:
+            self._api_client.close()
+            self._api_client = None
+        self._loop = None
+
+    # -- starting -----------------------------------------------------------------------------
+
+    async def _launch(self, attempt: _Attempt, options: ContainerOptions) -> None:
+        try:
+            attempt.container_id = await self._call(self._create_and_start, attempt, options)
+        except CannotRun as error:
+            self._give_up(attempt, error.reason)
+            return
+        except (DockerException, requests.RequestException, OSError) as error:
+            self._give_up(attempt, f"{CANNOT_START}: {_daemon_message(error)}")
+            return
+        await self._now_running(attempt)
+
+    async def _start_created(self, attempt: _Attempt) -> None:
+        assert attempt.container_id is not None
+        try:
+            await self._call(self._api.start, attempt.container_id)
+        except (DockerException, requests.RequestException, OSError) as error:
+            self._give_up(attempt, f"{CANNOT_START}: {_daemon_message(error)}")
+            self._spawn(self._remove(attempt.container_id), self._cleanups)
+            return
+        await self._now_running(attempt)
+
+    def _give_up(self, attempt: _Attempt, reason: str) -> None:
+        if self._attempts.get(attempt.task_id) is attempt:
+            del self._attempts[attempt.task_id]
+        self._emit(self._failed_to_start(attempt.job_id, attempt.task_id, reason))
+
+    async def _now_running(self, attempt: _Attempt) -> None:
+        attempt.running = True
+        try:
+            self._logs.create_stream(attempt.log_group, attempt.log_stream, self._clock.now_ms())
+        except Exception:
+            log.exception("Creating log stream %s failed", attempt.log_stream)
+        self._emit(self._started_event(attempt))
+        self._follow(attempt)
+        if attempt.stop_grace is not None:
+            await self._stop(attempt, attempt.stop_grace)
+
+    def _create_and_start(self, attempt: _Attempt, options: ContainerOptions) -> str:
+        """On a worker thread: the image (pulled unless present), then the container."""
+        api = self._api
+        self._ensure_image(options.image)
+        if attempt.stop_grace is not None:
+            raise CannotRun(STOPPED_BEFORE_START)
+        try:
+            host_config = api.create_host_config(**options.host)
+            created = api.create_container(options.image, host_config=host_config, **options.create)
+        except (DockerException, TypeError, ValueError) as error:
+            raise CannotRun(f"{CANNOT_CREATE}: {_daemon_message(error)}") from error
+        container_id = str(created["Id"])
+        try:
+            api.start(container_id)
+        except APIError as error:
+            with contextlib.suppress(DockerException, requests.RequestException):
+                api.remove_container(container_id, v=True, force=True)
+            raise CannotRun(f"{CANNOT_START}: {_daemon_message(error)}") from error
+        return container_id
+
+    def _ensure_image(self, image: str) -> None:
+        """Use the local image if present, pull it otherwise (ECS's default pull behaviour for
+        an agent configured with ECS_IMAGE_PULL_BEHAVIOR=prefer-cached)."""
+        api = self._api
+        try:
+            api.inspect_image(image)  # type: ignore[no-untyped-call]
+            return
+        except ImageNotFound:
+            pass
+        except APIError as error:
+            raise CannotRun(f"{CANNOT_PULL}: {_daemon_message(error)}") from error
+        repository, tag = parse_repository_tag(image)
+        try:
+            for message in api.pull(repository, tag=tag or "latest", stream=True, decode=True):
+                if isinstance(message, dict) and message.get("error"):
+                    raise CannotRun(f"{CANNOT_PULL}: {message['error']}")
+        except APIError as error:
+            raise CannotRun(f"{CANNOT_PULL}: {_daemon_message(error)}") from error
+
+    # -- stopping -----------------------------------------------------------------------------
+
+    async def _stop(self, attempt: _Attempt, grace_seconds: float) -> None:
+        if attempt.ended:
+            return
+        if grace_seconds <= 0:
+            await self._signal(attempt, "SIGKILL")
+            return
+        if attempt.escalation is not None:
+            return  # already stopping: the first grace period stands
+        loop = self._require_open()
+        attempt.escalation = loop.call_later(grace_seconds, self._escalate, attempt)
+        await self._signal(attempt, "SIGTERM")
+
+    def _escalate(self, attempt: _Attempt) -> None:
+        attempt.escalation = None
+        if not attempt.ended and not attempt.detached:
+            self._spawn(self._signal(attempt, "SIGKILL"), self._cleanups)
+
+    async def _signal(self, attempt: _Attempt, signal: str) -> None:
+        if attempt.container_id is None:
+            return
+        try:
+            await self._call(self._api.kill, attempt.container_id, signal)
+        except NotFound:
+            pass
+        except APIError as error:  # 409: it is not running any more; its exit is on its way
+            log.debug("Signalling container %s: %s", attempt.container_id, error)
+
+    # -- following ----------------------------------------------------------------------------
+
+    def _follow(self, attempt: _Attempt) -> None:
+        loop = self._require_open()
+        thread = threading.Thread(
+            target=self._follow_blocking,
+            args=(attempt, loop),
+            name=f"batchyard-docker-logs-{attempt.task_id[:8]}",
+            daemon=True,
+        )
+        attempt.follower = thread
+        thread.start()
+
+    def _follow_blocking(self, attempt: _Attempt, loop: asyncio.AbstractEventLoop) -> None:
+        """On its own thread: move the container's output to `pending` until it exits, then
+        hand its exit to the loop. Re-reads from the start (skipping what was cut) whenever
+        the Engine's stream breaks off while the container still runs."""
+        container_id = attempt.container_id
+        assert container_id is not None
+        lines = _Lines(attempt.skip, self._clock.now_ms)
+        backoff = 0.2
+        while True:
+            if attempt.is_detached():
+                return
+            try:
+                seen = self._read_frames(attempt, lines, follow=True)
+                if attempt.is_detached():
+                    return
+                ending = self._exit_once_stopped(container_id)
+                if ending is not None:
+                    try:
+                        self._catch_up(attempt, lines, seen)
+                    except (DockerException, requests.RequestException, OSError) as error:
+                        log.warning(
+                            "Reading the end of %s's output failed: %s", container_id, error
+                        )
+                    break
+            except NotFound:
+                ending = _Exit(None, HOST_LOST_REMOVED, HOST_LOST)
+                break
+            except (DockerException, requests.RequestException, OSError) as error:
+                if attempt.is_detached():
+                    return
+                log.warning("Following container %s failed (%s); retrying", container_id, error)
+                time.sleep(backoff)
+                backoff = min(backoff * 2, 10.0)
+            lines = _Lines(lines.produced, self._clock.now_ms)
+        cut: list[tuple[int, str]] = []
+        lines.finish(cut)
+        self._add_pending(attempt, cut)
+        with contextlib.suppress(RuntimeError):  # the loop is closed: recovery reports it
+            loop.call_soon_threadsafe(self._ended, attempt, ending)
+
+    def _read_frames(
+        self, attempt: _Attempt, lines: _Lines, *, follow: bool, after: int = 0
+    ) -> _Seen:
+        """Feed the container's log frames (all of them, less the first `after`) to `lines`."""
+        assert attempt.container_id is not None
+        stream = self._open_log(attempt.container_id, follow=follow)
+        attempt.stream = stream
+        seen = _Seen()
+        try:
+            for frame in stream:
+                if attempt.is_detached():
+                    break
+                seen.count += 1
+                seen.last = frame
+                if seen.count > after:
+                    cut: list[tuple[int, str]] = []
+                    lines.feed(frame, cut)
+                    self._add_pending(attempt, cut)
+        finally:
+            stream.close()
+            attempt.stream = None
+        return seen
+
+    def _catch_up(self, attempt: _Attempt, lines: _Lines, seen: _Seen) -> None:
+        """Feed the frames a followed stream missed: the Engine (20.10) may end a follow before
+        the last frame of an exited container. Aligns on the last frame seen within the log's
+        tail; reads the whole log again only if it is not there."""
+        assert attempt.container_id is not None
+        stream = self._open_log(attempt.container_id, follow=False, tail=_CATCH_UP_TAIL)
+        with contextlib.closing(stream):
+            tail = list(stream)
+        missed: list[Frame] | None = None
+        if seen.last is None:
+            missed = tail if len(tail) < _CATCH_UP_TAIL else None
+        else:
+            for i in range(len(tail) - 1, -1, -1):
+                if tail[i] == seen.last:
+                    missed = tail[i + 1 :]
+                    break
+        if missed is None:
+            self._read_frames(attempt, lines, follow=False, after=seen.count)
+            return
+        cut: list[tuple[int, str]] = []
+        for frame in missed:
+            lines.feed(frame, cut)
+        self._add_pending(attempt, cut)
+
+    def _open_log(
+        self, container_id: str, *, follow: bool, tail: int | None = None
+    ) -> CancellableStream[Frame]:
+        """The container's output as (stream, frame) pairs: the SDK's logs() drops which
+        stream a frame came from, and lines must be joined per stream."""
+        api = self._api
+        response = api.get(
+            f"{api.base_url}/v{api.api_version}/containers/{quote(container_id, safe='')}/logs",
+            params={
+                "stdout": 1,
+                "stderr": 1,
+                "timestamps": 1,
+                "follow": int(follow),
+                "tail": "all" if tail is None else tail,
+            },
+            stream=True,
+            timeout=None,  # a followed stream lasts as long as the container
+        )
+        try:
+            response.raise_for_status()
+        except requests.HTTPError as error:
+            response.close()
+            create_api_error_from_http_exception(error)
+        return CancellableStream(_frames(response), response)
+
+    def _exit_once_stopped(self, container_id: str) -> _Exit | None:
+        """The container's exit, or None if it still runs (its log stream merely ended)."""
+        deadline = time.monotonic() + _EXIT_SETTLE_S
+        delay = 0.01
+        while True:
+            state = self._api.inspect_container(container_id)["State"]
+            if not state.get("Running") and state.get("Status") != "created":
+                code = state.get("ExitCode")
+                exit_code = None if code is None else int(code)
+                oom = bool(state.get("OOMKilled")) or (
+                    exit_code == 137 and _oom_kill_logged(container_id)
+                )
+                return _Exit(exit_code, OUT_OF_MEMORY if oom else None, ESSENTIAL_CONTAINER_EXITED)
+            if time.monotonic() > deadline:
+                return None
+            time.sleep(delay)
+            delay = min(delay * 2, 0.2)
+
+    def _add_pending(self, attempt: _Attempt, cut: list[tuple[int, str]]) -> None:
+        if cut:
+            with self._lock:
+                if not attempt.detached:
+                    attempt.pending.extend(cut)
+
+    def _flush(self, attempt: _Attempt) -> None:
+        with self._lock:
+            events, attempt.pending = attempt.pending, []
+        if not events:
+            return
+        try:
+            self._logs.append(attempt.log_group, attempt.log_stream, events, self._clock.now_ms())
+        except Exception:  # losing output must not lose the attempt's exit
+            log.exception("Appending output of attempt %s failed", attempt.task_id)
+
+    async def _tail_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._poll_interval)
+            for attempt in list(self._attempts.values()):
+                self._flush(attempt)
+
+    # -- ending -------------------------------------------------------------------------------
+
+    def _ended(self, attempt: _Attempt, ending: _Exit) -> None:
+        """On the loop: the container has exited and all its output is pending."""
+        if attempt.ended or attempt.detached:
+            return
+        attempt.ended = True
+        if attempt.escalation is not None:
+            attempt.escalation.cancel()
+            attempt.escalation = None
+        self._flush(attempt)
+        if self._attempts.get(attempt.task_id) is attempt:
+            del self._attempts[attempt.task_id]
+        self._emit(
+            AttemptExited(
+                attempt.job_id,
+                attempt.task_id,
+                self._clock.now_ms(),
+                ending.exit_code,
+                ending.reason,
+                ending.status_reason,
+            )
+        )
+        if attempt.container_id is not None:
+            # The report is recorded in the store by the dispatcher's next round: should the
+            # server die before that, recovery reads the exit from the container, so it stays
+            # a moment longer.
+            loop = self._require_open()
+            self._removals[attempt.container_id] = loop.call_later(
+                self._remove_after, self._remove_now, attempt.container_id
+            )
+
+    def _remove_now(self, container_id: str) -> None:
+        self._removals.pop(container_id, None)
+        self._spawn(self._remove(container_id), self._cleanups)
+
+    async def _remove(self, container_id: str) -> None:
+        try:
+            await self._call(self._api.remove_container, container_id, v=True, force=True)
+        except NotFound:
+            pass
+        except (DockerException, requests.RequestException, OSError) as error:
+            log.warning("Removing container %s failed: %s", container_id, error)
+
+    # -- reporting ----------------------------------------------------------------------------
+
+    def _started_event(self, attempt: _Attempt) -> AttemptStarted:
+        handle = json.dumps({"containerId": attempt.container_id}, separators=(",", ":"))
+        return AttemptStarted(attempt.job_id, attempt.task_id, self._clock.now_ms(), handle)
+
+    def _failed_to_start(self, job_id: str, task_id: str, reason: str) -> AttemptExited:
+        return AttemptExited(
+            job_id,
+            task_id,
+            self._clock.now_ms(),
+            None,
+            reason[:MAX_REASON],
+            TASK_FAILED_TO_START,
+        )
+
+    def _host_lost(self, job_id: str, task_id: str, reason: str) -> AttemptExited:
+        return AttemptExited(job_id, task_id, self._clock.now_ms(), None, reason, HOST_LOST)
+
+    def _emit(self, event: RuntimeEvent) -> None:
+        if self._report is None:
+            return
+        try:
+            self._report(event)
+        except Exception:
+            log.exception("Reporting %s failed", event)
+
+    # -- plumbing -----------------------------------------------------------------------------
+
+    @property
+    def _api(self) -> docker.APIClient:
+        if self._api_client is None:
+            client = docker.from_env(timeout=_API_TIMEOUT_S, max_pool_size=_API_THREADS * 4)
+            self._api_client = client.api
+        return self._api_client
+
+    def _read_limits(self) -> Resources:
+        info: Mapping[str, Any] = self._api.info()
+        gpus = 0
+        if "nvidia" in (info.get("Runtimes") or {}):
+            with contextlib.suppress(OSError):
+                gpus = sum(1 for name in os.listdir("/dev") if _NVIDIA_DEVICE.match(name))
+        self._host_gpus = gpus
+        cpus = self._host_cpus = float(info.get("NCPU") or os.cpu_count() or 1)
+        vcpus = self._max_vcpus if self._max_vcpus is not None else cpus
+        return Resources(vcpus=vcpus, memory_mib=int(info["MemTotal"]) // (1 << 20), gpus=gpus)
+
+    async def _call(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self._executor, functools.partial(function, *args, **kwargs)
+        )
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, None], tasks: set[asyncio.Task[None]]) -> None:
+        task = self._require_open().create_task(coroutine)
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+        task.add_done_callback(_log_failure)
+
+    def _require_open(self) -> asyncio.AbstractEventLoop:
+        if self._loop is None or self._report is None:
+            raise RuntimeError("DockerRuntime.open() has not been called (or it was closed)")
+        return self._loop
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("Docker runtime task failed", exc_info=task.exception())
+
+
+def _join(threads: Sequence[threading.Thread], timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
