@@ -1,6 +1,6 @@
 """The `batchyard` command: `batchyard server` runs the service.
 
-User commands (submit, jobs, logs, ...) are built on batchyard.client in later work.
+User commands (submit, jobs, logs, wait, ...) live in batchyard.commands, on batchyard.client.
 """
 
 from __future__ import annotations
@@ -10,6 +10,8 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+
+from batchyard import commands as user_commands
 
 
 def _env(name: str, default: str | None = None) -> str | None:
@@ -51,11 +53,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds between SIGTERM and SIGKILL when a job is terminated or times out",
     )
     server.add_argument("--log-level", default=_env("LOG_LEVEL", "info"))
+    server.add_argument(
+        "--job-retention-days",
+        type=float,
+        default=float(_env("JOB_RETENTION_DAYS", "7") or 7),
+        help="delete finished jobs, and the log streams of their attempts, this many days "
+        "after they stop (AWS keeps job records at least 7 days; 0 keeps them forever)",
+    )
+    user_commands.register(commands)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if getattr(args, "user_command", None) is not None:
+        return user_commands.run(args)
     if args.command == "server":
         from batchyard.server import Settings, serve
         from batchyard.store.base import StoreError
@@ -70,6 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             default_runtime=args.default_runtime,
             stop_timeout_seconds=args.stop_timeout,
             log_level=args.log_level,
+            job_retention_days=args.job_retention_days,
         )
         try:
             serve(settings)

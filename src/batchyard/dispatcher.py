@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Coroutine, Mapping
+from collections.abc import Coroutine, Iterable, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -32,14 +32,24 @@ from batchyard.runtimes.base import (
     Runtime,
     RuntimeEvent,
 )
-from batchyard.scheduling.planner import plan
-from batchyard.scheduling.snapshot import Plan
-from batchyard.store.base import JobQuery, SnapshotLimits, Store
+from batchyard.scheduling.planner import plan, used_every_runnable_head
+from batchyard.scheduling.snapshot import Plan, Snapshot
+from batchyard.store.base import JobMutation, JobQuery, SnapshotLimits, Store
 
 log = logging.getLogger("batchyard.dispatcher")
 
 JOB_QUEUE_DELETED = "JobQueue deleted"
-DEFAULT_LIMITS = SnapshotLimits()
+NETWORK_MODE_TAG = "batchyard:network-mode"  # a compute environment's container network
+# A round runs on the event loop the API shares: evaluating a few hundred jobs at a time keeps
+# each round (and so the wait of a request that arrives during one) in tens of milliseconds,
+# while a new 10,000-child array still takes only a handful of rounds.
+DEFAULT_LIMITS = SnapshotLimits(to_evaluate=1024)
+# RUNNABLE heads read per queue in a round, at least. A round places at most what its free
+# capacity allows, usually a few jobs, so reading up to limits.runnable_per_queue heads every
+# round would mostly read jobs that stay put; the read grows when a round used them all.
+_RUNNABLE_READ = 16
+# How long the next round may wait for runtime reports after a round that changed jobs.
+_GATHER_SECONDS = 0.001
 _UNFINISHED = (
     JobStatus.SUBMITTED,
     JobStatus.PENDING,
@@ -66,11 +76,15 @@ class Dispatcher:
         self.log_group = log_group
         self.stop_grace_seconds = stop_grace_seconds
         self.limits = limits
+        self._runnable_read = min(_RUNNABLE_READ, limits.runnable_per_queue)
+        self._more_to_evaluate = False
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._array_sizes: dict[str, int] = {}
         self._runtime_of_job: dict[str, str] = {}
+        # What runtimes reported since the last round: recorded in one write at its start.
+        self._reported: list[RuntimeEvent] = []
 
     # -- wiring ----------------------------------------------------------------------------
 
@@ -105,19 +119,30 @@ class Dispatcher:
                 await task
         for runtime in self.runtimes.values():
             await runtime.close()
+        try:
+            self._record_reported()  # facts already heard of are kept, not heard again
+        except Exception:
+            log.exception("recording the last runtime events failed")
 
     async def run(self) -> None:
         """Rounds forever: a round whenever something changed or a deadline is due."""
         while True:
-            self._wake.clear()
             try:
                 result = await self.step()
             except Exception:
                 log.exception("dispatch round failed; retrying")
                 await asyncio.sleep(0.5)
                 continue
-            if not result.is_empty:
-                continue  # decisions beget decisions (dependents, parents): go again at once
+            if result.updates or self._more_to_evaluate:
+                # Decisions beget decisions (dependents, array parents), and flagged jobs may
+                # remain: go again soon. First let the attempts just placed start and the API
+                # in, then give the runtimes a moment to report, so that their reports join
+                # that round instead of each making one. A plan that only marked jobs
+                # evaluated changed nothing another round could act on.
+                await asyncio.sleep(0)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), _GATHER_SECONDS)
+                continue
             timeout = None
             if result.next_wakeup is not None:
                 timeout = max(0.0, (result.next_wakeup - self.clock.now_ms()) / 1000)
@@ -127,23 +152,35 @@ class Dispatcher:
     # -- one round -------------------------------------------------------------------------
 
     async def step(self) -> Plan:
-        # 1. Resources whose status is in flux settle first (CREATING/UPDATING/DELETING).
-        self._settle_resources()
-        # 2. Read a bounded snapshot and add what the runtimes' hosts can give.
-        snapshot = self.store.snapshot(self.limits)
-        limits = {}
-        for name, ce in snapshot.compute_environments.items():
-            runtime = self.runtimes.get(ce.runtime)
-            if runtime is not None:
-                limits[name] = runtime.host_limits()
-        snapshot = replace(snapshot, host_limits=limits)
-        # 3. Decide.
+        # 1. Record what the runtimes reported since the last round, in one write.
+        self._record_reported()
+        # 2. Read a bounded snapshot. Resources whose status is in flux (CREATING, UPDATING,
+        #    DELETING) settle first, then the snapshot is read again.
+        read = self._runnable_read
+        snapshot = self._snapshot(read)
+        if self._settle_resources(snapshot.compute_environments.values(), snapshot.job_queues):
+            snapshot = self._snapshot(read)
+        # Every write so far (the reports just recorded, settled resources) is in this
+        # snapshot: the wake-ups they caused are answered by this round.
+        self._wake.clear()
+        self._more_to_evaluate = len(snapshot.to_evaluate) >= self.limits.to_evaluate
+        # 3. Decide. A plan that used every RUNNABLE head read of a queue might have placed
+        #    more: decide again on a snapshot with as many heads as the limits allow.
         now = self.clock.now_ms()
         decided = plan(snapshot, now)
+        full = self.limits.runnable_per_queue
+        if read < full and used_every_runnable_head(snapshot, decided, read):
+            self._runnable_read = min(full, read * 4)
+            snapshot = self._snapshot(full)
+            decided = plan(snapshot, now)
+        elif read > _RUNNABLE_READ and len(decided.starts) * 2 < read:
+            self._runnable_read = max(_RUNNABLE_READ, read // 2)
         if decided.is_empty:
             return decided
-        # 4. Apply; only what committed is carried out.
+        # 4. Apply; only what committed is carried out. The store's wake-up for this write
+        #    is not needed: the loop goes again after a round that changed jobs.
         applied = self.store.commit(decided)
+        self._wake.clear()
         updated = {job.job_id: job for job in decided.updates if job.job_id in applied}
         # 5. Start placed attempts and stop what must stop.
         for job_id in decided.starts:
@@ -154,6 +191,16 @@ class Dispatcher:
             if job_id in updated:
                 self._spawn(self._stop(updated[job_id]))
         return decided
+
+    def _snapshot(self, runnable_per_queue: int) -> Snapshot:
+        """A snapshot with that many RUNNABLE heads per queue, and the runtimes' host limits."""
+        snapshot = self.store.snapshot(replace(self.limits, runnable_per_queue=runnable_per_queue))
+        limits = {}
+        for name, ce in snapshot.compute_environments.items():
+            runtime = self.runtimes.get(ce.runtime)
+            if runtime is not None:
+                limits[name] = runtime.host_limits()
+        return replace(snapshot, host_limits=limits)
 
     def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(coroutine)
@@ -238,6 +285,7 @@ class Dispatcher:
             log_group=self.log_group,
             log_stream_name=attempt.log_stream_name
             or lifecycle.log_stream_name(job.job_definition_name, attempt.task_id),
+            network_mode=ce.tags.get(NETWORK_MODE_TAG),
         )
 
     def _array_size(self, parent_id: str) -> int:
@@ -251,28 +299,25 @@ class Dispatcher:
     # -- facts from runtimes ---------------------------------------------------------------
 
     def record(self, event: RuntimeEvent) -> None:
-        """Record what a runtime reported. Called by runtimes on the dispatcher's loop."""
-        if isinstance(event, AttemptStarted):
-            self.store.mutate_job(
-                event.job_id,
-                lambda job: lifecycle.attempt_started(
-                    job, event.task_id, event.started_at, event.runtime_handle
-                ),
-            )
-        else:
-            self.store.mutate_job(
-                event.job_id,
-                lambda job: lifecycle.attempt_exited(
-                    job,
-                    event.task_id,
-                    event.stopped_at,
-                    event.exit_code,
-                    event.reason,
-                    event.status_reason,
-                ),
-            )
+        """Take note of what a runtime reported; the next round records it in the store.
+
+        Called by runtimes on the dispatcher's loop. Reports that arrive together (a burst of
+        exits) are recorded in one store write instead of one each.
+        """
+        self._reported.append(event)
+        if isinstance(event, AttemptExited):
             self._runtime_of_job.pop(event.job_id, None)
         self.wake()
+
+    def _record_reported(self) -> None:
+        if not self._reported:
+            return
+        reported, self._reported = self._reported, []
+        try:
+            self.store.mutate_jobs([(event.job_id, _fact(event)) for event in reported])
+        except BaseException:
+            self._reported[:0] = reported  # not recorded: try again next round
+            raise
 
     async def _recover(self) -> None:
         """Attempts the store says are placed or running: re-attach, or let them fail."""
@@ -317,10 +362,15 @@ class Dispatcher:
 
     # -- resources -------------------------------------------------------------------------
 
-    def _settle_resources(self) -> None:
+    def _settle_resources(
+        self, compute_environments: Iterable[ComputeEnvironment], job_queues: Iterable[JobQueue]
+    ) -> bool:
+        """Move resources in flux to where they settle; True if any was in flux."""
         now = self.clock.now_ms()
-        for ce in self.store.list_compute_environments():
+        in_flux = False
+        for ce in compute_environments:
             if ce.status in (ResourceStatus.CREATING, ResourceStatus.UPDATING):
+                in_flux = True
                 if ce.runtime in self.runtimes:
                     settled = replace(
                         ce,
@@ -338,9 +388,11 @@ class Dispatcher:
                     )
                 self.store.put_compute_environment(settled, create=False)
             elif ce.status is ResourceStatus.DELETING:
+                in_flux = True
                 self.store.delete_compute_environment(ce.name)
-        for queue in self.store.list_job_queues():
+        for queue in job_queues:
             if queue.status in (ResourceStatus.CREATING, ResourceStatus.UPDATING):
+                in_flux = True
                 self.store.put_job_queue(
                     replace(
                         queue,
@@ -350,8 +402,11 @@ class Dispatcher:
                     ),
                     create=False,
                 )
-            elif queue.status is ResourceStatus.DELETING and self._drain_deleted_queue(queue):
-                self.store.delete_job_queue(queue.name)
+            elif queue.status is ResourceStatus.DELETING:
+                in_flux = True
+                if self._drain_deleted_queue(queue):
+                    self.store.delete_job_queue(queue.name)
+        return in_flux
 
     def _drain_deleted_queue(self, queue: JobQueue) -> bool:
         """Ask every unfinished job of a deleted queue to end; True once none is left."""
@@ -369,3 +424,19 @@ class Dispatcher:
                         job.job_id, lambda j: lifecycle.request_terminate(j, JOB_QUEUE_DELETED)
                     )
         return not left
+
+
+def _fact(event: RuntimeEvent) -> JobMutation:
+    """The store mutation that records one runtime report on its job."""
+    if isinstance(event, AttemptStarted):
+        return lambda job: lifecycle.attempt_started(
+            job, event.task_id, event.started_at, event.runtime_handle
+        )
+    return lambda job: lifecycle.attempt_exited(
+        job,
+        event.task_id,
+        event.stopped_at,
+        event.exit_code,
+        event.reason,
+        event.status_reason,
+    )

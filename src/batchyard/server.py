@@ -24,8 +24,10 @@ from batchyard.dispatcher import Dispatcher
 from batchyard.domain.model import Identity
 from batchyard.logs import FileLogStore
 from batchyard.runtimes.base import Runtime
+from batchyard.runtimes.docker import DockerRuntime, engine_unreachable
 from batchyard.runtimes.process import ProcessRuntime
 from batchyard.service.context import ServiceContext
+from batchyard.service.logs import RETENTION_SWEEP_SECONDS, delete_expired_jobs
 from batchyard.service.resources import ensure_defaults
 from batchyard.store.base import Store
 from batchyard.store.sql import SqlStore
@@ -49,6 +51,7 @@ class Settings:
     default_runtime: str = "process"
     stop_timeout_seconds: float = 30.0
     log_level: str = "info"
+    job_retention_days: float = 7.0  # finished jobs and their log streams; <= 0 keeps them
 
     @property
     def store_url(self) -> str:
@@ -73,11 +76,18 @@ class Service:
         self.runtimes: dict[str, Runtime] = {
             "process": ProcessRuntime(settings.data_dir / "attempts", self.logs, self.clock),
         }
+        # Without a reachable engine, docker compute environments turn INVALID.
+        docker_unreachable = engine_unreachable()
+        if docker_unreachable is None:
+            self.runtimes["docker"] = DockerRuntime(self.logs, self.clock, owner=settings.store_url)
+        else:
+            log.info("docker runtime off: Docker engine not reachable (%s)", docker_unreachable)
         self.context = ServiceContext(
             store=self.store,
             clock=self.clock,
             identity=Identity(settings.account_id, settings.region),
             default_runtime=settings.default_runtime,
+            logs=self.logs,
         )
         self.dispatcher = Dispatcher(
             self.store,
@@ -94,18 +104,42 @@ class Service:
         ensure_defaults(self.context, vcpus=os.cpu_count() or 1)
         await self.dispatcher.open()
         loop_task = asyncio.create_task(self.dispatcher.run(), name="dispatcher")
+        retention_task = asyncio.create_task(self.expire_jobs(), name="job-retention")
         self.ready = True
         log.info("Batchyard ready on http://%s:%s", self.settings.host, self.settings.port)
         try:
             yield
         finally:
             self.ready = False
+            retention_task.cancel()
             loop_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await retention_task
             with contextlib.suppress(asyncio.CancelledError):
                 await loop_task
             await self.dispatcher.close()
             self.logs.flush()
             self.store.close()
+
+    async def expire_jobs(self) -> None:
+        """Delete expired job records and their log streams: at start, then every hour."""
+        days = self.settings.job_retention_days
+        while days > 0:
+            sweep = asyncio.ensure_future(
+                asyncio.to_thread(delete_expired_jobs, self.context, days)
+            )
+            try:
+                removed = await asyncio.shield(sweep)
+            except asyncio.CancelledError:
+                with contextlib.suppress(Exception):
+                    await sweep  # shutting down: let the sweep finish before the store closes
+                raise
+            except Exception:
+                log.exception("Deleting expired jobs failed; trying again in an hour")
+            else:
+                if removed:
+                    log.info("Deleted %d jobs finished over %g days ago", len(removed), days)
+            await asyncio.sleep(RETENTION_SWEEP_SECONDS)
 
 
 class _Server(uvicorn.Server):

@@ -470,6 +470,62 @@ def test_mutate_array_children(store: AnyStore) -> None:
     assert store.mutate_array_children("other", lambda child: None) == 0
 
 
+def test_mutate_jobs_applies_each_mutation_in_one_write(store: AnyStore) -> None:
+    store.insert_jobs([*array("p", 3), job("a"), job("b"), job("waiter", wait_for=("a",))])
+    evaluate_all(store)
+    seen: list[int] = []
+    store.on_change(lambda: seen.append(store.change_counter()))
+    before = store.change_counter()
+
+    def add_attempt(current: Job) -> Job:
+        return replace(current, attempts=(*current.attempts, Attempt("t1", "ce1", placed_at=1)))
+
+    changed = store.mutate_jobs(
+        [
+            ("p:0", set_status(S.RUNNING)),
+            ("a", add_attempt),
+            ("missing", set_status(S.FAILED)),  # unknown: skipped
+            ("b", lambda current: None),  # no change: not stored, not flagged
+            ("p:1", set_status(S.RUNNING)),
+            ("a", set_status(S.FAILED, stopped_at=7)),  # applies to the result of add_attempt
+        ]
+    )
+    assert changed == 3
+    assert len(seen) == 1  # one write, one notification
+    assert store.change_counter() > before
+    a = store.get_job("a")
+    assert a is not None
+    assert (a.status, a.stopped_at, a.version) == (S.FAILED, 7, 2)  # one new version
+    assert [attempt.task_id for attempt in a.attempts] == ["t1"]
+    b = store.get_job("b")
+    assert b is not None
+    assert b.version == 1
+    parent = store.get_job("p")
+    assert parent is not None
+    assert parent.array_status_summary == summary(SUBMITTED=1, RUNNING=2)
+    assert parent.version == 2  # one bump for the whole batch
+    assert flagged_ids(store) == ["p", "p:0", "p:1", "a", "waiter"]  # waiter: a ended
+    assert store.mutate_jobs([]) == 0
+    assert store.mutate_jobs([("b", lambda current: None), ("gone", set_status(S.FAILED))]) == 0
+    assert len(seen) == 1
+
+
+def test_mutate_jobs_is_all_or_nothing(store: AnyStore) -> None:
+    store.insert_jobs([job("a"), job("b")])
+    with pytest.raises(ValueError, match="job_id"):
+        store.mutate_jobs(
+            [
+                ("a", set_status(S.PENDING)),
+                ("b", lambda current: replace(current, job_id="renamed")),
+            ]
+        )
+    assert [(j.status, j.version) for j in store.get_jobs(["a", "b"])] == [
+        (S.SUBMITTED, 1),
+        (S.SUBMITTED, 1),
+    ]
+    assert store.get_job("renamed") is None
+
+
 # -- commit ----------------------------------------------------------------------------------
 
 

@@ -105,9 +105,11 @@ def pid_alive(pid: int) -> bool:
     return stat.exists() and stat.read_text().split()[2] != "Z"
 
 
-@pytest.fixture
-def queue(batch: Any) -> str:
-    return make_environment(batch, max_vcpus=4)[0]
+@pytest.fixture(scope="module")
+def queue(server: ServerProcess) -> str:
+    """One queue on one compute environment for the tests that need no special capacity
+    (a shared server holds at most 50 compute environments, as AWS does)."""
+    return make_environment(server.client(), max_vcpus=4)[0]
 
 
 # -- outcomes ----------------------------------------------------------------------------

@@ -18,6 +18,7 @@ import signal
 import stat
 import sys
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -192,6 +193,9 @@ def _launcher_main() -> None:
                 *lines, pending = (pending + data).split(b"\n")
                 for line in lines:
                     run(json.loads(line))
+                    # Attempts started by earlier requests may have ended meanwhile: report
+                    # their exits now (reap flushes), not after the whole batch of requests.
+                    reap()
             elif key.fd == wake_r:
                 try:
                     while os.read(wake_r, 4096):
@@ -242,6 +246,7 @@ class _Launcher:
         os.set_blocking(self._request_w, False)
         os.set_blocking(self._reply_r, False)
         self._unsent = bytearray()
+        self._flush_due = False
         self._received = b""
         self.alive = True
         loop.add_reader(self._reply_r, self._read)
@@ -254,7 +259,16 @@ class _Launcher:
         if not self.alive:
             raise RuntimeError(LAUNCHER_EXITED)
         self._unsent.extend(json.dumps(message).encode() + b"\n")
-        self._flush()
+        # Written once the loop has run what is ready: the starts of one dispatch round go
+        # to the launcher in one write, which wakes it once.
+        if not self._flush_due:
+            self._flush_due = True
+            self._loop.call_soon(self._flush_soon)
+
+    def _flush_soon(self) -> None:
+        self._flush_due = False
+        if self.alive:
+            self._flush()
 
     def _flush(self) -> None:
         try:
@@ -401,6 +415,7 @@ class _AttemptFiles:
 
     _LOW = 8  # keep at least this many ready
     _HIGH = 64  # recycle up to this many
+    _GATHER_SECONDS = 0.02
 
     def __init__(self, work_dir: str) -> None:
         self._spare = os.path.join(work_dir, ".spare")
@@ -410,6 +425,8 @@ class _AttemptFiles:
         self._lock = threading.Lock()
         self._ready: list[str] = []
         self._creating = 0
+        self._returned: list[str] = []  # given back, to recycle
+        self._recycling = False
         self._mode: int | None = None  # of a fresh directory, under the current umask
         self._executor = ThreadPoolExecutor(2, thread_name_prefix="batchyard-attempt-files")
         self._executor.submit(self._remove_stale)
@@ -433,7 +450,25 @@ class _AttemptFiles:
 
     def give_back(self, directory: str) -> None:
         """The attempt has ended and its output is stored: recycle or remove its files."""
-        self._executor.submit(self._recycle, directory)
+        with self._lock:
+            self._returned.append(directory)
+            if self._recycling:
+                return  # the thread recycling the ones before takes this one too
+            self._recycling = True
+        self._executor.submit(self._recycle_returned)
+
+    def _recycle_returned(self) -> None:
+        # Let a burst of ended attempts gather: one wake-up of this thread (and one turn at
+        # the interpreter lock) per batch, not per attempt.
+        time.sleep(self._GATHER_SECONDS)
+        while True:
+            with self._lock:
+                returned, self._returned = self._returned, []
+                if not returned:
+                    self._recycling = False
+                    return
+            for directory in returned:
+                self._recycle(directory)
 
     async def close(self) -> None:
         with self._lock:

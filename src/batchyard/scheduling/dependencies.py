@@ -7,7 +7,6 @@ here a dependency is just a job id and its current status. Pure: reads only what
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import replace
 
 from batchyard.domain import lifecycle
 from batchyard.domain.model import Job, JobStatus
@@ -35,9 +34,9 @@ def evaluate_waiting(job: Job, dependency_status: Mapping[str, JobStatus], now: 
     if any(status is JobStatus.FAILED for status in statuses):
         return lifecycle.fail(job, lifecycle.DEPENDENT_JOB_FAILED, now)
     if all(status is JobStatus.SUCCEEDED for status in statuses):
-        return replace(job, status=JobStatus.RUNNABLE, status_reason=None)
+        return lifecycle.replace_job(job, status=JobStatus.RUNNABLE, status_reason=None)
     if job.status is JobStatus.SUBMITTED:
-        return replace(job, status=JobStatus.PENDING)
+        return lifecycle.replace_job(job, status=JobStatus.PENDING)
     return None
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from batchyard.domain import lifecycle
 from batchyard.domain.model import (
@@ -133,6 +133,21 @@ def plan(snapshot: Snapshot, now: int) -> Plan:
     )
 
 
+def used_every_runnable_head(snapshot: Snapshot, decided: Plan, limit: int) -> bool:
+    """Whether `decided` went past the last RUNNABLE head of a queue that a read `limit` may
+    have cut short (the head was placed or ended this round): a snapshot holding more heads
+    could then give another plan. Otherwise more heads change nothing, since placement in
+    every queue stopped at a head it was given."""
+    status = {job.job_id: job.status for job in decided.updates}
+    for heads in snapshot.runnable.values():
+        if not heads or len(heads) < limit:
+            continue
+        last = ordering.fifo_order(heads)[-1]
+        if status.get(last.job_id, JobStatus.RUNNABLE) is not JobStatus.RUNNABLE:
+            return True
+    return False
+
+
 def _evaluate(job: Job, snapshot: Snapshot, now: int) -> Job | None:
     """Step 1 for one job: its next version, or None when nothing changes."""
     if job.status.is_terminal:
@@ -195,7 +210,7 @@ def _place(job: Job, ce_name: str, now: int) -> Job:
         placed_at=now,
         log_stream_name=lifecycle.log_stream_name(job.job_definition_name, task_id),
     )
-    return replace(
+    return lifecycle.replace_job(
         job,
         status=JobStatus.STARTING,
         compute_environment=ce_name,
@@ -237,10 +252,10 @@ def _blocked_head(
     reason = _blocked_reason(capacity, job, known, usable)
     if reason is None:
         if job.blocked_since is not None or job.status_reason in lifecycle.BLOCKED_REASON_CODES:
-            round_.write(replace(job, status_reason=None, blocked_since=None))
+            round_.write(lifecycle.replace_job(job, status_reason=None, blocked_since=None))
         return False
     if job.status_reason != reason or job.blocked_since is None:
-        job = replace(job, status_reason=reason, blocked_since=now)
+        job = lifecycle.replace_job(job, status_reason=reason, blocked_since=now)
         round_.write(job)
     blocked_since = job.blocked_since if job.blocked_since is not None else now
     code = lifecycle.BLOCKED_REASON_CODES[reason]

@@ -133,6 +133,15 @@ class Store(Protocol):
         """
         ...
 
+    def mutate_jobs(self, mutations: Sequence[tuple[str, JobMutation]]) -> int:
+        """mutate_job for each (job_id, mutation) in order, in one transaction.
+
+        Mutations of the same job apply one after the other, each to the result of the one
+        before. Unknown ids are skipped. Each job that changed is stored once (one new
+        version) and flagged for evaluation; returns how many jobs changed.
+        """
+        ...
+
     def mutate_array_children(self, parent_id: str, mutation: JobMutation) -> int:
         """Apply mutation to every child of an array parent; returns how many changed."""
         ...

@@ -428,6 +428,30 @@ class MemoryStore:
         self._notify()
         return result
 
+    def mutate_jobs(self, mutations: Sequence[tuple[str, JobMutation]]) -> int:
+        with self._lock:
+            current: dict[str, Job] = {}
+            first: dict[str, Job] = {}
+            for job_id, mutation in mutations:
+                old = current.get(job_id) or self._jobs.get(job_id)
+                if old is None:
+                    continue
+                new = mutation(old)
+                if new is not None:
+                    first.setdefault(job_id, old)
+                    current[job_id] = new
+            pairs = [(old, current[job_id]) for job_id, old in first.items()]
+            for old, new in pairs:  # before storing any: all or nothing, as a transaction
+                if new.job_id != old.job_id:
+                    raise ValueError(f"a mutation may not change job_id {old.job_id}")
+            if pairs:
+                self._store_pairs(pairs, flag=True)
+                self._consequences(pairs)
+                self._changes += 1
+        if pairs:
+            self._notify()
+        return len(pairs)
+
     def mutate_array_children(self, parent_id: str, mutation: JobMutation) -> int:
         with self._lock:
             pairs: list[tuple[Job, Job]] = []

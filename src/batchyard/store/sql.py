@@ -10,9 +10,10 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from operator import itemgetter
+from dataclasses import dataclass
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from alembic.config import Config
 from alembic.util import CommandError
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
+from sqlalchemy.sql.compiler import SQLCompiler
 
 from batchyard.domain.model import (
     ALL_JOB_STATUSES,
@@ -175,6 +177,41 @@ _CLEAR_FLAG = (
 _BUMP_CHANGES = (
     _counters.update().where(_counters.c.name == "changes").values(value=_counters.c.value + 1)
 )
+_INSERT_JOB = _jobs.insert()
+_INSERT_KEYS = tuple(column.name for column in _jobs.columns)  # the order of insert rows
+_INSERT_DEPENDENCY = _deps.insert()
+_SELECT_JOB = _SELECT_JOBS.where(_j.job_id == sa.bindparam("b_job_id"))
+_LOCK_JOBS_BY_ID = _SELECT_JOBS_BY_ID.with_for_update()
+_SELECT_ACTIVE = _SELECT_JOBS.where(_j.status.in_(_ACTIVE)).order_by(_j.seq)
+_SELECT_RUNNABLE_HEADS = (
+    _SELECT_JOBS.where(
+        _j.job_queue == sa.bindparam("b_queue"), _j.status == JobStatus.RUNNABLE.value
+    )
+    .order_by(_j.run_order, _j.seq)
+    .limit(sa.bindparam("b_limit"))
+)
+_SELECT_FLAGGED = (
+    _SELECT_JOBS.where(_j.needs_eval == sa.true()).order_by(_j.seq).limit(sa.bindparam("b_limit"))
+)
+_SELECT_STATUS_BY_ID = sa.select(_j.job_id, _j.status).where(
+    _j.job_id.in_(sa.bindparam("ids", expanding=True))
+)
+_RESOURCE_TABLES = (_ces, _queues, _policies)
+_SELECT_RESOURCES = sa.union_all(
+    *(
+        sa.select(sa.literal_column(str(kind)).label("kind"), table.c.name, table.c.doc)
+        for kind, table in enumerate(_RESOURCE_TABLES)
+    )
+)
+_SELECT_DEPENDENTS = sa.select(_deps.c.job_id).where(
+    _deps.c.depends_on.in_(sa.bindparam("ids", expanding=True))
+)
+_RESOURCE_DECODERS: tuple[Callable[[Any], Any], ...] = (
+    codec.compute_environment_from_document,
+    codec.job_queue_from_document,
+    codec.scheduling_policy_from_document,
+)
+_SEEN_JOBS = 65_536  # decoded jobs kept by (job_id, version), about 1 KiB each
 
 
 def _job_from_row(row: Sequence[Any]) -> Job:
@@ -200,40 +237,170 @@ def _job_from_row(row: Sequence[Any]) -> Job:
     )
 
 
-def _job_values(job: Job) -> dict[str, Any]:
-    """The columns a job write sets (not seq, version, flag or counts)."""
-    return {
-        "job_queue": job.job_queue,
-        "status": job.status.value,
-        "run_order": job.run_order,
-        "job_name": job.job_name,
-        "job_name_lc": job.job_name.lower(),
-        "job_definition_name": job.job_definition_name,
-        "job_definition_arn": job.job_definition_arn,
-        "created_at": job.created_at,
-        "stopped_at": job.stopped_at,
-        "share_identifier": job.share_identifier,
-        "array_size": job.array_size,
-        "array_index": job.array_index,
-        "array_parent_id": job.array_parent_id,
-        "doc": codec.dumps(codec.job_document(job)),
-    }
+# The columns of a job a write may set, and how to read each from a Job. A write sets only
+# those that changed (and doc): SQLite rewrites every index on a column named in SET, and most
+# writes change the status or the document alone.
+_WRITABLE: tuple[tuple[str, Callable[[Job], Any]], ...] = (
+    ("job_queue", attrgetter("job_queue")),
+    ("status", lambda job: job.status.value),
+    ("run_order", attrgetter("run_order")),
+    ("job_name", attrgetter("job_name")),
+    ("job_name_lc", lambda job: job.job_name.lower()),
+    ("job_definition_name", attrgetter("job_definition_name")),
+    ("job_definition_arn", attrgetter("job_definition_arn")),
+    ("created_at", attrgetter("created_at")),
+    ("stopped_at", attrgetter("stopped_at")),
+    ("share_identifier", attrgetter("share_identifier")),
+    ("array_size", attrgetter("array_size")),
+    ("array_index", attrgetter("array_index")),
+    ("array_parent_id", attrgetter("array_parent_id")),
+)
+
+
+def _changed_values(old: Job, new: Job) -> dict[str, Any]:
+    """The columns of _WRITABLE that differ between two versions of a job."""
+    values = {}
+    for name, read in _WRITABLE:
+        value = read(new)
+        if value != read(old):
+            values[name] = value
+    return values
+
+
+@dataclass(frozen=True, slots=True)
+class _Form:
+    """A statement compiled for one dialect (and key set, and IN-list length)."""
+
+    sql: str
+    names: tuple[str, ...] | None  # the order of positional parameters; None: named ones
+    defaults: dict[str, Any]  # values the statement binds itself (literals, OFFSET)
+
+    def bind(self, params: Mapping[str, Any]) -> Any:
+        values = {**self.defaults, **params} if self.defaults else params
+        if self.names is None:
+            return values
+        return tuple([values[name] for name in self.names])
+
+
+_forms: dict[tuple[str, Any, tuple[str, ...], int], _Form] = {}
+
+
+def _form(
+    connection: Connection,
+    statement: sa.ClauseElement,
+    keys: tuple[str, ...] = (),
+    expanding: tuple[str, int] | None = None,
+) -> _Form:
+    """The compiled form of a module-level statement (the cache holds them by identity)."""
+    dialect = connection.dialect
+    cache_key = (dialect.name, statement, keys, -1 if expanding is None else expanding[1])
+    found = _forms.get(cache_key)
+    if found is not None:
+        return found
+    compiled = statement.compile(dialect=dialect, column_keys=list(keys) if keys else None)
+    assert isinstance(compiled, SQLCompiler)
+    binds = {name: bind for bind, name in compiled.bind_names.items()}
+    defaults = {name: bind.effective_value for name, bind in binds.items() if not bind.required}
+    sql = str(compiled)
+    names = tuple(compiled.positiontup or ()) if compiled.positional else None
+    if any(bind.expanding for bind in binds.values()):
+        # IN lists: the statement's own (literal) ones and the one `expanding` names.
+        values = dict(defaults)
+        if expanding is not None:
+            values[expanding[0]] = [None] * expanding[1]
+        state = compiled.construct_expanded_state(values, escape_names=False)
+        sql = state.statement
+        names = tuple(state.positiontup or ()) if compiled.positional else None
+        prefix = "" if expanding is None else f"{expanding[0]}_"
+        defaults = {
+            key: value
+            for key, value in state.parameters.items()
+            if not (prefix and key.startswith(prefix))
+        }
+    if len(_forms) >= 4096:  # IN lists of many lengths
+        _forms.clear()
+    found = _forms[cache_key] = _Form(sql, names, defaults)
+    return found
+
+
+def _cursor(connection: Connection, form: _Form, args: Any, *, many: bool) -> Any:
+    """Run a compiled form on the DBAPI cursor, telling cursor-execute listeners as SQLAlchemy
+    would, and raising SQLAlchemy's exceptions."""
+    cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    sql = form.sql
+    for listener in connection.dispatch.before_cursor_execute:
+        sql, args = listener(connection, cursor, sql, args, None, many)
+    dbapi = connection.dialect.loaded_dbapi
+    try:
+        if many:
+            cursor.executemany(sql, args)
+        else:
+            cursor.execute(sql, args)
+    except dbapi.Error as exc:
+        cursor.close()
+        raise sa.exc.DBAPIError.instance(sql, args, exc, dbapi.Error) from exc
+    for listener in connection.dispatch.after_cursor_execute:
+        listener(connection, cursor, sql, args, None, many)
+    return cursor
+
+
+def _fetch(
+    connection: Connection,
+    statement: sa.ClauseElement,
+    params: Mapping[str, Any] | None = None,
+    *,
+    ids: tuple[str, Sequence[str]] | None = None,
+) -> list[Any]:
+    """Rows of a hot statement, as plain tuples.
+
+    A dispatch round runs small statements; SQLAlchemy's per-execution work (cache keys,
+    execution contexts, result metadata) costs more than the database's, so these are
+    compiled once and run on the DBAPI cursor. ids fills an expanding IN parameter.
+    """
+    values = dict(params or {})
+    expanding = None
+    if ids is not None:
+        name, items = ids
+        expanding = (name, len(items))
+        for index, item in enumerate(items, start=1):
+            values[f"{name}_{index}"] = item
+    form = _form(connection, statement, expanding=expanding)
+    cursor = _cursor(connection, form, form.bind(values), many=False)
+    try:
+        return cursor.fetchall() if cursor.description is not None else []
+    finally:
+        cursor.close()
+
+
+def _execute_rows(
+    connection: Connection,
+    statement: sa.ClauseElement,
+    keys: tuple[str, ...],
+    rows: list[tuple[Any, ...]],
+) -> None:
+    """_execute_many with each row a tuple of the values of `keys`, in that order: a bulk
+    insert need not build a dict per row."""
+    if not rows:
+        return
+    form = _form(connection, statement, keys=keys)
+    if form.names != keys or form.defaults:
+        _execute_many(connection, statement, [dict(zip(keys, row, strict=True)) for row in rows])
+        return
+    _cursor(connection, form, rows, many=True).close()
 
 
 def _execute_many(
-    connection: Connection, statement: sa.Insert | sa.Update, rows: list[dict[str, Any]]
+    connection: Connection, statement: sa.ClauseElement, rows: Sequence[Mapping[str, Any]]
 ) -> None:
-    """executemany without SQLAlchemy's per-row parameter processing (bulk job writes).
+    """executemany of a hot statement without SQLAlchemy's per-row parameter processing.
 
-    Every value is already a plain str/int/bool/None, so nothing needs processing.
+    Every value is already a plain str/int/bool/None, so nothing needs processing. The rows
+    must all have the same keys; they pick the columns an INSERT or UPDATE sets.
     """
-    compiled = statement.compile(dialect=connection.dialect, column_keys=list(rows[0]))
-    if compiled.positional:
-        ordered = itemgetter(*(compiled.positiontup or ()))
-        params: list[Any] = [ordered(row) for row in rows]
-    else:
-        params = rows
-    connection.exec_driver_sql(str(compiled), params)
+    if not rows:
+        return
+    form = _form(connection, statement, keys=tuple(rows[0]))
+    _cursor(connection, form, [form.bind(row) for row in rows], many=True).close()
 
 
 def _chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
@@ -313,7 +480,11 @@ def _sqlite_engine(url: sa.URL) -> Engine:
     @sa.event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
         write = connection.get_execution_options().get(_WRITE_OPTION, False)
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+        # On the DBAPI connection: a dispatch round begins several transactions, and
+        # SQLAlchemy's statement machinery costs more than the BEGIN itself.
+        dbapi_connection = connection.connection.dbapi_connection
+        assert dbapi_connection is not None
+        dbapi_connection.execute("BEGIN IMMEDIATE" if write else "BEGIN")
 
     return engine
 
@@ -336,16 +507,25 @@ class SqlStore:
             self.where = parsed.render_as_string(hide_password=True)
             self.engine = sa.create_engine(parsed)
         self._write_lock = threading.Lock()
+        self._owner = threading.get_ident()
+        self._held: dict[bool, Connection] = {}  # write -> the owner thread's connection
         self._listeners: list[Callable[[], None]] = []
+        # Decoded jobs by id; an entry serves a row only at the same version and seq (every
+        # write of a job's content bumps its version), so the cache is never stale, only missed.
+        self._seen: dict[str, Job] = {}
+        self._seen_lock = threading.Lock()
+        # Decoded resource documents by (kind, text): they are read on every snapshot.
+        self._resource_docs: dict[tuple[int, str], Any] = {}
         try:
             self._migrate()
         except StoreError:
-            self.engine.dispose()
+            self.close()
             raise
         except (SQLAlchemyError, CommandError) as exc:
             # CommandError: the database is at a revision this Batchyard does not know.
-            self.engine.dispose()
+            self.close()
             raise StoreError(f"{self.where}: cannot open the Batchyard database: {exc}") from exc
+        self._release_held()  # not the connection Alembic used: start from fresh ones
 
     def _migrate(self) -> None:
         with self._writing() as connection:
@@ -370,7 +550,7 @@ class SqlStore:
 
     @contextmanager
     def _reading(self, *, consistent: bool = False) -> Iterator[Connection]:
-        with self.engine.connect() as connection:
+        with self._connection(write=False) as connection:
             if consistent and not self._is_sqlite:
                 # SQLite reads in one transaction see one state already; elsewhere ask for it.
                 connection.execution_options(isolation_level="REPEATABLE READ")
@@ -381,15 +561,44 @@ class SqlStore:
     def _writing(self) -> Iterator[Connection]:
         # One writer at a time in this process; SQLite allows only one anyway and BEGIN
         # IMMEDIATE makes other processes wait (busy_timeout) instead of failing mid-way.
-        with self._write_lock, self.engine.connect() as connection:
+        with self._write_lock, self._connection(write=True) as connection:
             connection.execution_options(**{_WRITE_OPTION: True})
             with connection.begin():
+                yield connection
+
+    @contextmanager
+    def _connection(self, *, write: bool) -> Iterator[Connection]:
+        """A connection for one transaction.
+
+        The thread that opened a SQLite store (the server's event loop, where the API and the
+        dispatcher run) keeps one connection for reads and one for writes between
+        transactions: a pool checkout costs several times an empty transaction, and a
+        dispatch round runs three. Other threads, and a read nested in a transaction of the
+        same kind, check one out of the pool.
+        """
+        held = None
+        if self._is_sqlite and threading.get_ident() == self._owner:
+            held = self._held.get(write)
+            if held is None or held.closed or held.invalidated:
+                held = self._held[write] = self.engine.connect()
+            elif held.in_transaction():
+                held = None
+        if held is not None:
+            yield held
+        else:
+            with self.engine.connect() as connection:
                 yield connection
 
     # -- lifecycle and change notification --------------------------------------------------
 
     def close(self) -> None:
+        self._release_held()
         self.engine.dispose()
+
+    def _release_held(self) -> None:
+        held, self._held = self._held, {}
+        for connection in held.values():
+            connection.close()
 
     def change_counter(self) -> int:
         with self._reading() as connection:
@@ -427,7 +636,7 @@ class SqlStore:
                     ).rowcount
                 if updated == 0:
                     connection.execute(table.insert().values(name=name, doc=text))
-                connection.execute(_BUMP_CHANGES)
+                _fetch(connection, _BUMP_CHANGES)
         except IntegrityError as exc:
             raise ConflictError(f"{name} already exists") from exc
         self._notify()
@@ -446,7 +655,7 @@ class SqlStore:
         with self._writing() as connection:
             removed = connection.execute(table.delete().where(table.c.name == name)).rowcount
             if removed:
-                connection.execute(_BUMP_CHANGES)
+                _fetch(connection, _BUMP_CHANGES)
         if removed:
             self._notify()
 
@@ -514,7 +723,7 @@ class SqlStore:
                             doc=codec.dumps(codec.job_definition_document(definition)),
                         )
                     )
-                    connection.execute(_BUMP_CHANGES)
+                    _fetch(connection, _BUMP_CHANGES)
                 self._notify()
                 return definition
             except IntegrityError:
@@ -539,7 +748,7 @@ class SqlStore:
                 raise ConflictError(
                     f"JobDefinition {definition.name}:{definition.revision} does not exist"
                 )
-            connection.execute(_BUMP_CHANGES)
+            _fetch(connection, _BUMP_CHANGES)
         self._notify()
 
     def get_job_definition(self, name: str, revision: int) -> JobDefinition | None:
@@ -566,32 +775,73 @@ class SqlStore:
             texts = connection.execute(query).scalars()
             return [codec.job_definition_from_document(codec.loads(t)) for t in texts]
 
+    # -- jobs: decoding -------------------------------------------------------------------------
+
+    def _job(self, row: Sequence[Any]) -> Job:
+        seen = self._seen.get(row[0])
+        if seen is not None and seen.version == row[14] and seen.seq == row[7]:
+            return seen
+        job = _job_from_row(row)
+        self._remember([job])
+        return job
+
+    def _remember(self, jobs: Iterable[Job]) -> None:
+        """Keep decoded or just-written jobs (call after their transaction committed)."""
+        seen = self._seen
+        with self._seen_lock:
+            for job in jobs:
+                seen.pop(job.job_id, None)  # re-inserted at the end: oldest first out
+                seen[job.job_id] = job
+            while len(seen) > _SEEN_JOBS:
+                del seen[next(iter(seen))]
+
+    def _forget(self, job_ids: Iterable[str]) -> None:
+        with self._seen_lock:
+            for job_id in job_ids:
+                self._seen.pop(job_id, None)
+
     # -- jobs: writing ---------------------------------------------------------------------------
 
     def _load_for_update(self, connection: Connection, job_ids: Sequence[str]) -> dict[str, Job]:
         found: dict[str, Job] = {}
         for chunk in _chunks(job_ids):
-            query = _SELECT_JOBS_BY_ID.with_for_update()
-            for row in connection.execute(query, {"ids": chunk}).all():
-                found[row[0]] = _job_from_row(row)
+            for row in _fetch(connection, _LOCK_JOBS_BY_ID, ids=("ids", chunk)):
+                found[row[0]] = self._job(row)
         return found
 
     def _store_pairs(
         self, connection: Connection, pairs: list[tuple[Job, Job]], *, flag: bool
-    ) -> None:
-        """Store each (old, new) pair: new fields, old seq and counts, version + 1."""
+    ) -> list[Job]:
+        """Store each (old, new) pair: new fields, old seq and counts, version + 1.
+
+        Returns the stored versions as a read right after this write sees them, unless the
+        same transaction bumps them again (which bumps their version too).
+        """
         if not pairs:
-            return
-        rows = []
+            return []
         for old, new in pairs:
             if new.job_id != old.job_id:
                 raise ValueError(f"a mutation may not change job_id {old.job_id}")
-            values = _job_values(new)
+        texts = codec.job_document_texts([new for _, new in pairs])
+        by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        stored: list[Job] = []
+        for (old, new), text in zip(pairs, texts, strict=True):
+            values = _changed_values(old, new)
+            values["doc"] = text
             values["b_job_id"] = old.job_id
             values["version"] = old.version + 1
             values["needs_eval"] = flag
-            rows.append(values)
-        _execute_many(connection, _UPDATE_JOB, rows)
+            by_columns.setdefault(tuple(values), []).append(values)
+            stored.append(
+                codec.replace_job(
+                    new,
+                    seq=old.seq,
+                    version=old.version + 1,
+                    array_status_summary=old.array_status_summary,
+                )
+            )
+        for rows in by_columns.values():
+            _execute_many(connection, _UPDATE_JOB, rows)
         changed = [(old, new) for old, new in pairs if old.wait_for != new.wait_for]
         if changed:
             ids = [old.job_id for old, _ in changed]
@@ -604,6 +854,7 @@ class SqlStore:
             ]
             if dependency_rows:
                 connection.execute(_deps.insert(), dependency_rows)
+        return stored
 
     def _consequences(self, connection: Connection, pairs: list[tuple[Job, Job]]) -> None:
         """What status changes imply mechanically: parent counts, dependents to look at."""
@@ -624,10 +875,11 @@ class SqlStore:
             self._bump_parents(connection, deltas)
         dependents: set[str] = set()
         for chunk in _chunks(ended):
-            query = sa.select(_deps.c.job_id).where(_deps.c.depends_on.in_(chunk))
-            dependents.update(connection.execute(query).scalars())
+            dependents.update(
+                row[0] for row in _fetch(connection, _SELECT_DEPENDENTS, ids=("ids", chunk))
+            )
         if dependents:
-            connection.execute(_BUMP_JOB, [{"b_job_id": job_id} for job_id in dependents])
+            _execute_many(connection, _BUMP_JOB, [{"b_job_id": job_id} for job_id in dependents])
 
     @staticmethod
     def _bump_parents(connection: Connection, deltas: dict[str, dict[str, int]]) -> None:
@@ -637,7 +889,7 @@ class SqlStore:
             for status in ALL_JOB_STATUSES:
                 row[f"d_{_COUNT_COLUMN[status]}"] = delta[status.value]
             rows.append(row)
-        connection.execute(_BUMP_PARENT, rows)
+        _execute_many(connection, _BUMP_PARENT, rows)
 
     # -- jobs ---------------------------------------------------------------------------------
 
@@ -678,51 +930,77 @@ class SqlStore:
                     else:
                         deltas.setdefault(parent_id, _zero_summary())[job.status.value] += 1
                 stored: list[Job] = []
-                rows: list[dict[str, Any]] = []
-                dependency_rows: list[dict[str, str]] = []
                 for offset, job in enumerate(jobs, start=1):
                     seq = first + offset
-                    summary = initial.get(job.job_id)
-                    new = codec.replace_job(
-                        job, seq=seq, run_order=seq, version=1, array_status_summary=summary
-                    )
-                    stored.append(new)
-                    values = _job_values(new)
-                    values["job_id"] = job.job_id
-                    values["seq"] = seq
-                    values["version"] = 1
-                    values["needs_eval"] = True
-                    for status in ALL_JOB_STATUSES:
-                        values[_COUNT_COLUMN[status]] = (
-                            None if summary is None else summary[status.value]
+                    stored.append(
+                        codec.replace_job(
+                            job,
+                            seq=seq,
+                            run_order=seq,
+                            version=1,
+                            array_status_summary=initial.get(job.job_id),
                         )
-                    rows.append(values)
-                    for depends_on in dict.fromkeys(job.wait_for):
-                        dependency_rows.append({"job_id": job.job_id, "depends_on": depends_on})
-                _execute_many(connection, _jobs.insert(), rows)
+                    )
+                texts = codec.job_document_texts(stored)
+                rows: list[tuple[Any, ...]] = []
+                dependency_rows: list[dict[str, str]] = []
+                no_counts = (None,) * len(_COUNT_COLUMNS)
+                for new, text in zip(stored, texts, strict=True):
+                    summary = new.array_status_summary
+                    rows.append(
+                        (
+                            new.job_id,
+                            new.seq,
+                            1,  # version
+                            True,  # needs_eval
+                            new.job_queue,
+                            new.status.value,
+                            new.run_order,
+                            new.job_name,
+                            new.job_name.lower(),
+                            new.job_definition_name,
+                            new.job_definition_arn,
+                            new.created_at,
+                            new.stopped_at,
+                            new.share_identifier,
+                            new.array_size,
+                            new.array_index,
+                            new.array_parent_id,
+                            *(
+                                no_counts
+                                if summary is None
+                                else (summary[status] for status in _STATUS_NAMES)
+                            ),
+                            text,
+                        )
+                    )
+                    for depends_on in dict.fromkeys(new.wait_for):
+                        dependency_rows.append({"job_id": new.job_id, "depends_on": depends_on})
+                _execute_rows(connection, _INSERT_JOB, _INSERT_KEYS, rows)
                 if dependency_rows:
-                    connection.execute(_deps.insert(), dependency_rows)
+                    _execute_many(connection, _INSERT_DEPENDENCY, dependency_rows)
                 if deltas:
                     # Parents stored earlier: their counts change, so they need a decision.
                     self._bump_parents(connection, deltas)
-                connection.execute(_BUMP_CHANGES)
+                _fetch(connection, _BUMP_CHANGES)
         except IntegrityError as exc:
             raise ConflictError("a job with this id already exists") from exc
+        self._remember(stored)
         self._notify()
         return stored
 
     def get_job(self, job_id: str) -> Job | None:
         with self._reading() as connection:
-            row = connection.execute(_SELECT_JOBS.where(_j.job_id == job_id)).first()
-        return None if row is None else _job_from_row(row)
+            rows = _fetch(connection, _SELECT_JOB, {"b_job_id": job_id})
+        return self._job(rows[0]) if rows else None
 
     def get_jobs(self, job_ids: Iterable[str]) -> list[Job]:
         ids = list(job_ids)
         found: dict[str, Job] = {}
         with self._reading() as connection:
             for chunk in _chunks(list(dict.fromkeys(ids))):
-                for row in connection.execute(_SELECT_JOBS_BY_ID, {"ids": chunk}).all():
-                    found[row[0]] = _job_from_row(row)
+                for row in _fetch(connection, _SELECT_JOBS_BY_ID, ids=("ids", chunk)):
+                    found[row[0]] = self._job(row)
         return [found[i] for i in ids if i in found]
 
     def mutate_job(self, job_id: str, mutation: JobMutation) -> Job | None:
@@ -734,12 +1012,42 @@ class SqlStore:
             new = mutation(old)
             if new is None:
                 return old
-            self._store_pairs(connection, [(old, new)], flag=True)
+            [stored] = self._store_pairs(connection, [(old, new)], flag=True)
             self._consequences(connection, [(old, new)])
-            connection.execute(_BUMP_CHANGES)
-            row = connection.execute(_SELECT_JOBS.where(_j.job_id == job_id)).one()
+            _fetch(connection, _BUMP_CHANGES)
+            [row] = _fetch(connection, _SELECT_JOB, {"b_job_id": job_id})
+        if row[14] == stored.version:
+            self._remember([stored])
+        else:
+            stored = self._job(row)
         self._notify()
-        return _job_from_row(row)
+        return stored
+
+    def mutate_jobs(self, mutations: Sequence[tuple[str, JobMutation]]) -> int:
+        if not mutations:
+            return 0
+        # Each mutation runs inside the write transaction: it may read the store, never write.
+        with self._writing() as connection:
+            ids = list(dict.fromkeys(job_id for job_id, _ in mutations))
+            current = self._load_for_update(connection, ids)
+            first: dict[str, Job] = {}
+            for job_id, mutation in mutations:
+                old = current.get(job_id)
+                if old is None:
+                    continue
+                new = mutation(old)
+                if new is not None:
+                    first.setdefault(job_id, old)
+                    current[job_id] = new
+            pairs = [(old, current[job_id]) for job_id, old in first.items()]
+            stored = self._store_pairs(connection, pairs, flag=True)
+            if pairs:
+                self._consequences(connection, pairs)
+                _fetch(connection, _BUMP_CHANGES)
+        if pairs:
+            self._remember(stored)
+            self._notify()
+        return len(pairs)
 
     def mutate_array_children(self, parent_id: str, mutation: JobMutation) -> int:
         with self._writing() as connection:
@@ -750,15 +1058,16 @@ class SqlStore:
             )
             pairs: list[tuple[Job, Job]] = []
             for row in connection.execute(query).all():
-                old = _job_from_row(row)
+                old = self._job(row)
                 new = mutation(old)
                 if new is not None:
                     pairs.append((old, new))
+            stored = self._store_pairs(connection, pairs, flag=True)
             if pairs:
-                self._store_pairs(connection, pairs, flag=True)
                 self._consequences(connection, pairs)
-                connection.execute(_BUMP_CHANGES)
+                _fetch(connection, _BUMP_CHANGES)
         if pairs:
+            self._remember(stored)
             self._notify()
         return len(pairs)
 
@@ -781,7 +1090,7 @@ class SqlStore:
             select = select.order_by(_j.array_index, _j.seq)
         select = _filtered(select, query).limit(query.limit)
         with self._reading() as connection:
-            return [_job_from_row(row) for row in connection.execute(select).all()]
+            return [self._job(row) for row in connection.execute(select).all()]
 
     def delete_jobs_finished_before(self, cutoff_ms: int) -> list[Job]:
         query = (
@@ -790,13 +1099,14 @@ class SqlStore:
             .with_for_update()
         )
         with self._writing() as connection:
-            removed = [_job_from_row(row) for row in connection.execute(query).all()]
+            removed = [self._job(row) for row in connection.execute(query).all()]
             ids = [job.job_id for job in removed]
             for chunk in _chunks(ids):
                 connection.execute(_deps.delete().where(_deps.c.job_id.in_(chunk)))
                 connection.execute(_jobs.delete().where(_j.job_id.in_(chunk)))
             if removed:
-                connection.execute(_BUMP_CHANGES)
+                _fetch(connection, _BUMP_CHANGES)
+        self._forget(ids)
         if removed:
             self._notify()
         return removed
@@ -805,50 +1115,37 @@ class SqlStore:
 
     def snapshot(self, limits: SnapshotLimits = _DEFAULT_LIMITS) -> Snapshot:
         with self._reading(consistent=True) as connection:
-            ces = [
-                codec.compute_environment_from_document(codec.loads(text))
-                for text in connection.execute(
-                    sa.select(_ces.c.doc).order_by(_ces.c.name)
-                ).scalars()
-            ]
-            queues = tuple(
-                codec.job_queue_from_document(codec.loads(text))
-                for text in connection.execute(
-                    sa.select(_queues.c.doc).order_by(_queues.c.name)
-                ).scalars()
-            )
-            policies = [
-                codec.scheduling_policy_from_document(codec.loads(text))
-                for text in connection.execute(sa.select(_policies.c.doc)).scalars()
-            ]
+            ces: list[ComputeEnvironment] = []
+            queues: list[JobQueue] = []
+            policies: list[SchedulingPolicy] = []
+            found = (ces, queues, policies)
+            docs = self._resource_docs
+            for kind, _, text in sorted(_fetch(connection, _SELECT_RESOURCES)):
+                value = docs.get((kind, text))
+                if value is None:
+                    if len(docs) >= 1024:
+                        docs.clear()
+                    value = docs[(kind, text)] = _RESOURCE_DECODERS[kind](codec.loads(text))
+                found[kind].append(value)
             active = tuple(self._active(connection))
             runnable: dict[str, tuple[Job, ...]] = {}
             for queue in queues:
-                heads = (
-                    _SELECT_JOBS.where(
-                        _j.job_queue == queue.name, _j.status == JobStatus.RUNNABLE.value
-                    )
-                    .order_by(_j.run_order, _j.seq)
-                    .limit(limits.runnable_per_queue)
+                heads = _fetch(
+                    connection,
+                    _SELECT_RUNNABLE_HEADS,
+                    {"b_queue": queue.name, "b_limit": limits.runnable_per_queue},
                 )
-                runnable[queue.name] = tuple(
-                    _job_from_row(row) for row in connection.execute(heads).all()
-                )
-            flagged = (
-                _SELECT_JOBS.where(_j.needs_eval == sa.true())
-                .order_by(_j.seq)
-                .limit(limits.to_evaluate)
-            )
-            to_evaluate = tuple(_job_from_row(row) for row in connection.execute(flagged).all())
+                runnable[queue.name] = tuple(self._job(row) for row in heads)
+            flagged = _fetch(connection, _SELECT_FLAGGED, {"b_limit": limits.to_evaluate})
+            to_evaluate = tuple(self._job(row) for row in flagged)
             wanted = list(dict.fromkeys(d for job in to_evaluate for d in job.wait_for))
             dependency_status: dict[str, JobStatus] = {}
             for chunk in _chunks(wanted):
-                query = sa.select(_j.job_id, _j.status).where(_j.job_id.in_(chunk))
-                for job_id, status in connection.execute(query):
+                for job_id, status in _fetch(connection, _SELECT_STATUS_BY_ID, ids=("ids", chunk)):
                     dependency_status[job_id] = codec.job_status(status)
         return Snapshot(
             compute_environments={ce.name: ce for ce in ces},
-            job_queues=queues,
+            job_queues=tuple(queues),
             scheduling_policies={policy.arn: policy for policy in policies},
             active=active,
             runnable=runnable,
@@ -856,10 +1153,8 @@ class SqlStore:
             dependency_status={d: dependency_status[d] for d in wanted if d in dependency_status},
         )
 
-    @staticmethod
-    def _active(connection: Connection) -> list[Job]:
-        query = _SELECT_JOBS.where(_j.status.in_(_ACTIVE)).order_by(_j.seq)
-        return [_job_from_row(row) for row in connection.execute(query).all()]
+    def _active(self, connection: Connection) -> list[Job]:
+        return [self._job(row) for row in _fetch(connection, _SELECT_ACTIVE)]
 
     def commit(self, plan: Plan) -> set[str]:
         applied: set[str] = set()
@@ -873,18 +1168,20 @@ class SqlStore:
                     continue
                 applied.add(job.job_id)
                 pairs.append((old, job))
-            self._store_pairs(connection, pairs, flag=False)
+            stored = self._store_pairs(connection, pairs, flag=False)
             # Consequences come after the evaluated flags are cleared, so a job whose
             # dependency ended in this very plan stays flagged.
             if plan.evaluated:
-                connection.execute(
+                _execute_many(
+                    connection,
                     _CLEAR_FLAG,
                     [{"b_job_id": job_id, "b_version": v} for job_id, v in plan.evaluated],
                 )
             if pairs:
                 self._consequences(connection, pairs)
-                connection.execute(_BUMP_CHANGES)
+                _fetch(connection, _BUMP_CHANGES)
         if applied:
+            self._remember(stored)
             self._notify()
         return applied
 
