@@ -507,10 +507,17 @@ def test_tags_on_every_taggable_resource(batch: Any) -> None:
     ce_arn = f"{ACCOUNT_ARN}:compute-environment/{ce_name}"
     queue_arn = f"{ACCOUNT_ARN}:job-queue/{make_queue(batch, ce_name)}"
     definition_arn = batch.register_job_definition(
-        jobDefinitionName=unique("jd"), type="container", containerProperties={"image": "x"}
+        jobDefinitionName=unique("jd"),
+        type="container",
+        containerProperties={"image": "x", "command": ["true"]},
     )["jobDefinitionArn"]
     policy_arn = batch.create_scheduling_policy(name=unique("sp"))["arn"]
-    for arn in (ce_arn, queue_arn, definition_arn, policy_arn):
+    job_arn = batch.submit_job(
+        jobName="tagged", jobQueue="default", jobDefinition=definition_arn, tags={"c": "3"}
+    )["jobArn"]
+    assert batch.list_tags_for_resource(resourceArn=job_arn)["tags"] == {"c": "3"}
+    batch.untag_resource(resourceArn=job_arn, tagKeys=["c"])
+    for arn in (ce_arn, queue_arn, definition_arn, policy_arn, job_arn):
         batch.tag_resource(resourceArn=arn, tags={"a": "1", "b": "2"})
         assert batch.list_tags_for_resource(resourceArn=arn)["tags"] == {"a": "1", "b": "2"}
         batch.untag_resource(resourceArn=arn, tagKeys=["a"])
