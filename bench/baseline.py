@@ -25,28 +25,37 @@ class Baseline:
     latency_ms: list[float] = field(default_factory=list)  # one sequential spawn-and-wait
     # The median of the samples taken around the last block given to around().
     last_around: float = 0.0
+    seconds: float = 0.0  # spent measuring
 
     @property
     def rate(self) -> float:
         return median(self.samples)
 
     def measure(self, count: int, repeats: int) -> None:
+        started = time.perf_counter()
         for _ in range(repeats):
             self.samples.append(jobpath.baseline(count))
+        self.seconds += time.perf_counter() - started
 
     @contextmanager
     def around(self, count: int) -> Iterator[None]:
         """Samples just before and just after the block; returns nothing, see last_around."""
+        started = time.perf_counter()
         before = jobpath.baseline(count)
+        self.seconds += time.perf_counter() - started
         try:
             yield
         finally:
+            started = time.perf_counter()
             after = jobpath.baseline(count)
+            self.seconds += time.perf_counter() - started
             self.samples.extend((before, after))
             self.last_around = median([before, after])
 
     def measure_latency(self, count: int) -> None:
+        started = time.perf_counter()
         self.latency_ms.extend(asyncio.run(_sequential_spawns(count)))
+        self.seconds += time.perf_counter() - started
 
 
 async def _sequential_spawns(count: int) -> list[float]:
@@ -68,6 +77,7 @@ def result(baseline: Baseline, count: int) -> ScenarioResult:
     scenario.add(Figure("fastest sample", max(baseline.samples), "proc/s"))
     if baseline.latency_ms:
         scenario.add(Figure("one spawn+wait, p50", percentile(baseline.latency_ms, 0.5), "ms"))
+    scenario.seconds = baseline.seconds
     scenario.details = {
         "spawns_per_sample": count,
         "samples_per_s": [round(s, 1) for s in baseline.samples],

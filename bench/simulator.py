@@ -376,6 +376,7 @@ async def _simulate(
 
 QUEUES = 10
 CE_VCPUS = 128  # two compute environments, shared by the ten queues
+PLATEAU = 10_000  # RUNNABLE jobs: 1,000 per queue, past the snapshot's 256 heads per queue
 
 
 def _durations(count: int, offset: int = 0) -> list[int]:
@@ -523,6 +524,9 @@ def run_scenario(
         if summary is not None:
             scenario.profiles["dispatcher-large-backlog"] = summary
     smalls.append(dispatch_rate(small, decisions)[0])
+    # Past the snapshot's window of RUNNABLE heads (256 per queue) the queue's length should
+    # not matter any more: a backlog ten times the small one shows where the plateau starts.
+    plateau = dispatch_rate(PLATEAU, decisions)[0] if large > PLATEAU else None
     if profile:
         scenario.profiles["dispatcher-small-backlog"] = dispatch_rate(
             small, decisions, profile_label="s6-small"
@@ -552,7 +556,20 @@ def run_scenario(
             note="CPU time of the simulator thread: less sensitive to the neighbours' load",
         )
     )
+    if plateau is not None:
+        scenario.add(
+            Figure(
+                f"decisions/s, {large:,} vs {PLATEAU:,} RUNNABLE (wall)",
+                large_rate,
+                "dec/s",
+                baseline=plateau.per_second,
+                baseline_name=f"{PLATEAU:,} RUNNABLE",
+                note="both past the snapshot's window of heads: a decision's cost against the "
+                "queue's length once the window is full",
+            )
+        )
     scenario.details = {
+        "plateau": plateau.as_json() if plateau is not None else None,
         "small": [r.as_json() for r in smalls],
         "large": [r.as_json() for r in larges],
         "queues": QUEUES,
