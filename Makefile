@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test check unit lint provision clean
+.PHONY: install run test check unit lint provision clean airflow-env test-airflow
 
 install: $(STAMP)
 
@@ -34,8 +34,16 @@ test: install provision lint
 unit: install provision
 	$(BIN)/pytest -q tests/unit tests/contract
 
+# A real Airflow 3 in .venv-airflow (built once, reused while its requirements are unchanged);
+# tests/airflow builds it too when it is missing, so `make test` runs those tests as well.
+airflow-env: install
+	$(BIN)/python -c 'from tests.airflow.environment import ensure_venv; ensure_venv()'
+
+test-airflow: install airflow-env
+	$(BIN)/pytest -q -m airflow tests/airflow
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-airflow .pytest_cache .mypy_cache .ruff_cache
 
 .PHONY: bench bench-full
 

@@ -60,6 +60,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="delete finished jobs, and the log streams of their attempts, this many days "
         "after they stop (AWS keeps job records at least 7 days; 0 keeps them forever)",
     )
+    server.add_argument(
+        "--rate-limit",
+        default=_env("RATE_LIMIT", ""),
+        metavar="OPERATION=N[,...]",
+        help="throttle these operations to N requests per second each (answering "
+        "TooManyRequestsException, HTTP 429); off by default",
+    )
     user_commands.register(commands)
     return parser
 
@@ -69,6 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "user_command", None) is not None:
         return user_commands.run(args)
     if args.command == "server":
+        from batchyard.api.app import RateLimits
         from batchyard.server import Settings, serve
         from batchyard.store.base import StoreError
 
@@ -83,7 +91,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             stop_timeout_seconds=args.stop_timeout,
             log_level=args.log_level,
             job_retention_days=args.job_retention_days,
+            rate_limits=args.rate_limit,
         )
+        try:
+            RateLimits.parse(settings.rate_limits)
+        except ValueError as error:
+            print(f"batchyard: --rate-limit: {error}", file=sys.stderr)
+            return 2
         try:
             serve(settings)
         except StoreError as error:

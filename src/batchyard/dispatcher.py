@@ -135,19 +135,20 @@ class Dispatcher:
                 continue
             if result.updates or self._more_to_evaluate:
                 # Decisions beget decisions (dependents, array parents), and flagged jobs may
-                # remain: go again soon. First let the attempts just placed start and the API
-                # in, then give the runtimes a moment to report, so that their reports join
-                # that round instead of each making one. A plan that only marked jobs
-                # evaluated changed nothing another round could act on.
+                # remain: go again soon, once the attempts just placed have started and the
+                # API had its turn. A plan that only marked jobs evaluated changed nothing
+                # another round could act on.
                 await asyncio.sleep(0)
+            else:
+                timeout = None
+                if result.next_wakeup is not None:
+                    timeout = max(0.0, (result.next_wakeup - self.clock.now_ms()) / 1000)
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), _GATHER_SECONDS)
-                continue
-            timeout = None
-            if result.next_wakeup is not None:
-                timeout = max(0.0, (result.next_wakeup - self.clock.now_ms()) / 1000)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
+                    await asyncio.wait_for(self._wake.wait(), timeout)
+            # Give what follows a moment to arrive (runtime reports come in bursts, clients
+            # submit in parallel): it joins the next round instead of each making its own.
+            # A round costs about as much for one job as for several.
+            await asyncio.sleep(_GATHER_SECONDS)
 
     # -- one round -------------------------------------------------------------------------
 

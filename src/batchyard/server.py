@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -19,7 +20,8 @@ from types import FrameType
 import uvicorn
 from starlette.applications import Starlette
 
-from batchyard.api.app import create_app
+from batchyard.api import protocol
+from batchyard.api.app import RateLimits, create_app
 from batchyard.dispatcher import Dispatcher
 from batchyard.domain.model import Identity
 from batchyard.logs import FileLogStore
@@ -52,6 +54,7 @@ class Settings:
     stop_timeout_seconds: float = 30.0
     log_level: str = "info"
     job_retention_days: float = 7.0  # finished jobs and their log streams; <= 0 keeps them
+    rate_limits: str = ""  # "Operation=requests per second,..."; empty: no limits
 
     @property
     def store_url(self) -> str:
@@ -97,12 +100,24 @@ class Service:
             stop_grace_seconds=settings.stop_timeout_seconds,
         )
         self.ready = False
-        self.app = create_app(self.context, is_ready=lambda: self.ready, lifespan=self.lifespan)
+        self.app = create_app(
+            self.context,
+            is_ready=lambda: self.ready,
+            lifespan=self.lifespan,
+            rate_limits=RateLimits.parse(settings.rate_limits) if settings.rate_limits else None,
+        )
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
         ensure_defaults(self.context, vcpus=os.cpu_count() or 1)
         await self.dispatcher.open()
+        # What startup builds (modules, the botocore models) lives as long as the process:
+        # load the models now and keep it all out of the collector's full passes, which a
+        # busy dispatcher triggers and which would otherwise walk it every time.
+        protocol.routes()
+        protocol.logs_model()
+        gc.collect()
+        gc.freeze()
         loop_task = asyncio.create_task(self.dispatcher.run(), name="dispatcher")
         retention_task = asyncio.create_task(self.expire_jobs(), name="job-retention")
         self.ready = True

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager
@@ -31,6 +32,7 @@ from batchyard.domain.errors import (
     NotImplementedOperation,
     ServerException,
     ServiceUnavailableException,
+    TooManyRequestsException,
     UnknownOperationException,
     UnsupportedLogsOperation,
 )
@@ -71,6 +73,60 @@ UNSUPPORTED: frozenset[str] = frozenset(
 """Operations of the model that answer a clear 'not supported' error."""
 
 
+class ThrottlingException(BatchError):
+    """CloudWatch Logs' throttling error (Batch's is TooManyRequestsException)."""
+
+    code = "ThrottlingException"
+    http_status = 400
+
+
+class RateLimits:
+    """Optional per-operation request rates (requests per second, token buckets with a burst of
+    one second's worth), so clients' throttling paths can be exercised. Off unless configured."""
+
+    def __init__(
+        self, rates: Mapping[str, float], monotonic: Callable[[], float] = time.monotonic
+    ) -> None:
+        unknown = sorted(set(rates) - set(OPERATIONS) - set(LOGS_OPERATIONS))
+        if unknown:
+            raise ValueError(f"rate limit for unknown operation(s): {', '.join(unknown)}")
+        if not all(0 < rate < float("inf") for rate in rates.values()):
+            raise ValueError("rate limits must be positive numbers (requests per second)")
+        self.rates = dict(rates)
+        self.monotonic = monotonic
+        # operation -> (tokens, time of the last refill)
+        self.buckets: dict[str, tuple[float, float]] = {}
+
+    @classmethod
+    def parse(cls, text: str) -> RateLimits:
+        """`DescribeJobs=5,GetLogEvents=10` (operation=requests per second, comma-separated)."""
+        rates: dict[str, float] = {}
+        for item in filter(None, (part.strip() for part in text.split(","))):
+            name, sep, value = item.partition("=")
+            try:
+                rates[name.strip()] = float(value)
+            except ValueError:
+                sep = ""
+            if not sep:
+                raise ValueError(f"rate limit {item!r} is not OPERATION=REQUESTS_PER_SECOND")
+        return cls(rates)
+
+    def admit(self, operation: str) -> bool:
+        """Take a token for one call of operation; False when its bucket is empty."""
+        rate = self.rates.get(operation)
+        if rate is None:
+            return True
+        now = self.monotonic()
+        capacity = max(rate, 1.0)
+        tokens, last = self.buckets.get(operation, (capacity, now))
+        tokens = min(capacity, tokens + (now - last) * rate)
+        if tokens < 1.0:
+            self.buckets[operation] = (tokens, now)
+            return False
+        self.buckets[operation] = (tokens - 1.0, now)
+        return True
+
+
 def _json(status: int, payload: Any, headers: dict[str, str]) -> Response:
     return Response(
         json.dumps(payload, separators=(",", ":")),
@@ -86,7 +142,9 @@ def _error(error: BatchError, request_id: str, media_type: str = "application/js
     return Response(body, status_code=status, headers=headers, media_type=media_type)
 
 
-async def _logs_api(ctx: ServiceContext, request: Request, target: str) -> Response:
+async def _logs_api(
+    ctx: ServiceContext, request: Request, target: str, rate_limits: RateLimits | None = None
+) -> Response:
     """One CloudWatch Logs json-1.1 call: `POST /` with `X-Amz-Target: Logs_20140328.<Op>`."""
     request_id = str(uuid.uuid4())
     media_type = protocol.LOGS_CONTENT_TYPE
@@ -97,6 +155,8 @@ async def _logs_api(ctx: ServiceContext, request: Request, target: str) -> Respo
         handler = LOGS_OPERATIONS.get(operation.name)
         if handler is None:
             raise UnsupportedLogsOperation(operation.name)
+        if rate_limits is not None and not rate_limits.admit(operation.name):
+            raise ThrottlingException("Rate exceeded")
         if request.method != "POST":
             raise InvalidParameterException(f"{operation.name} is called with POST.")
         params = protocol.parse_json_input(await request.body())
@@ -123,6 +183,7 @@ def create_app(
     *,
     is_ready: Callable[[], bool] = lambda: True,
     lifespan: Callable[[Starlette], AbstractAsyncContextManager[None]] | None = None,
+    rate_limits: RateLimits | None = None,
 ) -> Starlette:
     async def health(request: Request) -> Response:
         if not is_ready():
@@ -134,7 +195,7 @@ def create_app(
         # in it.
         target = request.headers.get("x-amz-target")
         if target is not None:
-            return await _logs_api(ctx, request, target)
+            return await _logs_api(ctx, request, target, rate_limits)
         request_id = str(uuid.uuid4())
         found = protocol.find_operation(request.method, request.scope["raw_path"].decode())
         if found is None:
@@ -149,6 +210,8 @@ def create_app(
             handler = OPERATIONS.get(operation.name)
             if handler is None:
                 raise NotImplementedOperation(operation.name)
+            if rate_limits is not None and not rate_limits.admit(operation.name):
+                raise TooManyRequestsException("Too Many Requests")
             body = await request.body()
             params = protocol.parse_input(
                 operation, labels, request.url.query, request.headers, body

@@ -238,7 +238,10 @@ class _Validator:
         if not isinstance(value, dict):
             self.fail(path, value, "Member must be a map")
             return
-        self._length(shape, len(value), value, path)
+        # AWS takes an empty map as an absent one (Airflow's BatchOperator sends `tags: {}` on
+        # every SubmitJob, against a model minimum of 1).
+        if value:
+            self._length(shape, len(value), value, path)
         for key, item in value.items():
             self.check(shape.key, key, f"{path}.key")
             if item is None:

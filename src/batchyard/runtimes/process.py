@@ -47,6 +47,7 @@ _DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _OUTPUT = ".output"
 _EXIT_CODE = ".exit_code"
 _NO_EXIT_CODE = b"   \n"  # an exit code is written over it in place: "%3d\n"
+_LAUNCHER_ARGS = (_OUTPUT, _EXIT_CODE, _NO_EXIT_CODE.decode())
 
 MAX_EVENT_BYTES = 256 * 1024 - 26
 """CloudWatch's largest event; longer lines are split at this many bytes."""
@@ -65,17 +66,20 @@ LAUNCHER_EXITED = "the process launcher exited"
 
 
 def _launcher_main() -> None:
-    """Spawn attempts on request (JSON lines on stdin) in directories the server prepared,
-    reap them, record each exit code in <dir>.exit_code before reaping, and report on stdout.
+    """Spawn attempts on request (JSON lines on stdin) in their directories, made from the
+    spare the server names, reap them, record each exit code in <dir>.exit_code before
+    reaping, and report on stdout.
     Exits once stdin is closed and its attempts have ended, so attempts outlive the server."""
     import contextlib
     import json
     import os
     import selectors
+    import shutil
     import signal
     import sys
 
     output_suffix, exit_code_suffix = sys.argv[1], sys.argv[2]
+    no_exit_code = sys.argv[3].encode()
     os.chdir("/")
     for ignored in (signal.SIGINT, signal.SIGHUP):  # the terminal's, meant for the server
         signal.signal(ignored, signal.SIG_IGN)
@@ -122,8 +126,46 @@ def _launcher_main() -> None:
             else:
                 selector.unregister(1)
 
+    def remove(path: str) -> None:
+        for suffix in (output_suffix, exit_code_suffix):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path + suffix)
+        try:
+            os.rmdir(path)
+        except FileNotFoundError:
+            pass
+        except OSError:
+            shutil.rmtree(path, ignore_errors=True)
+
+    def prepare(directory: str, spare: str | None) -> None:
+        """The attempt's directory and its two files, empty: a spare's, moved (renaming is
+        cheap on any disk), or new ones."""
+        if os.path.lexists(directory):  # left by a server that died before cleaning up
+            remove(directory)
+        if spare:
+            try:
+                for suffix in (output_suffix, exit_code_suffix, ""):
+                    os.rename(spare + suffix, directory + suffix)
+                return
+            except OSError:
+                remove(directory)
+                remove(spare)
+        os.mkdir(directory, 0o755)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+        os.close(os.open(directory + output_suffix, flags, 0o644))
+        fd = os.open(directory + exit_code_suffix, flags, 0o644)
+        try:
+            os.write(fd, no_exit_code)
+        finally:
+            os.close(fd)
+
     def run(request: dict[str, Any]) -> None:
         task_id, directory, argv = request["id"], request["dir"], request["argv"]
+        try:
+            prepare(directory, request.get("spare"))
+        except OSError as error:
+            reply({"id": task_id, "error": f"preparing {directory}: {error}"})
+            return
         try:
             fd = os.open(directory + output_suffix, os.O_WRONLY | os.O_CLOEXEC)
             try:
@@ -230,7 +272,7 @@ class _Launcher:
         try:
             self.pid = os.posix_spawn(
                 sys.executable,
-                [sys.executable, "-I", "-S", "-c", source, _OUTPUT, _EXIT_CODE],
+                [sys.executable, "-I", "-S", "-c", source, *_LAUNCHER_ARGS],
                 {"PATH": os.environ.get("PATH", _DEFAULT_PATH)},
                 file_actions=[
                     (os.POSIX_SPAWN_DUP2, request_r, 0),
@@ -432,21 +474,13 @@ class _AttemptFiles:
         self._executor.submit(self._remove_stale)
         self._refill()
 
-    def take(self, directory: str) -> None:
-        """Give `directory` (and its two files) to a new attempt, empty."""
-        if os.path.lexists(directory):  # left by a server that died before cleaning up
-            _remove_attempt_files(directory)
+    def take(self) -> str | None:
+        """A spare (a directory and its two files, empty) for a new attempt, None if none is
+        ready. The launcher moves it into place, off the server's event loop."""
         with self._lock:
             spare = self._ready.pop() if self._ready else None
         self._refill()
-        if spare is not None:
-            try:
-                _move_attempt_files(spare, directory)
-                return
-            except OSError:
-                _remove_attempt_files(directory)
-                self._executor.submit(_remove_attempt_files, spare)
-        _create_attempt_files(directory)
+        return spare
 
     def give_back(self, directory: str) -> None:
         """The attempt has ended and its output is stored: recycle or remove its files."""
@@ -650,9 +684,8 @@ class ProcessRuntime:
         try:
             if self._launcher is None:
                 self._launcher = _Launcher(loop, self._on_launcher_message, self._on_launcher_gone)
-            self._files.take(directory)
         except OSError as error:
-            self._failed_to_start(spec, f"preparing {directory}: {error}")
+            self._failed_to_start(spec, f"starting the launcher: {error}")
             return
         self._starting[spec.task_id] = spec
         request = {
@@ -660,6 +693,7 @@ class ProcessRuntime:
             "argv": [executable, *spec.command[1:]],
             "env": env,
             "dir": directory,
+            "spare": self._files.take(),
         }
         # Returns without waiting for the launcher: its answer is reported as an event.
         self._launcher.send(request)

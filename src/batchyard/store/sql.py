@@ -193,6 +193,13 @@ _SELECT_RUNNABLE_HEADS = (
 _SELECT_FLAGGED = (
     _SELECT_JOBS.where(_j.needs_eval == sa.true()).order_by(_j.seq).limit(sa.bindparam("b_limit"))
 )
+# The same selections, keys only: a job decoded at its current version needs no whole row.
+_KEYS = (_j.job_id, _j.seq, _j.version)
+_KEYS_BY_ID = _SELECT_JOBS_BY_ID.with_only_columns(*_KEYS)
+_LOCK_KEYS_BY_ID = _LOCK_JOBS_BY_ID.with_only_columns(*_KEYS)
+_ACTIVE_KEYS = _SELECT_ACTIVE.with_only_columns(*_KEYS)
+_RUNNABLE_HEAD_KEYS = _SELECT_RUNNABLE_HEADS.with_only_columns(*_KEYS)
+_FLAGGED_KEYS = _SELECT_FLAGGED.with_only_columns(*_KEYS)
 _SELECT_STATUS_BY_ID = sa.select(_j.job_id, _j.status).where(
     _j.job_id.in_(sa.bindparam("ids", expanding=True))
 )
@@ -203,15 +210,38 @@ _SELECT_RESOURCES = sa.union_all(
         for kind, table in enumerate(_RESOURCE_TABLES)
     )
 )
+_SELECT_NAMED = {
+    table.name: sa.select(table.c.doc).where(table.c.name == sa.bindparam("b_name"))
+    for table in _RESOURCE_TABLES
+}
+_d = _definitions.c
+_SELECT_DEFINITION = sa.select(_d.doc).where(
+    _d.name == sa.bindparam("b_name"), _d.revision == sa.bindparam("b_revision")
+)
+_SELECT_LATEST_DEFINITION = {
+    active_only: sa.select(_d.doc)
+    .where(_d.name == sa.bindparam("b_name"), *([_d.status == "ACTIVE"] if active_only else []))
+    .order_by(_d.revision.desc())
+    .limit(1)
+    for active_only in (False, True)
+}
+_LOCK_SEQ = sa.select(_counters.c.value).where(_counters.c.name == "seq").with_for_update()
+_SET_SEQ = _counters.update().where(_counters.c.name == "seq").values(value=sa.bindparam("b_value"))
+_COUNT_CHILDREN = (
+    sa.select(_j.array_parent_id, _j.status, sa.func.count())
+    .where(_j.array_parent_id.in_(sa.bindparam("ids", expanding=True)))
+    .group_by(_j.array_parent_id, _j.status)
+)
 _SELECT_DEPENDENTS = sa.select(_deps.c.job_id).where(
     _deps.c.depends_on.in_(sa.bindparam("ids", expanding=True))
 )
-_RESOURCE_DECODERS: tuple[Callable[[Any], Any], ...] = (
-    codec.compute_environment_from_document,
-    codec.job_queue_from_document,
-    codec.scheduling_policy_from_document,
-)
-_SEEN_JOBS = 65_536  # decoded jobs kept by (job_id, version), about 1 KiB each
+_DECODERS: dict[str, Callable[[Any], Any]] = {
+    _ces.name: codec.compute_environment_from_document,
+    _queues.name: codec.job_queue_from_document,
+    _policies.name: codec.scheduling_policy_from_document,
+    _definitions.name: codec.job_definition_from_document,
+}
+_SEEN_JOBS = 32_768  # decoded jobs kept by (job_id, version), about 1 KiB each
 
 
 def _job_from_row(row: Sequence[Any]) -> Job:
@@ -257,13 +287,35 @@ _WRITABLE: tuple[tuple[str, Callable[[Job], Any]], ...] = (
 )
 
 
+# The fields behind the columns that only a rare mutation changes (a job's identity and
+# place), compared together before looking at them one by one.
+_SETTLED_FIELDS = attrgetter(
+    "job_queue",
+    "job_name",
+    "job_definition_name",
+    "job_definition_arn",
+    "created_at",
+    "share_identifier",
+    "array_size",
+    "array_index",
+    "array_parent_id",
+)
+
+
 def _changed_values(old: Job, new: Job) -> dict[str, Any]:
     """The columns of _WRITABLE that differ between two versions of a job."""
-    values = {}
-    for name, read in _WRITABLE:
-        value = read(new)
-        if value != read(old):
-            values[name] = value
+    values: dict[str, Any] = {}
+    if old.status is not new.status:
+        values["status"] = new.status.value
+    if old.run_order != new.run_order:
+        values["run_order"] = new.run_order
+    if old.stopped_at != new.stopped_at:
+        values["stopped_at"] = new.stopped_at
+    if _SETTLED_FIELDS(old) != _SETTLED_FIELDS(new):
+        for name, read in _WRITABLE:
+            value = read(new)
+            if value != read(old):
+                values[name] = value
     return values
 
 
@@ -514,8 +566,8 @@ class SqlStore:
         # write of a job's content bumps its version), so the cache is never stale, only missed.
         self._seen: dict[str, Job] = {}
         self._seen_lock = threading.Lock()
-        # Decoded resource documents by (kind, text): they are read on every snapshot.
-        self._resource_docs: dict[tuple[int, str], Any] = {}
+        # Decoded resource documents by (table, text): every snapshot and SubmitJob reads some.
+        self._resource_docs: dict[tuple[str, str], Any] = {}
         try:
             self._migrate()
         except StoreError:
@@ -642,9 +694,20 @@ class SqlStore:
         self._notify()
 
     def _get_named(self, table: sa.Table, name: str) -> Any:
+        """The decoded resource named `name` (SubmitJob looks up a queue and a definition)."""
         with self._reading() as connection:
-            text = connection.execute(sa.select(table.c.doc).where(table.c.name == name)).scalar()
-        return None if text is None else codec.loads(text)
+            rows = _fetch(connection, _SELECT_NAMED[table.name], {"b_name": name})
+        return self._decoded(table.name, rows[0][0]) if rows else None
+
+    def _decoded(self, kind: str, text: str) -> Any:
+        """A resource document decoded once per distinct text (resources change rarely)."""
+        docs = self._resource_docs
+        value = docs.get((kind, text))
+        if value is None:
+            if len(docs) >= 1024:
+                docs.clear()
+            value = docs[(kind, text)] = _DECODERS[kind](codec.loads(text))
+        return value
 
     def _list_named(self, table: sa.Table) -> list[Any]:
         with self._reading() as connection:
@@ -663,8 +726,8 @@ class SqlStore:
         self._put_named(_ces, ce.name, codec.compute_environment_document(ce), create)
 
     def get_compute_environment(self, name: str) -> ComputeEnvironment | None:
-        doc = self._get_named(_ces, name)
-        return None if doc is None else codec.compute_environment_from_document(doc)
+        found: ComputeEnvironment | None = self._get_named(_ces, name)
+        return found
 
     def list_compute_environments(self) -> list[ComputeEnvironment]:
         return [codec.compute_environment_from_document(d) for d in self._list_named(_ces)]
@@ -676,8 +739,8 @@ class SqlStore:
         self._put_named(_queues, queue.name, codec.job_queue_document(queue), create)
 
     def get_job_queue(self, name: str) -> JobQueue | None:
-        doc = self._get_named(_queues, name)
-        return None if doc is None else codec.job_queue_from_document(doc)
+        found: JobQueue | None = self._get_named(_queues, name)
+        return found
 
     def list_job_queues(self) -> list[JobQueue]:
         return [codec.job_queue_from_document(d) for d in self._list_named(_queues)]
@@ -689,8 +752,8 @@ class SqlStore:
         self._put_named(_policies, policy.name, codec.scheduling_policy_document(policy), create)
 
     def get_scheduling_policy(self, name: str) -> SchedulingPolicy | None:
-        doc = self._get_named(_policies, name)
-        return None if doc is None else codec.scheduling_policy_from_document(doc)
+        found: SchedulingPolicy | None = self._get_named(_policies, name)
+        return found
 
     def list_scheduling_policies(self) -> list[SchedulingPolicy]:
         return [codec.scheduling_policy_from_document(d) for d in self._list_named(_policies)]
@@ -753,21 +816,15 @@ class SqlStore:
 
     def get_job_definition(self, name: str, revision: int) -> JobDefinition | None:
         with self._reading() as connection:
-            text = connection.execute(
-                sa.select(_definitions.c.doc).where(
-                    _definitions.c.name == name, _definitions.c.revision == revision
-                )
-            ).scalar()
-        return None if text is None else codec.job_definition_from_document(codec.loads(text))
+            rows = _fetch(connection, _SELECT_DEFINITION, {"b_name": name, "b_revision": revision})
+        found: JobDefinition | None = self._decoded(_definitions.name, rows[0][0]) if rows else None
+        return found
 
     def latest_job_definition(self, name: str, *, active_only: bool) -> JobDefinition | None:
-        query = sa.select(_definitions.c.doc).where(_definitions.c.name == name)
-        if active_only:
-            query = query.where(_definitions.c.status == "ACTIVE")
-        query = query.order_by(_definitions.c.revision.desc()).limit(1)
         with self._reading() as connection:
-            text = connection.execute(query).scalar()
-        return None if text is None else codec.job_definition_from_document(codec.loads(text))
+            rows = _fetch(connection, _SELECT_LATEST_DEFINITION[active_only], {"b_name": name})
+        found: JobDefinition | None = self._decoded(_definitions.name, rows[0][0]) if rows else None
+        return found
 
     def list_job_definitions(self) -> list[JobDefinition]:
         query = sa.select(_definitions.c.doc).order_by(_definitions.c.name, _definitions.c.revision)
@@ -784,6 +841,36 @@ class SqlStore:
         job = _job_from_row(row)
         self._remember([job])
         return job
+
+    def _jobs(
+        self,
+        connection: Connection,
+        keys_statement: sa.ClauseElement,
+        params: Mapping[str, Any] | None = None,
+        *,
+        ids: tuple[str, Sequence[str]] | None = None,
+    ) -> list[Job]:
+        """The jobs a keys-only statement selects, in its order.
+
+        Whole rows are read (in the same transaction) only for the jobs not already decoded at
+        their current version: most jobs a round reads were just written by this store, and a
+        row's document is most of the cost of reading it.
+        """
+        keys = _fetch(connection, keys_statement, params, ids=ids)
+        seen = self._seen
+        found: list[Job | None] = []
+        missing: list[str] = []
+        for job_id, seq, version in keys:
+            job = seen.get(job_id)
+            if job is None or job.version != version or job.seq != seq:
+                missing.append(job_id)
+                job = None
+            found.append(job)
+        decoded: dict[str, Job] = {}
+        for chunk in _chunks(missing):
+            for row in _fetch(connection, _SELECT_JOBS_BY_ID, ids=("ids", chunk)):
+                decoded[row[0]] = self._job(row)
+        return [job or decoded[key[0]] for job, key in zip(found, keys, strict=True)]
 
     def _remember(self, jobs: Iterable[Job]) -> None:
         """Keep decoded or just-written jobs (call after their transaction committed)."""
@@ -805,8 +892,8 @@ class SqlStore:
     def _load_for_update(self, connection: Connection, job_ids: Sequence[str]) -> dict[str, Job]:
         found: dict[str, Job] = {}
         for chunk in _chunks(job_ids):
-            for row in _fetch(connection, _LOCK_JOBS_BY_ID, ids=("ids", chunk)):
-                found[row[0]] = self._job(row)
+            for job in self._jobs(connection, _LOCK_KEYS_BY_ID, ids=("ids", chunk)):
+                found[job.job_id] = job
         return found
 
     def _store_pairs(
@@ -902,23 +989,13 @@ class SqlStore:
         parents = {job.job_id for job in jobs if job.array_size is not None}
         try:
             with self._writing() as connection:
-                first = connection.execute(
-                    sa.select(_counters.c.value).where(_counters.c.name == "seq").with_for_update()
-                ).scalar_one()
-                connection.execute(
-                    _counters.update()
-                    .where(_counters.c.name == "seq")
-                    .values(value=first + len(jobs))
-                )
+                [(first,)] = _fetch(connection, _LOCK_SEQ)
+                _fetch(connection, _SET_SEQ, {"b_value": first + len(jobs)})
                 # Counts of children stored before their parent arrive with the parent.
                 initial = {parent_id: _zero_summary() for parent_id in parents}
-                if parents:
-                    query = (
-                        sa.select(_j.array_parent_id, _j.status, sa.func.count())
-                        .where(_j.array_parent_id.in_(list(parents)))
-                        .group_by(_j.array_parent_id, _j.status)
-                    )
-                    for parent_id, status, count in connection.execute(query):
+                for chunk in _chunks(list(parents)):
+                    counted = _fetch(connection, _COUNT_CHILDREN, ids=("ids", chunk))
+                    for parent_id, status, count in counted:
                         initial[parent_id][status] += count
                 deltas: dict[str, dict[str, int]] = {}
                 for job in jobs:
@@ -999,8 +1076,8 @@ class SqlStore:
         found: dict[str, Job] = {}
         with self._reading() as connection:
             for chunk in _chunks(list(dict.fromkeys(ids))):
-                for row in _fetch(connection, _SELECT_JOBS_BY_ID, ids=("ids", chunk)):
-                    found[row[0]] = self._job(row)
+                for job in self._jobs(connection, _KEYS_BY_ID, ids=("ids", chunk)):
+                    found[job.job_id] = job
         return [found[i] for i in ids if i in found]
 
     def mutate_job(self, job_id: str, mutation: JobMutation) -> Job | None:
@@ -1119,25 +1196,20 @@ class SqlStore:
             queues: list[JobQueue] = []
             policies: list[SchedulingPolicy] = []
             found = (ces, queues, policies)
-            docs = self._resource_docs
             for kind, _, text in sorted(_fetch(connection, _SELECT_RESOURCES)):
-                value = docs.get((kind, text))
-                if value is None:
-                    if len(docs) >= 1024:
-                        docs.clear()
-                    value = docs[(kind, text)] = _RESOURCE_DECODERS[kind](codec.loads(text))
-                found[kind].append(value)
+                found[kind].append(self._decoded(_RESOURCE_TABLES[kind].name, text))
             active = tuple(self._active(connection))
             runnable: dict[str, tuple[Job, ...]] = {}
             for queue in queues:
-                heads = _fetch(
+                heads = self._jobs(
                     connection,
-                    _SELECT_RUNNABLE_HEADS,
+                    _RUNNABLE_HEAD_KEYS,
                     {"b_queue": queue.name, "b_limit": limits.runnable_per_queue},
                 )
-                runnable[queue.name] = tuple(self._job(row) for row in heads)
-            flagged = _fetch(connection, _SELECT_FLAGGED, {"b_limit": limits.to_evaluate})
-            to_evaluate = tuple(self._job(row) for row in flagged)
+                runnable[queue.name] = tuple(heads)
+            to_evaluate = tuple(
+                self._jobs(connection, _FLAGGED_KEYS, {"b_limit": limits.to_evaluate})
+            )
             wanted = list(dict.fromkeys(d for job in to_evaluate for d in job.wait_for))
             dependency_status: dict[str, JobStatus] = {}
             for chunk in _chunks(wanted):
@@ -1154,7 +1226,7 @@ class SqlStore:
         )
 
     def _active(self, connection: Connection) -> list[Job]:
-        return [self._job(row) for row in _fetch(connection, _SELECT_ACTIVE)]
+        return self._jobs(connection, _ACTIVE_KEYS)
 
     def commit(self, plan: Plan) -> set[str]:
         applied: set[str] = set()
