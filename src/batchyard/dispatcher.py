@@ -321,8 +321,11 @@ class Dispatcher:
             raise
 
     async def _recover(self) -> None:
-        """Attempts the store says are placed or running: re-attach, or let them fail."""
-        by_runtime: dict[str, list[AttemptRef]] = {}
+        """Attempts the store says are placed or running: re-attach, or let them fail.
+
+        Every runtime is asked, even with nothing to re-attach, so it can reap what a previous
+        server left behind (finished containers, orphaned attempt directories)."""
+        by_runtime: dict[str, list[AttemptRef]] = {name: [] for name in self.runtimes}
         to_stop: list[Job] = []
         for job in self.store.active_jobs():
             attempt = job.current_attempt
