@@ -11,7 +11,7 @@ import re
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar
 
 from batchyard.domain.errors import ClientException
 from batchyard.domain.model import (
@@ -255,16 +255,24 @@ def describe_compute_environments(
     max_results: int | None = None,
     next_token: str | None = None,
 ) -> tuple[list[ComputeEnvironment], str | None]:
-    everything = ctx.store.list_compute_environments()
-    if compute_environments:
-        if len(compute_environments) > 100:
-            raise ClientException("At most 100 compute environments can be described at once.")
-        wanted = {
-            references.name_from_reference(r, "compute-environment") for r in compute_environments
-        }
-        everything = [ce for ce in everything if ce.name in wanted]
+    found = _named(
+        ctx.store.list_compute_environments(), compute_environments, "compute-environment"
+    )
     _check_max_results(max_results, 100)
-    return page(everything, max_results, next_token)
+    return page(found, max_results, next_token)
+
+
+_Named = TypeVar("_Named", ComputeEnvironment, JobQueue)
+
+
+def _named(everything: list[_Named], wanted: Sequence[str] | None, kind: str) -> list[_Named]:
+    """The resources a Describe call names (by name or ARN), or all when it names none."""
+    if not wanted:
+        return everything
+    if len(wanted) > 100:
+        raise ClientException(f"At most 100 {kind}s can be described at once.")
+    names = {references.name_from_reference(r, kind) for r in wanted}
+    return [item for item in everything if item.name in names]
 
 
 def _check_max_results(max_results: int | None, ceiling: int) -> None:
@@ -462,14 +470,9 @@ def describe_job_queues(
     max_results: int | None = None,
     next_token: str | None = None,
 ) -> tuple[list[JobQueue], str | None]:
-    everything = ctx.store.list_job_queues()
-    if job_queues:
-        if len(job_queues) > 100:
-            raise ClientException("At most 100 job queues can be described at once.")
-        wanted = {references.name_from_reference(r, "job-queue") for r in job_queues}
-        everything = [q for q in everything if q.name in wanted]
+    found = _named(ctx.store.list_job_queues(), job_queues, "job-queue")
     _check_max_results(max_results, 100)
-    return page(everything, max_results, next_token)
+    return page(found, max_results, next_token)
 
 
 # -- job definitions ---------------------------------------------------------------------
