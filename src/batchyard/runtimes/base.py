@@ -6,6 +6,7 @@ and exit through the callback given to open(), and streams output into the log s
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -67,6 +68,24 @@ Report = Callable[[RuntimeEvent], None]
 TASK_FAILED_TO_START = "Task failed to start"
 ESSENTIAL_CONTAINER_EXITED = "Essential container in task exited"
 HOST_LOST = "Host EC2 (instance batchyard) terminated."
+
+log = logging.getLogger("batchyard.runtimes")
+
+
+def host_lost(job_id: str, task_id: str, stopped_at: int, reason: str) -> AttemptExited:
+    """The exit of an attempt whose process or container can no longer be found."""
+    return AttemptExited(job_id, task_id, stopped_at, None, reason, HOST_LOST)
+
+
+def deliver(report: Report | None, event: RuntimeEvent) -> None:
+    """Hand an event to the dispatcher. A failing report is logged, never raised into the
+    runtime's own tasks (which would stop following the other attempts)."""
+    if report is None:
+        return
+    try:
+        report(event)
+    except Exception:
+        log.exception("Reporting %s failed", event)
 
 
 class Runtime(Protocol):

@@ -49,6 +49,8 @@ from batchyard.runtimes.base import (
     AttemptStarted,
     Report,
     RuntimeEvent,
+    deliver,
+    host_lost,
 )
 from batchyard.runtimes.process import MAX_EVENT_BYTES
 
@@ -906,15 +908,10 @@ class DockerRuntime:
         )
 
     def _host_lost(self, job_id: str, task_id: str, reason: str) -> AttemptExited:
-        return AttemptExited(job_id, task_id, self._clock.now_ms(), None, reason, HOST_LOST)
+        return host_lost(job_id, task_id, self._clock.now_ms(), reason)
 
     def _emit(self, event: RuntimeEvent) -> None:
-        if self._report is None:
-            return
-        try:
-            self._report(event)
-        except Exception:
-            log.exception("Reporting %s failed", event)
+        deliver(self._report, event)
 
     # -- plumbing -----------------------------------------------------------------------------
 

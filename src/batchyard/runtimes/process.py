@@ -30,7 +30,6 @@ from batchyard.domain.model import Resources
 from batchyard.logs import LogStore
 from batchyard.runtimes.base import (
     ESSENTIAL_CONTAINER_EXITED,
-    HOST_LOST,
     TASK_FAILED_TO_START,
     AttemptExited,
     AttemptRef,
@@ -38,6 +37,8 @@ from batchyard.runtimes.base import (
     AttemptStarted,
     Report,
     RuntimeEvent,
+    deliver,
+    host_lost,
 )
 
 log = logging.getLogger(__name__)
@@ -999,15 +1000,10 @@ class ProcessRuntime:
         )
 
     def _host_lost(self, job_id: str, task_id: str, reason: str) -> AttemptExited:
-        return AttemptExited(job_id, task_id, self._clock.now_ms(), None, reason, HOST_LOST)
+        return host_lost(job_id, task_id, self._clock.now_ms(), reason)
 
     def _emit(self, event: RuntimeEvent) -> None:
-        if self._report is None:
-            return
-        try:
-            self._report(event)
-        except Exception:
-            log.exception("Reporting %s failed", event)
+        deliver(self._report, event)
 
     @property
     def _files(self) -> _AttemptFiles:
