@@ -136,7 +136,8 @@ def test_submit_takes_a_command_with_a_1kb_json_argument(batch: Any, tmp_path: P
 
 
 def test_rate_limit_answers_too_many_requests(tmp_path: Path) -> None:
-    server = ServerProcess(tmp_path / "data", "--rate-limit", "DescribeJobs=2")
+    # One token, refilled every 5 s: the second call is throttled however slow the machine is.
+    server = ServerProcess(tmp_path / "data", "--rate-limit", "DescribeJobs=0.2")
     server.start()
     try:
         batch = server.client()
@@ -146,7 +147,9 @@ def test_rate_limit_answers_too_many_requests(tmp_path: Path) -> None:
         # Other operations are not limited, and the bucket refills.
         for _ in range(10):
             batch.describe_job_queues()
-        wait_for(lambda: _describe_jobs_admitted(batch), timeout=5, what="bucket refilled")
+        wait_for(
+            lambda: _describe_jobs_admitted(batch), timeout=15, interval=0.5, what="bucket refilled"
+        )
     finally:
         server.stop()
 
