@@ -196,6 +196,55 @@ class SchedulingPolicy:
 
 
 @dataclass(frozen=True, slots=True)
+class ConsumableResource:
+    """An account-level counter of something jobs take while they run (a licence, a token).
+
+    `in_use_quantity` is what jobs in STARTING or RUNNING hold; the store keeps it as jobs
+    move in and out of those states. A NON_REPLENISHABLE quantity leaves the total for good
+    when its job ends; a REPLENISHABLE one comes back.
+    """
+
+    name: str
+    arn: str
+    resource_type: str  # REPLENISHABLE | NON_REPLENISHABLE
+    total_quantity: int
+    in_use_quantity: int = 0
+    tags: Mapping[str, str] = field(default_factory=dict)
+    created_at: int = 0
+
+    @property
+    def available_quantity(self) -> int:
+        return max(0, self.total_quantity - self.in_use_quantity)
+
+    @property
+    def is_replenishable(self) -> bool:
+        return self.resource_type != "NON_REPLENISHABLE"
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumableRequirement:
+    """How much of one consumable resource (by name) a job takes while it runs."""
+
+    resource: str
+    quantity: int
+
+
+@dataclass(frozen=True, slots=True)
+class ShareUsage:
+    """The fair-share usage a share of a queue has accrued from attempts that ended.
+
+    `value` is valued at time `at`: past vCPU-time, decayed over the queue's decay window and
+    divided by it (so it reads as "vCPUs held on average over the window"). Running attempts
+    are not in it; the planner adds them from the jobs it sees.
+    """
+
+    job_queue: str
+    share_identifier: str
+    value: float = 0.0
+    at: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class Dependency:
     """A dependsOn entry as submitted."""
 
@@ -266,6 +315,8 @@ class Job:
     platform_capabilities: tuple[str, ...] = ()
     scheduling_priority: int | None = None
     share_identifier: str | None = None
+    # Consumable resources the job takes at STARTING, by resource name (definition or override).
+    consumable_resources: tuple[ConsumableRequirement, ...] = ()
     extra: Document = field(
         default_factory=dict
     )  # members returned as submitted (nodeOverrides, ...)

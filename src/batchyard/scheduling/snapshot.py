@@ -12,11 +12,13 @@ from dataclasses import dataclass, field
 
 from batchyard.domain.model import (
     ComputeEnvironment,
+    ConsumableResource,
     Job,
     JobQueue,
     JobStatus,
     Resources,
     SchedulingPolicy,
+    ShareUsage,
 )
 
 
@@ -27,8 +29,16 @@ class Snapshot:
     scheduling_policies: Mapping[str, SchedulingPolicy] = field(default_factory=dict)
     # Jobs in STARTING or RUNNING: they hold capacity and may need a stop.
     active: tuple[Job, ...] = ()
-    # Per queue name, the first RUNNABLE jobs in run order (bounded).
+    # Per FIFO queue name, the first RUNNABLE jobs in run order (bounded).
     runnable: Mapping[str, tuple[Job, ...]] = field(default_factory=dict)
+    # Per fair-share queue name, per share identifier, the first RUNNABLE jobs of that share
+    # in share order: schedulingPriority descending, then run order (bounded per share).
+    # Fair-share queues have no entry in `runnable`.
+    runnable_by_share: Mapping[str, Mapping[str, tuple[Job, ...]]] = field(default_factory=dict)
+    # Per fair-share queue name, the stored usage of each share it has seen.
+    share_usage: Mapping[str, Mapping[str, ShareUsage]] = field(default_factory=dict)
+    # Every consumable resource by name.
+    consumable_resources: Mapping[str, ConsumableResource] = field(default_factory=dict)
     # Jobs something happened to since their last decision (bounded): new submissions,
     # a dependency or child that changed, a cancel/terminate request, an attempt that ended.
     to_evaluate: tuple[Job, ...] = ()
@@ -37,6 +47,22 @@ class Snapshot:
     # What each compute environment's runtime host holds in total (vCPUs, memory, GPUs): placed
     # jobs together never exceed it. Filled by the dispatcher from its runtimes, not the store.
     host_limits: Mapping[str, Resources] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class UsageAccrual:
+    """Fair-share usage of an attempt that ended, to add to its share's stored usage.
+
+    The store applies it only if the update of job `job_id` in the same plan applied:
+    stored.value = decayed(stored.value, stored.at -> at, window_ms) + amount; stored.at = at.
+    """
+
+    job_id: str
+    job_queue: str
+    share_identifier: str
+    amount: float  # valued at `at`
+    at: int
+    window_ms: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +78,8 @@ class Plan:
     starts: tuple[str, ...] = ()
     # Job ids whose current attempt must be stopped (their update carries stop_cause).
     stops: tuple[str, ...] = ()
+    # Fair-share usage of attempts that ended this round (fair-share queues only).
+    accruals: tuple[UsageAccrual, ...] = ()
     # The earliest future time (epoch ms) at which a decision is due with no other event
     # (a timeout, a time-limit action); None when nothing is due.
     next_wakeup: int | None = None

@@ -12,6 +12,7 @@ from typing import Protocol
 
 from batchyard.domain.model import (
     ComputeEnvironment,
+    ConsumableResource,
     Job,
     JobDefinition,
     JobQueue,
@@ -52,13 +53,29 @@ class JobQuery:
 
 
 @dataclass(frozen=True, slots=True)
+class ConsumableJobQuery:
+    """A ListJobsByConsumableResource query: jobs that require `resource`, newest first."""
+
+    resource: str  # name
+    status: JobStatus | None = None
+    job_name: str | None = None  # case-insensitive exact
+    job_name_prefix: str | None = None  # case-insensitive prefix (a trailing `*` in AWS)
+    limit: int = 100
+    after: int | None = None  # keyset cursor: the `seq` of the last job of the previous page
+
+
+@dataclass(frozen=True, slots=True)
 class SnapshotLimits:
+    # RUNNABLE heads read per FIFO queue, and per share of a fair-share queue.
     runnable_per_queue: int = 256
     to_evaluate: int = 4096
 
 
 JobMutation = Callable[[Job], Job | None]
 """Given the current job, return its new version, or None to leave it unchanged."""
+
+ConsumableResourceMutation = Callable[[ConsumableResource], ConsumableResource]
+"""Given the current resource, return its new version (it may raise to abort)."""
 
 
 class Store(Protocol):
@@ -91,6 +108,32 @@ class Store(Protocol):
     def get_scheduling_policy(self, name: str) -> SchedulingPolicy | None: ...
     def list_scheduling_policies(self) -> list[SchedulingPolicy]: ...
     def delete_scheduling_policy(self, name: str) -> None: ...
+
+    # -- consumable resources ---------------------------------------------------------------
+    def put_consumable_resource(self, resource: ConsumableResource, *, create: bool) -> None:
+        """Insert (create=True; ConflictError if the name exists) or replace (tags)."""
+        ...
+
+    def get_consumable_resource(self, name: str) -> ConsumableResource | None: ...
+    def list_consumable_resources(self) -> list[ConsumableResource]:
+        """Every consumable resource, ordered by name."""
+        ...
+
+    def delete_consumable_resource(self, name: str) -> None: ...
+
+    def mutate_consumable_resource(
+        self, name: str, mutation: ConsumableResourceMutation
+    ) -> ConsumableResource | None:
+        """Read-modify-write one resource in a transaction (UpdateConsumableResource).
+
+        Returns the stored new version, or None if it does not exist. `in_use_quantity` is
+        the store's: a mutation cannot change it.
+        """
+        ...
+
+    def list_jobs_by_consumable_resource(self, query: ConsumableJobQuery) -> list[Job]:
+        """Jobs whose consumable_resources name query.resource, newest first."""
+        ...
 
     # -- job definitions --------------------------------------------------------------------
     def add_job_definition(self, build: Callable[[int], JobDefinition]) -> JobDefinition:
@@ -155,12 +198,19 @@ class Store(Protocol):
         ...
 
     # -- scheduling -------------------------------------------------------------------------
-    def snapshot(self, limits: SnapshotLimits = SnapshotLimits()) -> Snapshot: ...
+    def snapshot(self, limits: SnapshotLimits = SnapshotLimits()) -> Snapshot:
+        """The planner's view. A queue whose scheduling_policy_arn is set is a fair-share
+        queue: its heads are read per share (runnable_by_share) and its shares' usage rows
+        come along (share_usage); other queues' heads go to `runnable`."""
+        ...
 
     def commit(self, plan: Plan) -> set[str]:
         """Apply a plan's updates whose versions still match, in one transaction.
 
-        Returns the ids of the jobs whose update was applied.
+        Returns the ids of the jobs whose update was applied. An update that would move a job
+        into STARTING while a consumable resource it requires has less available than it
+        takes is not applied (as if its version had changed). The accruals of applied jobs
+        are added to their share's usage.
         """
         ...
 
