@@ -51,6 +51,13 @@ class JobQuery:
     # array children the last array_index (ascending).
     after: int | None = None
 
+    def __post_init__(self) -> None:
+        selectors = (self.job_queue, self.array_job_id, self.multi_node_job_id)
+        if sum(s is not None for s in selectors) != 1:
+            raise ValueError(
+                "JobQuery needs exactly one of job_queue, array_job_id, multi_node_job_id"
+            )
+
 
 @dataclass(frozen=True, slots=True)
 class ConsumableJobQuery:

@@ -17,6 +17,8 @@ from batchyard.domain.model import (
     Attempt,
     ComputeEnvironment,
     ComputeEnvironmentOrder,
+    ConsumableRequirement,
+    ConsumableResource,
     Dependency,
     EvaluateOnExit,
     Job,
@@ -124,6 +126,8 @@ def job_document(job: Job) -> dict[str, Any]:
         doc["platform_capabilities"] = list(job.platform_capabilities)
     if job.scheduling_priority is not None:
         doc["scheduling_priority"] = job.scheduling_priority
+    if job.consumable_resources:
+        doc["consumable_resources"] = [[r.resource, r.quantity] for r in job.consumable_resources]
     if job.extra:
         doc["extra"] = dict(job.extra)
     if job.attempts:
@@ -172,6 +176,7 @@ def job_from_document(
     retry = get("retry_strategy")
     attempts = get("attempts")
     stop_cause = get("stop_cause")
+    consumable = get("consumable_resources")
     return Job(
         job_id=job_id,
         job_name=job_name,
@@ -209,6 +214,11 @@ def job_from_document(
         platform_capabilities=tuple(get("platform_capabilities", ())),
         scheduling_priority=get("scheduling_priority"),
         share_identifier=share_identifier,
+        consumable_resources=(
+            ()
+            if consumable is None
+            else tuple(ConsumableRequirement(r[0], r[1]) for r in consumable)
+        ),
         extra=get("extra", {}),
         attempts=() if attempts is None else tuple(_attempt_from_document(a) for a in attempts),
         compute_environment=get("compute_environment"),
@@ -238,6 +248,7 @@ _DOCUMENT_FIELDS = (
     "propagate_tags",
     "platform_capabilities",
     "scheduling_priority",
+    "consumable_resources",
     "attempts",
     "compute_environment",
     "cancel_reason",
@@ -350,3 +361,11 @@ def scheduling_policy_document(policy: SchedulingPolicy) -> dict[str, Any]:
 
 def scheduling_policy_from_document(doc: Mapping[str, Any]) -> SchedulingPolicy:
     return SchedulingPolicy(**_known(SchedulingPolicy, doc))
+
+
+def consumable_resource_document(resource: ConsumableResource) -> dict[str, Any]:
+    return _flat_document(resource)
+
+
+def consumable_resource_from_document(doc: Mapping[str, Any]) -> ConsumableResource:
+    return ConsumableResource(**_known(ConsumableResource, doc))

@@ -1,14 +1,15 @@
 """In-memory Store for unit tests and the simulator; same semantics as the SQL store.
 
 Keeps jobs as immutable objects plus sorted indexes so snapshots stay bounded. Saves and applies
-only: business decisions belong to the planner.
+only (versions, flags, counts, consumable in-use, share usage): decisions belong to the planner.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
-from collections import defaultdict
+from collections import ChainMap, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
@@ -17,15 +18,24 @@ from sortedcontainers import SortedList, SortedSet
 from batchyard.domain.model import (
     ALL_JOB_STATUSES,
     ComputeEnvironment,
+    ConsumableResource,
     Job,
     JobDefinition,
     JobQueue,
     JobStatus,
     SchedulingPolicy,
+    ShareUsage,
 )
 from batchyard.scheduling.snapshot import Plan, Snapshot
-from batchyard.store import codec
-from batchyard.store.base import ConflictError, JobMutation, JobQuery, SnapshotLimits
+from batchyard.store import accounting, codec
+from batchyard.store.base import (
+    ConflictError,
+    ConsumableJobQuery,
+    ConsumableResourceMutation,
+    JobMutation,
+    JobQuery,
+    SnapshotLimits,
+)
 
 _log = logging.getLogger(__name__)
 
@@ -33,7 +43,7 @@ _ACTIVE = (JobStatus.STARTING, JobStatus.RUNNING)
 _DEFAULT_LIMITS = SnapshotLimits()
 
 # The fields an index is built on; a write that keeps them needs no re-indexing.
-_IndexKey = tuple[str, JobStatus, int, int, str | None, int | None, int | None, tuple[str, ...]]
+_IndexKey = tuple[Any, ...]
 
 
 def _index_key(job: Job) -> _IndexKey:
@@ -46,7 +56,19 @@ def _index_key(job: Job) -> _IndexKey:
         job.array_index,
         job.stopped_at,
         job.wait_for,
+        job.share_identifier,
+        job.scheduling_priority,
+        job.consumable_resources,
     )
+
+
+def _share_key(job: Job) -> tuple[int, int, int, str]:
+    """A RUNNABLE job's place among its share's: schedulingPriority first (absent = 0)."""
+    return (-(job.scheduling_priority or 0), job.run_order, job.seq, job.job_id)
+
+
+def _resource_names(job: Job) -> Iterable[str]:
+    return dict.fromkeys(r.resource for r in job.consumable_resources)
 
 
 def _zero_summary() -> dict[str, int]:
@@ -81,10 +103,14 @@ def _matches(job: Job, query: JobQuery) -> bool:
     return query.share_identifier is None or job.share_identifier == query.share_identifier
 
 
-def _check_selector(query: JobQuery) -> None:
-    selectors = (query.job_queue, query.array_job_id, query.multi_node_job_id)
-    if sum(s is not None for s in selectors) != 1:
-        raise ValueError("JobQuery needs exactly one of job_queue, array_job_id, multi_node_job_id")
+def _matches_consumable(job: Job, query: ConsumableJobQuery) -> bool:
+    if query.status is not None and job.status is not query.status:
+        return False
+    if query.job_name is not None and job.job_name.lower() != query.job_name.lower():
+        return False
+    return query.job_name_prefix is None or job.job_name.lower().startswith(
+        query.job_name_prefix.lower()
+    )
 
 
 class MemoryStore:
@@ -110,6 +136,11 @@ class MemoryStore:
         self._policies: dict[str, SchedulingPolicy] = {}
         self._definitions: dict[tuple[str, int], JobDefinition] = {}
         self._last_revision: dict[str, int] = {}
+        # RUNNABLE jobs per (queue, share): SortedList[(-priority, run_order, seq, job_id)].
+        self._runnable_share: dict[tuple[str, str], Any] = {}
+        self._share_usage: dict[str, dict[str, ShareUsage]] = {}  # queue -> share -> usage
+        self._consumables: dict[str, ConsumableResource] = {}
+        self._by_consumable: dict[str, Any] = {}  # resource -> SortedList[seq] of jobs
 
     # -- lifecycle and change notification --------------------------------------------------
 
@@ -197,6 +228,74 @@ class MemoryStore:
     def delete_scheduling_policy(self, name: str) -> None:
         self._delete_named(self._policies, name)
 
+    # -- consumable resources -------------------------------------------------------------------
+
+    def put_consumable_resource(self, resource: ConsumableResource, *, create: bool) -> None:
+        """Insert or replace; in_use_quantity is the store's either way: a replace keeps it,
+        an insert counts what jobs in STARTING/RUNNING already require of that name."""
+        with self._lock:
+            current = self._consumables.get(resource.name)
+            if create and current is not None:
+                raise ConflictError(f"{resource.name} already exists")
+            if current is not None:
+                in_use = current.in_use_quantity
+            else:
+                in_use = sum(
+                    r.quantity
+                    for job_id in self._active
+                    for r in self._jobs[job_id].consumable_resources
+                    if r.resource == resource.name
+                )
+            self._consumables[resource.name] = dataclasses.replace(resource, in_use_quantity=in_use)
+            self._changes += 1
+        self._notify()
+
+    def get_consumable_resource(self, name: str) -> ConsumableResource | None:
+        with self._lock:
+            return self._consumables.get(name)
+
+    def list_consumable_resources(self) -> list[ConsumableResource]:
+        with self._lock:
+            return [self._consumables[name] for name in sorted(self._consumables)]
+
+    def delete_consumable_resource(self, name: str) -> None:
+        self._delete_named(self._consumables, name)
+
+    def mutate_consumable_resource(
+        self, name: str, mutation: ConsumableResourceMutation
+    ) -> ConsumableResource | None:
+        with self._lock:
+            current = self._consumables.get(name)
+            if current is None:
+                return None
+            new = mutation(current)
+            if new.name != name:
+                raise ValueError(f"a mutation may not rename consumable resource {name}")
+            stored = dataclasses.replace(new, in_use_quantity=current.in_use_quantity)
+            self._consumables[name] = stored
+            self._changes += 1
+        self._notify()
+        return stored
+
+    def list_jobs_by_consumable_resource(self, query: ConsumableJobQuery) -> list[Job]:
+        if query.limit <= 0:
+            return []
+        with self._lock:
+            seqs = self._by_consumable.get(query.resource)
+            if not seqs:
+                return []
+            found: list[Job] = []
+            candidates: Iterator[int] = seqs.irange(
+                maximum=query.after, inclusive=(True, False), reverse=True
+            )
+            for seq in candidates:
+                job = self._jobs[self._by_seq[seq]]
+                if _matches_consumable(job, query):
+                    found.append(job)
+                    if len(found) >= query.limit:
+                        break
+            return found
+
     # -- job definitions ----------------------------------------------------------------------
 
     def add_job_definition(self, build: Callable[[int], JobDefinition]) -> JobDefinition:
@@ -249,6 +348,12 @@ class MemoryStore:
             if runnable is None:
                 runnable = self._runnable[job.job_queue] = SortedList()
             runnable.add((job.run_order, job.seq, job.job_id))
+            if job.share_identifier is not None:
+                key = (job.job_queue, job.share_identifier)
+                by_share = self._runnable_share.get(key)
+                if by_share is None:
+                    by_share = self._runnable_share[key] = SortedList()
+                by_share.add(_share_key(job))
         elif job.status in _ACTIVE:
             self._active[job.job_id] = job.seq
         elif job.status.is_terminal and job.stopped_at is not None:
@@ -271,11 +376,18 @@ class MemoryStore:
             children.add((index, job.seq, job.job_id))
         for depends_on in job.wait_for:
             self._dependents[depends_on].add(job.job_id)
+        for name in _resource_names(job):
+            seqs = self._by_consumable.get(name)
+            if seqs is None:
+                seqs = self._by_consumable[name] = SortedList()
+            seqs.add(job.seq)
 
     def _unindex(self, job: Job) -> None:
         del self._by_seq[job.seq]
         if job.status is JobStatus.RUNNABLE:
             self._runnable[job.job_queue].remove((job.run_order, job.seq, job.job_id))
+            if job.share_identifier is not None:
+                self._runnable_share[(job.job_queue, job.share_identifier)].remove(_share_key(job))
         elif job.status in _ACTIVE:
             del self._active[job.job_id]
         elif job.status.is_terminal and job.stopped_at is not None:
@@ -292,6 +404,8 @@ class MemoryStore:
                 dependents.discard(job.job_id)
                 if not dependents:
                     del self._dependents[depends_on]
+        for name in _resource_names(job):
+            self._by_consumable[name].remove(job.seq)
 
     def _set_flag(self, job: Job, flagged: bool) -> None:
         if flagged:
@@ -332,6 +446,8 @@ class MemoryStore:
             )
             self._replace_stored(old, job)
             self._set_flag(job, flag)
+            if accounting.holds_resources(old, job):
+                accounting.account(self._consumables, old, job)
 
     def _consequences(self, pairs: list[tuple[Job, Job]]) -> None:
         """What status changes imply mechanically: parent counts, dependents to look at."""
@@ -390,6 +506,14 @@ class MemoryStore:
                 self._jobs[new.job_id] = new
                 self._index(new)
                 self._set_flag(new, True)
+                if accounting.holds_resources(None, new):
+                    accounting.account(self._consumables, None, new)
+                if new.share_identifier is not None:
+                    shares = self._share_usage.setdefault(new.job_queue, {})
+                    if new.share_identifier not in shares:
+                        shares[new.share_identifier] = ShareUsage(
+                            new.job_queue, new.share_identifier, 0.0, new.created_at
+                        )
                 stored.append(new)
             # Parents stored earlier: their counts change, so they need a decision again.
             deltas: dict[str, dict[str, int]] = {}
@@ -469,7 +593,6 @@ class MemoryStore:
         return len(pairs)
 
     def list_jobs(self, query: JobQuery) -> list[Job]:
-        _check_selector(query)
         if query.limit <= 0:
             return []
         with self._lock:
@@ -538,7 +661,16 @@ class MemoryStore:
         with self._lock:
             queues = tuple(self._queues[name] for name in sorted(self._queues))
             runnable: dict[str, tuple[Job, ...]] = {}
+            runnable_by_share: dict[str, dict[str, tuple[Job, ...]]] = {}
+            share_usage: dict[str, dict[str, ShareUsage]] = {}
             for queue in queues:
+                if queue.scheduling_policy_arn is not None:
+                    rows = self._share_usage.get(queue.name, {})
+                    share_usage[queue.name] = {share: rows[share] for share in sorted(rows)}
+                    runnable_by_share[queue.name] = self._share_heads(
+                        queue.name, sorted(rows), limits.runnable_per_queue
+                    )
+                    continue
                 heads = self._runnable.get(queue.name)
                 if heads:
                     runnable[queue.name] = tuple(
@@ -562,9 +694,25 @@ class MemoryStore:
                 scheduling_policies={p.arn: p for p in self._policies.values()},
                 active=self._active_jobs(),
                 runnable=runnable,
+                runnable_by_share=runnable_by_share,
+                share_usage=share_usage,
+                consumable_resources={
+                    name: self._consumables[name] for name in sorted(self._consumables)
+                },
                 to_evaluate=to_evaluate,
                 dependency_status=dependency_status,
             )
+
+    def _share_heads(
+        self, queue: str, shares: Iterable[str], limit: int
+    ) -> dict[str, tuple[Job, ...]]:
+        """The first RUNNABLE jobs of each share that has any, in share order."""
+        heads: dict[str, tuple[Job, ...]] = {}
+        for share in shares:
+            by_share = self._runnable_share.get((queue, share))
+            if by_share:
+                heads[share] = tuple(self._jobs[key[3]] for key in by_share.islice(0, limit))
+        return heads
 
     def _active_jobs(self) -> tuple[Job, ...]:
         ordered = sorted(self._active.items(), key=lambda item: item[1])
@@ -574,13 +722,26 @@ class MemoryStore:
         with self._lock:
             applied: set[str] = set()
             pairs: list[tuple[Job, Job]] = []
+            # The guard sees the takes of the updates before it (_store_pairs accounts them
+            # later), so it reads through an overlay that the same accounting advances.
+            resources: ChainMap[str, ConsumableResource] = ChainMap({}, self._consumables)
             for job in plan.updates:
                 old = self._jobs.get(job.job_id)
                 if old is None or job.job_id in applied or old.version != job.version:
                     continue
+                if accounting.holds_resources(old, job):
+                    if not accounting.fits(resources, old, job):
+                        continue
+                    accounting.account(resources, old, job)
                 applied.add(job.job_id)
                 pairs.append((old, job))
             self._store_pairs(pairs, flag=False)
+            for accrual in plan.accruals:
+                if accrual.job_id in applied:
+                    shares = self._share_usage.setdefault(accrual.job_queue, {})
+                    shares[accrual.share_identifier] = accounting.accrue(
+                        shares.get(accrual.share_identifier), accrual
+                    )
             # Consequences come after the evaluated flags are cleared, so a job whose
             # dependency ended in this very plan stays flagged.
             for job_id, version in plan.evaluated:

@@ -1,12 +1,14 @@
 """SQL Store on SQLAlchemy Core: SQLite by default (WAL), PostgreSQL by URL.
 
-Saves and applies only: versions, evaluation flags, array child counts and dependents, no
-business rules. The schema comes from the Alembic migrations in migrations/, applied on open;
-a file that is not a Batchyard database is refused and never written to.
+Saves and applies only: versions, evaluation flags, array child counts and dependents,
+consumable resources' in-use counts and share usage; no business rules. The schema comes from
+the Alembic migrations in migrations/, applied on open; a file that is not a Batchyard database
+is refused and never written to.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sqlite3
 import threading
@@ -21,6 +23,7 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 from alembic.util import CommandError
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -28,16 +31,20 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from batchyard.domain.model import (
     ALL_JOB_STATUSES,
     ComputeEnvironment,
+    ConsumableResource,
     Job,
     JobDefinition,
     JobQueue,
     JobStatus,
     SchedulingPolicy,
+    ShareUsage,
 )
-from batchyard.scheduling.snapshot import Plan, Snapshot
-from batchyard.store import codec
+from batchyard.scheduling.snapshot import Plan, Snapshot, UsageAccrual
+from batchyard.store import accounting, codec
 from batchyard.store.base import (
     ConflictError,
+    ConsumableJobQuery,
+    ConsumableResourceMutation,
     JobMutation,
     JobQuery,
     SnapshotLimits,
@@ -114,6 +121,8 @@ _jobs = sa.Table(
     sa.Column("array_parent_id", sa.String(64), nullable=True),
     *(sa.Column(name, sa.Integer(), nullable=True) for name in _COUNT_COLUMNS),
     sa.Column("doc", sa.Text(), nullable=False),
+    # Also in doc (where None stays apart from 0): the column orders a share's heads.
+    sa.Column("scheduling_priority", sa.Integer(), nullable=False),
 )
 _deps = sa.Table(
     "job_dependencies",
@@ -125,6 +134,35 @@ _deps = sa.Table(
         primary_key=True,
     ),
     sa.Column("depends_on", sa.String(64), primary_key=True),
+)
+_consumables = sa.Table(
+    "consumable_resources",
+    _metadata,
+    sa.Column("name", sa.String(255), primary_key=True),
+    sa.Column("total_quantity", sa.BigInteger(), nullable=False),
+    sa.Column("in_use_quantity", sa.BigInteger(), nullable=False),
+    sa.Column("doc", sa.Text(), nullable=False),  # every other field
+)
+_job_consumables = sa.Table(
+    "job_consumable_resources",
+    _metadata,
+    sa.Column(
+        "job_id",
+        sa.String(64),
+        sa.ForeignKey("jobs.job_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("resource", sa.String(255), primary_key=True),
+    sa.Column("seq", sa.BigInteger(), nullable=False),
+    sa.Column("quantity", sa.BigInteger(), nullable=False),
+)
+_share_usage = sa.Table(
+    "share_usage",
+    _metadata,
+    sa.Column("job_queue", sa.String(255), primary_key=True),
+    sa.Column("share_identifier", sa.String(255), primary_key=True),
+    sa.Column("value", sa.Float(), nullable=False),
+    sa.Column("at", sa.BigInteger(), nullable=False),
 )
 
 _j = _jobs.c
@@ -183,6 +221,15 @@ _INSERT_DEPENDENCY = _deps.insert()
 _SELECT_JOB = _SELECT_JOBS.where(_j.job_id == sa.bindparam("b_job_id"))
 _LOCK_JOBS_BY_ID = _SELECT_JOBS_BY_ID.with_for_update()
 _SELECT_ACTIVE = _SELECT_JOBS.where(_j.status.in_(_ACTIVE)).order_by(_j.seq)
+_SELECT_RUNNABLE_SHARE_HEADS = (
+    _SELECT_JOBS.where(
+        _j.job_queue == sa.bindparam("b_queue"),
+        _j.status == JobStatus.RUNNABLE.value,
+        _j.share_identifier == sa.bindparam("b_share"),
+    )
+    .order_by(_j.scheduling_priority.desc(), _j.run_order, _j.seq)
+    .limit(sa.bindparam("b_limit"))
+)
 _SELECT_RUNNABLE_HEADS = (
     _SELECT_JOBS.where(
         _j.job_queue == sa.bindparam("b_queue"), _j.status == JobStatus.RUNNABLE.value
@@ -199,6 +246,7 @@ _KEYS_BY_ID = _SELECT_JOBS_BY_ID.with_only_columns(*_KEYS)
 _LOCK_KEYS_BY_ID = _LOCK_JOBS_BY_ID.with_only_columns(*_KEYS)
 _ACTIVE_KEYS = _SELECT_ACTIVE.with_only_columns(*_KEYS)
 _RUNNABLE_HEAD_KEYS = _SELECT_RUNNABLE_HEADS.with_only_columns(*_KEYS)
+_RUNNABLE_SHARE_HEAD_KEYS = _SELECT_RUNNABLE_SHARE_HEADS.with_only_columns(*_KEYS)
 _FLAGGED_KEYS = _SELECT_FLAGGED.with_only_columns(*_KEYS)
 _SELECT_STATUS_BY_ID = sa.select(_j.job_id, _j.status).where(
     _j.job_id.in_(sa.bindparam("ids", expanding=True))
@@ -235,6 +283,51 @@ _COUNT_CHILDREN = (
 _SELECT_DEPENDENTS = sa.select(_deps.c.job_id).where(
     _deps.c.depends_on.in_(sa.bindparam("ids", expanding=True))
 )
+_c = _consumables.c
+_CONSUMABLE_COLUMNS = (_c.name, _c.total_quantity, _c.in_use_quantity, _c.doc)
+_SELECT_CONSUMABLES = sa.select(*_CONSUMABLE_COLUMNS).order_by(_c.name)
+_LOCK_CONSUMABLE = (
+    sa.select(*_CONSUMABLE_COLUMNS).where(_c.name == sa.bindparam("b_name")).with_for_update()
+)
+_SELECT_CONSUMABLE = sa.select(*_CONSUMABLE_COLUMNS).where(_c.name == sa.bindparam("b_name"))
+_LOCK_CONSUMABLES_BY_NAME = (
+    sa.select(*_CONSUMABLE_COLUMNS)
+    .where(_c.name.in_(sa.bindparam("names", expanding=True)))
+    .with_for_update()
+)
+_SET_CONSUMABLE_COUNTS = (
+    _consumables.update()
+    .where(_c.name == sa.bindparam("b_name"))
+    .values(total_quantity=sa.bindparam("b_total"), in_use_quantity=sa.bindparam("b_in_use"))
+)
+_jc = _job_consumables.c
+_INSERT_JOB_CONSUMABLE = _job_consumables.insert()
+# What jobs holding a resource take of it: the in-use count of a resource created now.
+_SUM_HELD = (
+    sa.select(sa.func.coalesce(sa.func.sum(_jc.quantity), 0))
+    .select_from(_job_consumables.join(_jobs, _j.job_id == _jc.job_id))
+    .where(_jc.resource == sa.bindparam("b_name"), _j.status.in_(_ACTIVE))
+)
+_s = _share_usage.c
+_SELECT_SHARE_USAGE = sa.select(_s.job_queue, _s.share_identifier, _s.value, _s.at).order_by(
+    _s.job_queue, _s.share_identifier
+)
+_LOCK_SHARE_ROW = (
+    sa.select(_s.value, _s.at)
+    .where(_s.job_queue == sa.bindparam("b_queue"), _s.share_identifier == sa.bindparam("b_share"))
+    .with_for_update()
+)
+_SET_SHARE_ROW = (
+    _share_usage.update()
+    .where(_s.job_queue == sa.bindparam("b_queue"), _s.share_identifier == sa.bindparam("b_share"))
+    .values(value=sa.bindparam("b_value"), at=sa.bindparam("b_at"))
+)
+_INSERT_SHARE_ROW = _share_usage.insert()
+# A share's first row: two writers may add it at once (other processes, PostgreSQL).
+_INSERT_SHARE_ROW_IF_MISSING: dict[str, sa.ClauseElement] = {
+    "sqlite": sqlite.insert(_share_usage).on_conflict_do_nothing(),
+    "postgresql": postgresql.insert(_share_usage).on_conflict_do_nothing(),
+}
 _DECODERS: dict[str, Callable[[Any], Any]] = {
     _ces.name: codec.compute_environment_from_document,
     _queues.name: codec.job_queue_from_document,
@@ -284,6 +377,7 @@ _WRITABLE: tuple[tuple[str, Callable[[Job], Any]], ...] = (
     ("array_size", attrgetter("array_size")),
     ("array_index", attrgetter("array_index")),
     ("array_parent_id", attrgetter("array_parent_id")),
+    ("scheduling_priority", lambda job: job.scheduling_priority or 0),
 )
 
 
@@ -299,6 +393,7 @@ _SETTLED_FIELDS = attrgetter(
     "array_size",
     "array_index",
     "array_parent_id",
+    "scheduling_priority",
 )
 
 
@@ -317,6 +412,34 @@ def _changed_values(old: Job, new: Job) -> dict[str, Any]:
             if value != read(old):
                 values[name] = value
     return values
+
+
+def _required_names(pairs: Iterable[tuple[Job | None, Job]]) -> list[str]:
+    names: dict[str, None] = {}
+    for old, new in pairs:
+        for requirement in (*(old.consumable_resources if old else ()), *new.consumable_resources):
+            names[requirement.resource] = None
+    return sorted(names)
+
+
+def _consumable_rows(job: Job, seq: int) -> list[dict[str, Any]]:
+    """A job's job_consumable_resources rows (a name listed twice takes both quantities)."""
+    quantities: dict[str, int] = {}
+    for requirement in job.consumable_resources:
+        quantities[requirement.resource] = (
+            quantities.get(requirement.resource, 0) + requirement.quantity
+        )
+    return [
+        {"job_id": job.job_id, "resource": name, "seq": seq, "quantity": quantity}
+        for name, quantity in quantities.items()
+    ]
+
+
+def _consumable_document(resource: ConsumableResource) -> str:
+    """The fields of a resource but its counts, which have columns of their own."""
+    doc = codec.consumable_resource_document(resource)
+    del doc["total_quantity"], doc["in_use_quantity"]
+    return codec.dumps(doc)
 
 
 @dataclass(frozen=True, slots=True)
@@ -568,6 +691,10 @@ class SqlStore:
         self._seen_lock = threading.Lock()
         # Decoded resource documents by (table, text): every snapshot and SubmitJob reads some.
         self._resource_docs: dict[tuple[str, str], Any] = {}
+        # Decoded consumable resources by row (the snapshot reads them all every round).
+        self._consumable_rows: dict[tuple[Any, ...], ConsumableResource] = {}
+        # (queue, share) pairs known to have a share_usage row (rows are never deleted).
+        self._known_shares: set[tuple[str, str]] = set()
         try:
             self._migrate()
         except StoreError:
@@ -761,6 +888,139 @@ class SqlStore:
     def delete_scheduling_policy(self, name: str) -> None:
         self._delete_named(_policies, name)
 
+    # -- consumable resources -------------------------------------------------------------------
+
+    def _consumable(self, row: Sequence[Any]) -> ConsumableResource:
+        key = tuple(row)
+        found = self._consumable_rows.get(key)
+        if found is None:
+            _, total, in_use, text = key
+            doc = {**codec.loads(text), "total_quantity": total, "in_use_quantity": in_use}
+            if len(self._consumable_rows) >= 4096:
+                self._consumable_rows.clear()
+            found = self._consumable_rows[key] = codec.consumable_resource_from_document(doc)
+        return found
+
+    def put_consumable_resource(self, resource: ConsumableResource, *, create: bool) -> None:
+        """Insert or replace; in_use_quantity is the store's either way: a replace keeps it,
+        an insert counts what jobs in STARTING/RUNNING already require of that name."""
+        text = _consumable_document(resource)
+        try:
+            with self._writing() as connection:
+                found = _fetch(connection, _LOCK_CONSUMABLE, {"b_name": resource.name})
+                if found and create:
+                    raise ConflictError(f"{resource.name} already exists")
+                if found:
+                    connection.execute(
+                        _consumables.update()
+                        .where(_c.name == resource.name)
+                        .values(total_quantity=resource.total_quantity, doc=text)
+                    )
+                else:
+                    # Not _fetch: a statement with a literal IN list and a parameter.
+                    in_use = connection.execute(_SUM_HELD, {"b_name": resource.name}).scalar_one()
+                    connection.execute(
+                        _consumables.insert().values(
+                            name=resource.name,
+                            total_quantity=resource.total_quantity,
+                            in_use_quantity=int(in_use),
+                            doc=text,
+                        )
+                    )
+                _fetch(connection, _BUMP_CHANGES)
+        except IntegrityError as exc:
+            raise ConflictError(f"{resource.name} already exists") from exc
+        self._notify()
+
+    def get_consumable_resource(self, name: str) -> ConsumableResource | None:
+        with self._reading() as connection:
+            rows = _fetch(connection, _SELECT_CONSUMABLE, {"b_name": name})
+        return self._consumable(rows[0]) if rows else None
+
+    def list_consumable_resources(self) -> list[ConsumableResource]:
+        with self._reading() as connection:
+            return [self._consumable(row) for row in _fetch(connection, _SELECT_CONSUMABLES)]
+
+    def delete_consumable_resource(self, name: str) -> None:
+        self._delete_named(_consumables, name)
+
+    def mutate_consumable_resource(
+        self, name: str, mutation: ConsumableResourceMutation
+    ) -> ConsumableResource | None:
+        # mutation runs inside the write transaction: it may read the store, never write.
+        with self._writing() as connection:
+            found = _fetch(connection, _LOCK_CONSUMABLE, {"b_name": name})
+            if not found:
+                return None
+            current = self._consumable(found[0])
+            new = mutation(current)
+            if new.name != name:
+                raise ValueError(f"a mutation may not rename consumable resource {name}")
+            stored = dataclasses.replace(new, in_use_quantity=current.in_use_quantity)
+            connection.execute(
+                _consumables.update()
+                .where(_c.name == name)
+                .values(total_quantity=stored.total_quantity, doc=_consumable_document(stored))
+            )
+            _fetch(connection, _BUMP_CHANGES)
+        self._notify()
+        return stored
+
+    def list_jobs_by_consumable_resource(self, query: ConsumableJobQuery) -> list[Job]:
+        if query.limit <= 0:
+            return []
+        select = _SELECT_JOBS.select_from(
+            _job_consumables.join(_jobs, _j.job_id == _jc.job_id)
+        ).where(_jc.resource == query.resource)
+        if query.after is not None:
+            select = select.where(_jc.seq < query.after)
+        if query.status is not None:
+            select = select.where(_j.status == query.status.value)
+        if query.job_name is not None:
+            select = select.where(_j.job_name_lc == query.job_name.lower())
+        if query.job_name_prefix is not None:
+            prefix = query.job_name_prefix.lower()
+            select = select.where(sa.func.substr(_j.job_name_lc, 1, len(prefix)) == prefix)
+        select = select.order_by(_jc.seq.desc()).limit(query.limit)
+        with self._reading() as connection:
+            return [self._job(row) for row in connection.execute(select).all()]
+
+    def _lock_consumables(
+        self, connection: Connection, names: Sequence[str]
+    ) -> dict[str, ConsumableResource]:
+        found: dict[str, ConsumableResource] = {}
+        for chunk in _chunks(names):
+            for row in _fetch(connection, _LOCK_CONSUMABLES_BY_NAME, ids=("names", chunk)):
+                found[row[0]] = self._consumable(row)
+        return found
+
+    @staticmethod
+    def _write_consumables(
+        connection: Connection,
+        before: Mapping[str, ConsumableResource],
+        after: Mapping[str, ConsumableResource],
+    ) -> None:
+        rows = [
+            {"b_name": name, "b_total": r.total_quantity, "b_in_use": r.in_use_quantity}
+            for name, r in after.items()
+            if before.get(name) != r
+        ]
+        _execute_many(connection, _SET_CONSUMABLE_COUNTS, rows)
+
+    def _account_pairs(
+        self, connection: Connection, pairs: Sequence[tuple[Job | None, Job]]
+    ) -> None:
+        """In-use counts follow jobs in and out of STARTING/RUNNING (no guard: a runtime's
+        report or an API call records what happened)."""
+        moving = [(old, new) for old, new in pairs if accounting.holds_resources(old, new)]
+        if not moving:
+            return
+        before = self._lock_consumables(connection, _required_names(moving))
+        after = dict(before)
+        for old, new in moving:
+            accounting.account(after, old, new)
+        self._write_consumables(connection, before, after)
+
     # -- job definitions ----------------------------------------------------------------------
 
     def add_job_definition(self, build: Callable[[int], JobDefinition]) -> JobDefinition:
@@ -941,6 +1201,17 @@ class SqlStore:
             ]
             if dependency_rows:
                 connection.execute(_deps.insert(), dependency_rows)
+        required = [
+            (old, new) for old, new in pairs if old.consumable_resources != new.consumable_resources
+        ]
+        if required:
+            ids = [old.job_id for old, _ in required]
+            for chunk in _chunks(ids):
+                connection.execute(_job_consumables.delete().where(_jc.job_id.in_(chunk)))
+            consumable_rows = [
+                row for old, new in required for row in _consumable_rows(new, old.seq)
+            ]
+            _execute_many(connection, _INSERT_JOB_CONSUMABLE, consumable_rows)
         return stored
 
     def _consequences(self, connection: Connection, pairs: list[tuple[Job, Job]]) -> None:
@@ -1021,6 +1292,8 @@ class SqlStore:
                 texts = codec.job_document_texts(stored)
                 rows: list[tuple[Any, ...]] = []
                 dependency_rows: list[dict[str, str]] = []
+                consumable_rows: list[dict[str, Any]] = []
+                new_shares: dict[tuple[str, str], int] = {}
                 no_counts = (None,) * len(_COUNT_COLUMNS)
                 for new, text in zip(stored, texts, strict=True):
                     summary = new.array_status_summary
@@ -1049,22 +1322,55 @@ class SqlStore:
                                 else (summary[status] for status in _STATUS_NAMES)
                             ),
                             text,
+                            new.scheduling_priority or 0,
                         )
                     )
                     for depends_on in dict.fromkeys(new.wait_for):
                         dependency_rows.append({"job_id": new.job_id, "depends_on": depends_on})
+                    if new.consumable_resources:
+                        consumable_rows.extend(_consumable_rows(new, new.seq))
+                    if new.share_identifier is not None:
+                        share = (new.job_queue, new.share_identifier)
+                        if share not in self._known_shares:
+                            new_shares.setdefault(share, new.created_at)
                 _execute_rows(connection, _INSERT_JOB, _INSERT_KEYS, rows)
                 if dependency_rows:
                     _execute_many(connection, _INSERT_DEPENDENCY, dependency_rows)
+                if consumable_rows:
+                    _execute_many(connection, _INSERT_JOB_CONSUMABLE, consumable_rows)
+                    self._account_pairs(connection, [(None, new) for new in stored])
+                if new_shares:
+                    self._add_shares(connection, new_shares)
                 if deltas:
                     # Parents stored earlier: their counts change, so they need a decision.
                     self._bump_parents(connection, deltas)
                 _fetch(connection, _BUMP_CHANGES)
         except IntegrityError as exc:
             raise ConflictError("a job with this id already exists") from exc
+        self._known_shares.update(new_shares)
         self._remember(stored)
         self._notify()
         return stored
+
+    @staticmethod
+    def _add_shares(connection: Connection, shares: Mapping[tuple[str, str], int]) -> None:
+        """A usage row (value 0 at the first job's created_at) for each share not seen yet."""
+        rows = [
+            {"job_queue": queue, "share_identifier": share, "value": 0.0, "at": at}
+            for (queue, share), at in shares.items()
+        ]
+        statement = _INSERT_SHARE_ROW_IF_MISSING.get(connection.dialect.name)
+        if statement is not None:
+            _execute_many(connection, statement, rows)
+            return
+        for row in rows:
+            found = _fetch(
+                connection,
+                _LOCK_SHARE_ROW,
+                {"b_queue": row["job_queue"], "b_share": row["share_identifier"]},
+            )
+            if not found:
+                _execute_many(connection, _INSERT_SHARE_ROW, [row])
 
     def get_job(self, job_id: str) -> Job | None:
         with self._reading() as connection:
@@ -1090,6 +1396,7 @@ class SqlStore:
             if new is None:
                 return old
             [stored] = self._store_pairs(connection, [(old, new)], flag=True)
+            self._account_pairs(connection, [(old, new)])
             self._consequences(connection, [(old, new)])
             _fetch(connection, _BUMP_CHANGES)
             [row] = _fetch(connection, _SELECT_JOB, {"b_job_id": job_id})
@@ -1119,6 +1426,7 @@ class SqlStore:
             pairs = [(old, current[job_id]) for job_id, old in first.items()]
             stored = self._store_pairs(connection, pairs, flag=True)
             if pairs:
+                self._account_pairs(connection, pairs)
                 self._consequences(connection, pairs)
                 _fetch(connection, _BUMP_CHANGES)
         if pairs:
@@ -1141,6 +1449,7 @@ class SqlStore:
                     pairs.append((old, new))
             stored = self._store_pairs(connection, pairs, flag=True)
             if pairs:
+                self._account_pairs(connection, pairs)
                 self._consequences(connection, pairs)
                 _fetch(connection, _BUMP_CHANGES)
         if pairs:
@@ -1149,7 +1458,6 @@ class SqlStore:
         return len(pairs)
 
     def list_jobs(self, query: JobQuery) -> list[Job]:
-        _check_selector(query)
         if query.limit <= 0 or query.multi_node_job_id is not None:
             # Multi-node parallel jobs have no node jobs in the model yet.
             return []
@@ -1180,6 +1488,7 @@ class SqlStore:
             ids = [job.job_id for job in removed]
             for chunk in _chunks(ids):
                 connection.execute(_deps.delete().where(_deps.c.job_id.in_(chunk)))
+                connection.execute(_job_consumables.delete().where(_jc.job_id.in_(chunk)))
                 connection.execute(_jobs.delete().where(_j.job_id.in_(chunk)))
             if removed:
                 _fetch(connection, _BUMP_CHANGES)
@@ -1199,14 +1508,38 @@ class SqlStore:
             for kind, _, text in sorted(_fetch(connection, _SELECT_RESOURCES)):
                 found[kind].append(self._decoded(_RESOURCE_TABLES[kind].name, text))
             active = tuple(self._active(connection))
+            fair = {queue.name for queue in queues if queue.scheduling_policy_arn is not None}
+            share_usage: dict[str, dict[str, ShareUsage]] = {name: {} for name in fair}
+            if fair:
+                for queue_name, share, value, at in _fetch(connection, _SELECT_SHARE_USAGE):
+                    if queue_name in fair:
+                        share_usage[queue_name][share] = ShareUsage(queue_name, share, value, at)
             runnable: dict[str, tuple[Job, ...]] = {}
+            runnable_by_share: dict[str, dict[str, tuple[Job, ...]]] = {}
             for queue in queues:
+                if queue.name in fair:
+                    by_share: dict[str, tuple[Job, ...]] = {}
+                    for share in share_usage[queue.name]:
+                        heads = self._jobs(
+                            connection,
+                            _RUNNABLE_SHARE_HEAD_KEYS,
+                            {
+                                "b_queue": queue.name,
+                                "b_share": share,
+                                "b_limit": limits.runnable_per_queue,
+                            },
+                        )
+                        if heads:
+                            by_share[share] = tuple(heads)
+                    runnable_by_share[queue.name] = by_share
+                    continue
                 heads = self._jobs(
                     connection,
                     _RUNNABLE_HEAD_KEYS,
                     {"b_queue": queue.name, "b_limit": limits.runnable_per_queue},
                 )
                 runnable[queue.name] = tuple(heads)
+            consumables = [self._consumable(row) for row in _fetch(connection, _SELECT_CONSUMABLES)]
             to_evaluate = tuple(
                 self._jobs(connection, _FLAGGED_KEYS, {"b_limit": limits.to_evaluate})
             )
@@ -1221,6 +1554,9 @@ class SqlStore:
             scheduling_policies={policy.arn: policy for policy in policies},
             active=active,
             runnable=runnable,
+            runnable_by_share=runnable_by_share,
+            share_usage=share_usage,
+            consumable_resources={r.name: r for r in consumables},
             to_evaluate=to_evaluate,
             dependency_status={d: dependency_status[d] for d in wanted if d in dependency_status},
         )
@@ -1233,14 +1569,33 @@ class SqlStore:
         with self._writing() as connection:
             ids = list(dict.fromkeys(job.job_id for job in plan.updates))
             current = self._load_for_update(connection, ids) if ids else {}
+            moving = [
+                (old, job)
+                for job in plan.updates
+                if (old := current.get(job.job_id)) is not None
+                and old.version == job.version
+                and accounting.holds_resources(old, job)
+            ]
+            before = self._lock_consumables(connection, _required_names(moving)) if moving else {}
+            # The guard sees the takes (and releases) of the updates before it.
+            resources = dict(before)
             pairs: list[tuple[Job, Job]] = []
             for job in plan.updates:
                 old = current.get(job.job_id)
                 if old is None or job.job_id in applied or old.version != job.version:
                     continue
+                if accounting.holds_resources(old, job):
+                    if not accounting.fits(resources, old, job):
+                        continue
+                    accounting.account(resources, old, job)
                 applied.add(job.job_id)
                 pairs.append((old, job))
             stored = self._store_pairs(connection, pairs, flag=False)
+            if moving:
+                self._write_consumables(connection, before, resources)
+            accruals = [a for a in plan.accruals if a.job_id in applied]
+            if accruals:
+                self._accrue(connection, accruals)
             # Consequences come after the evaluated flags are cleared, so a job whose
             # dependency ended in this very plan stays flagged.
             if plan.evaluated:
@@ -1261,11 +1616,40 @@ class SqlStore:
         with self._reading() as connection:
             return self._active(connection)
 
-
-def _check_selector(query: JobQuery) -> None:
-    selectors = (query.job_queue, query.array_job_id, query.multi_node_job_id)
-    if sum(s is not None for s in selectors) != 1:
-        raise ValueError("JobQuery needs exactly one of job_queue, array_job_id, multi_node_job_id")
+    @staticmethod
+    def _accrue(connection: Connection, accruals: Sequence[UsageAccrual]) -> None:
+        """Add ended attempts' usage to their shares' rows (a missing row starts at 0)."""
+        stored: dict[tuple[str, str], ShareUsage | None] = {}
+        for accrual in accruals:
+            key = (accrual.job_queue, accrual.share_identifier)
+            if key not in stored:
+                queue, share = key
+                found = _fetch(connection, _LOCK_SHARE_ROW, {"b_queue": queue, "b_share": share})
+                stored[key] = ShareUsage(queue, share, found[0][0], found[0][1]) if found else None
+        written = dict(stored)
+        for accrual in accruals:
+            key = (accrual.job_queue, accrual.share_identifier)
+            written[key] = accounting.accrue(written[key], accrual)
+        updates = []
+        inserts = []
+        for key, row in written.items():
+            assert row is not None
+            queue, share = key
+            if stored[key] is None:
+                inserts.append(
+                    {
+                        "job_queue": queue,
+                        "share_identifier": share,
+                        "value": row.value,
+                        "at": row.at,
+                    }
+                )
+            else:
+                updates.append(
+                    {"b_queue": queue, "b_share": share, "b_value": row.value, "b_at": row.at}
+                )
+        _execute_many(connection, _SET_SHARE_ROW, updates)
+        _execute_many(connection, _INSERT_SHARE_ROW, inserts)
 
 
 def _filtered(select: sa.Select[Any], query: JobQuery) -> sa.Select[Any]:
