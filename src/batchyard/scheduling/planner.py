@@ -14,14 +14,15 @@ from batchyard.domain import lifecycle
 from batchyard.domain.model import (
     Attempt,
     ComputeEnvironment,
+    Document,
     Job,
     JobQueue,
     JobStatus,
     Resources,
     ResourceStatus,
 )
-from batchyard.scheduling import dependencies, ordering
-from batchyard.scheduling.snapshot import Plan, Snapshot
+from batchyard.scheduling import dependencies, fairshare, ordering
+from batchyard.scheduling.snapshot import Plan, Snapshot, UsageAccrual
 
 
 @dataclass(slots=True)
@@ -84,6 +85,38 @@ class _Capacity:
         )
 
 
+@dataclass(slots=True)
+class _Consumables:
+    """What each consumable resource has available, less what this round's placements took."""
+
+    available: dict[str, int]
+
+    def fits(self, job: Job) -> bool:
+        return all(
+            name in self.available and quantity <= self.available[name]
+            for name, quantity in _requirements(job).items()
+        )
+
+    def take(self, job: Job) -> None:
+        for name, quantity in _requirements(job).items():
+            self.available[name] -= quantity
+
+
+@dataclass(slots=True)
+class _Reservation:
+    """computeReservation on a fair-share queue: what its active shares may hold together."""
+
+    usable_vcpus: float
+    held_vcpus: float
+
+    def fits(self, job: Job) -> bool:
+        # A hair of slack so that float rounding of the fraction never refuses an exact fit.
+        return self.held_vcpus + job.resources.vcpus <= self.usable_vcpus + 1e-9
+
+    def take(self, job: Job) -> None:
+        self.held_vcpus += job.resources.vcpus
+
+
 def plan(snapshot: Snapshot, now: int) -> Plan:
     """Decide what happens next to the jobs of `snapshot` at time `now` (epoch ms)."""
     round_ = _Round(snapshot, now)
@@ -112,10 +145,24 @@ def plan(snapshot: Snapshot, now: int) -> Plan:
         if deadline is not None and current.stop_cause is None:
             round_.wake_at(deadline)
 
-    # 3. Placement: queues by priority, each FIFO up to its first job that does not fit.
+    # 3. Placement: queues by priority, each in its order (FIFO or fair share) up to its
+    #    first job that does not fit.
     capacity = _Capacity(snapshot, _used_capacity(round_, snapshot.active))
+    consumables = _Consumables(
+        {name: r.available_quantity for name, r in snapshot.consumable_resources.items()}
+    )
+    holding = [
+        current
+        for current in (round_.latest(job) for job in snapshot.active)
+        if current.status.is_active
+    ]
     for queue in ordering.dispatch_order(snapshot.job_queues):
-        _place_queue(round_, capacity, queue)
+        policy = ordering.fair_share_policy(snapshot, queue)
+        if policy is None:
+            fifo = ordering.fifo_order(snapshot.runnable.get(queue.name, ()))
+            _place_queue(round_, capacity, consumables, queue, fifo, None)
+        else:
+            _place_fair_share_queue(round_, capacity, consumables, queue, policy, holding)
 
     # 4. Assemble: one update per changed job, the rest of to_evaluate is marked evaluated.
     evaluated: list[tuple[str, int]] = []
@@ -129,6 +176,7 @@ def plan(snapshot: Snapshot, now: int) -> Plan:
         evaluated=tuple(evaluated),
         starts=tuple(round_.starts),
         stops=tuple(round_.stops),
+        accruals=_accruals(round_),
         next_wakeup=min(round_.wakeups) if round_.wakeups else None,
     )
 
@@ -139,13 +187,22 @@ def used_every_runnable_head(snapshot: Snapshot, decided: Plan, limit: int) -> b
     could then give another plan. Otherwise more heads change nothing, since placement in
     every queue stopped at a head it was given."""
     status = {job.job_id: job.status for job in decided.updates}
-    for heads in snapshot.runnable.values():
-        if not heads or len(heads) < limit:
-            continue
-        last = ordering.fifo_order(heads)[-1]
-        if status.get(last.job_id, JobStatus.RUNNABLE) is not JobStatus.RUNNABLE:
-            return True
-    return False
+    lasts = [
+        ordering.fifo_order(heads)[-1]
+        for heads in snapshot.runnable.values()
+        if heads and len(heads) >= limit
+    ]
+    for shares in snapshot.runnable_by_share.values():
+        # Each share's heads are read up to the limit: a share that ran out of heads hands
+        # its turn to the others, which more heads of its own might have taken.
+        lasts.extend(
+            ordering.share_order(heads)[-1]
+            for heads in shares.values()
+            if heads and len(heads) >= limit
+        )
+    return any(
+        status.get(last.job_id, JobStatus.RUNNABLE) is not JobStatus.RUNNABLE for last in lasts
+    )
 
 
 def _evaluate(job: Job, snapshot: Snapshot, now: int) -> Job | None:
@@ -175,15 +232,44 @@ def _used_capacity(round_: _Round, active: Iterable[Job]) -> dict[str, Resources
     return capacity.used
 
 
-def _place_queue(round_: _Round, capacity: _Capacity, queue: JobQueue) -> None:
+def _place_fair_share_queue(
+    round_: _Round,
+    capacity: _Capacity,
+    consumables: _Consumables,
+    queue: JobQueue,
+    policy: Document,
+    holding: list[Job],
+) -> None:
+    """Walk a fair-share queue in ordering.fair_share_order, within its compute reservation."""
     snapshot, now = round_.snapshot, round_.now
-    known = [
-        snapshot.compute_environments[name]
-        for name in queue.compute_environment_names
-        if name in snapshot.compute_environments
-    ]
+    heads = snapshot.runnable_by_share.get(queue.name, {})
+    state = ordering.fair_share(snapshot, queue, policy, heads, holding, now)
+    usable = sum(
+        capacity.vcpu_cap(ce) for ce in _compute_environments(snapshot, queue) if ce.can_place
+    )
+    fraction = fairshare.usable_fraction(state.compute_reservation, len(state.active_shares))
+    reservation = None
+    if fraction < 1.0 and not math.isinf(usable):
+        reservation = _Reservation(usable * fraction, state.held_vcpus)
+    order = ordering.fair_share_order(
+        heads, state, lambda job: ordering.is_waiting(round_.latest(job))
+    )
+    _place_queue(round_, capacity, consumables, queue, order, reservation)
+
+
+def _place_queue(
+    round_: _Round,
+    capacity: _Capacity,
+    consumables: _Consumables,
+    queue: JobQueue,
+    jobs: Iterable[Job],
+    reservation: _Reservation | None,
+) -> None:
+    """Place `jobs` in the order given, up to the first that does not fit (SPEC §7.3, §7.4)."""
+    now = round_.now
+    known = _compute_environments(round_.snapshot, queue)
     usable = [ce for ce in known if ce.can_place]
-    for job in ordering.fifo_order(snapshot.runnable.get(queue.name, ())):
+    for job in jobs:
         current = round_.latest(job)
         if current.status is not JobStatus.RUNNABLE:
             continue  # ended earlier this round
@@ -193,13 +279,70 @@ def _place_queue(round_: _Round, capacity: _Capacity, queue: JobQueue) -> None:
             round_.write(cancelled)
             continue
         target = next((ce for ce in usable if capacity.fits_now(ce, current.resources)), None)
-        if target is not None:
+        if (
+            target is not None
+            and consumables.fits(current)
+            and (reservation is None or reservation.fits(current))
+        ):
             round_.write(_place(current, target.name, now))
             round_.starts.append(job.job_id)
             capacity.take(target.name, current.resources)
+            consumables.take(current)
+            if reservation is not None:
+                reservation.take(current)
             continue
         if not _blocked_head(round_, capacity, queue, current, known, usable):
             return
+
+
+def _compute_environments(snapshot: Snapshot, queue: JobQueue) -> list[ComputeEnvironment]:
+    return [
+        snapshot.compute_environments[name]
+        for name in queue.compute_environment_names
+        if name in snapshot.compute_environments
+    ]
+
+
+def _requirements(job: Job) -> dict[str, int]:
+    needs: dict[str, int] = {}
+    for requirement in job.consumable_resources:
+        needs[requirement.resource] = needs.get(requirement.resource, 0) + requirement.quantity
+    return needs
+
+
+def _accruals(round_: _Round) -> tuple[UsageAccrual, ...]:
+    """The fair-share usage of each attempt of a fair-share queue that ended this round."""
+    snapshot, now = round_.snapshot, round_.now
+    queues = {queue.name: queue for queue in snapshot.job_queues}
+    accruals: list[UsageAccrual] = []
+    for job in snapshot.active:
+        queue = queues.get(job.job_queue)
+        attempt = job.current_attempt
+        share = job.share_identifier
+        if queue is None or attempt is None or share is None:
+            continue
+        if round_.latest(job).status.is_active:
+            continue
+        policy = ordering.fair_share_policy(snapshot, queue)
+        if policy is None:
+            continue
+        window = fairshare.decay_window_ms(policy)
+        ended = next(
+            (a for a in round_.latest(job).attempts if a.task_id == attempt.task_id), attempt
+        )
+        stopped = ended.stopped_at if ended.stopped_at is not None else now
+        usage = fairshare.attempt_usage(job.resources.vcpus, attempt.placed_at, stopped, window)
+        accruals.append(
+            UsageAccrual(
+                job_id=job.job_id,
+                job_queue=queue.name,
+                share_identifier=share,
+                amount=fairshare.decayed(usage, stopped, now, window),
+                at=now,
+                window_ms=window,
+            )
+        )
+    return tuple(accruals)
 
 
 def _place(job: Job, ce_name: str, now: int) -> Job:

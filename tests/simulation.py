@@ -1,0 +1,217 @@
+"""A virtual-time world for scheduling simulations in tests: one compute environment, one job
+queue (fair share when given a policy), the real Dispatcher and planner on the memory store,
+and the fake runtime. Time moves only when the test moves it; exits fall due on the way.
+
+It also integrates the vCPUs each share holds over virtual time, so a test can compare the
+capacity shares get in steady state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from batchyard.dispatcher import Dispatcher
+from batchyard.domain.model import Document, Job, JobStatus, Resources
+from batchyard.runtimes.fake import FakeRuntime
+from batchyard.service import jobs, resources
+from batchyard.service.context import ServiceContext
+from batchyard.store.memory import MemoryStore
+
+T0 = 1_700_000_000_000
+QUEUE = "q"
+DEFINITION = "sim"
+# The fake runtime's host is never the limit: capacity is the compute environment's maxvCpus.
+UNLIMITED_HOST = Resources(vcpus=1 << 20, memory_mib=1 << 40, gpus=0)
+
+
+class VirtualClock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def now_ms(self) -> int:
+        return self.now
+
+
+class SchedulingWorld:
+    """Submit through the service, step the dispatcher by hand, move the clock explicitly."""
+
+    def __init__(self, max_vcpus: int, fairshare_policy: Document | None = None) -> None:
+        self.clock = VirtualClock()
+        self.store = MemoryStore()
+        self.runtime = FakeRuntime(self.clock, UNLIMITED_HOST)
+        self.ctx = ServiceContext(store=self.store, clock=self.clock)
+        self.dispatcher = Dispatcher(self.store, {"process": self.runtime}, self.clock)
+        self.max_vcpus = max_vcpus
+        self.fairshare_policy = fairshare_policy
+        self.rounds = 0
+        self._vcpu_ms: dict[str, float] = defaultdict(float)
+        self._jobs_ms: dict[str, float] = defaultdict(float)
+        self._measured_since = T0
+
+    async def open(self) -> None:
+        await self.dispatcher.open()
+        resources.create_compute_environment(
+            self.ctx,
+            compute_environment_name="ce",
+            type="MANAGED",
+            compute_resources={"type": "EC2", "maxvCpus": self.max_vcpus, "subnets": []},
+        )
+        await self.settle()
+        policy_arn = None
+        if self.fairshare_policy is not None:
+            policy_arn = resources.create_scheduling_policy(
+                self.ctx, name="fair", fairshare_policy=self.fairshare_policy
+            ).arn
+        resources.create_job_queue(
+            self.ctx,
+            job_queue_name=QUEUE,
+            priority=1,
+            scheduling_policy_arn=policy_arn,
+            compute_environment_order=[{"order": 1, "computeEnvironment": "ce"}],
+        )
+        resources.register_job_definition(
+            self.ctx,
+            job_definition_name=DEFINITION,
+            type="container",
+            container_properties={
+                "image": "busybox",
+                "command": ["fake", "exit", "0"],
+                "resourceRequirements": [
+                    {"type": "VCPU", "value": "1"},
+                    {"type": "MEMORY", "value": "64"},
+                ],
+            },
+        )
+        await self.settle()
+
+    # -- submitting ---------------------------------------------------------------------------
+
+    def submit(
+        self,
+        share: str | None,
+        *,
+        vcpus: float = 1,
+        duration_ms: int | None = None,
+        count: int = 1,
+        **extra: Any,
+    ) -> list[str]:
+        """SubmitJob `count` times; duration None runs until stopped."""
+        command = (
+            ["fake", "run-forever"]
+            if duration_ms is None
+            else ["fake", "exit", "0", "after", str(duration_ms)]
+        )
+        overrides = {
+            "command": command,
+            "resourceRequirements": [
+                {"type": "VCPU", "value": str(vcpus)},
+                {"type": "MEMORY", "value": "64"},
+            ],
+        }
+        return [
+            jobs.submit_job(
+                self.ctx,
+                job_name=f"{share or 'job'}-{index}",
+                job_queue=QUEUE,
+                job_definition=DEFINITION,
+                container_overrides=overrides,
+                share_identifier=share,
+                **extra,
+            ).job_id
+            for index in range(count)
+        ]
+
+    # -- time ---------------------------------------------------------------------------------
+
+    async def settle(self) -> None:
+        """Rounds until one decides nothing twice in a row (starts and stops included)."""
+        quiet = 0
+        for _ in range(100_000):
+            self.runtime.advance_to(self.clock.now)
+            decided = await self.dispatcher.step()
+            self.rounds += 1
+            for _ in range(3):
+                await asyncio.sleep(0)
+            quiet = quiet + 1 if decided.is_empty else 0
+            if quiet >= 2:
+                return
+        raise AssertionError("the dispatcher never settled")
+
+    async def run_until(self, at_ms: int) -> None:
+        """Move to T0 + at_ms, exit by exit, settling at each."""
+        target = T0 + at_ms
+        await self.settle()  # what was submitted since starts now, and its exits fall due
+        while True:
+            due = self.runtime.next_event_at()
+            if due is None or due > target:
+                break
+            self._move_to(max(due, self.clock.now))
+            await self.settle()
+        self._move_to(target)
+        await self.settle()
+
+    def _move_to(self, at: int) -> None:
+        elapsed = at - self.clock.now
+        if elapsed > 0:
+            for share, vcpus in self.held().items():
+                self._vcpu_ms[share] += vcpus * elapsed
+            for share, count in self.running_jobs().items():
+                self._jobs_ms[share] += count * elapsed
+        self.clock.now = at
+
+    # -- looking --------------------------------------------------------------------------------
+
+    def active(self) -> Iterator[Job]:
+        return iter(self.store.active_jobs())
+
+    def held(self) -> dict[str, float]:
+        """vCPUs held now (STARTING or RUNNING), per share."""
+        held: dict[str, float] = defaultdict(float)
+        for job in self.active():
+            held[job.share_identifier or ""] += job.resources.vcpus
+        return dict(held)
+
+    def running_jobs(self) -> dict[str, int]:
+        count: dict[str, int] = defaultdict(int)
+        for job in self.active():
+            count[job.share_identifier or ""] += 1
+        return dict(count)
+
+    def measure_from_now(self) -> None:
+        self._vcpu_ms.clear()
+        self._jobs_ms.clear()
+        self._measured_since = self.clock.now
+
+    def average_held(self) -> dict[str, float]:
+        """Time-weighted mean vCPUs held per share since measure_from_now()."""
+        span = self.clock.now - self._measured_since
+        return {share: total / span for share, total in self._vcpu_ms.items()}
+
+    def average_jobs(self) -> dict[str, float]:
+        """Time-weighted mean number of jobs running per share since measure_from_now()."""
+        span = self.clock.now - self._measured_since
+        return {share: total / span for share, total in self._jobs_ms.items()}
+
+    def job(self, job_id: str) -> Job:
+        found = self.store.get_job(job_id)
+        assert found is not None
+        return found
+
+    def status(self, job_id: str) -> JobStatus:
+        return self.job(job_id).status
+
+
+@asynccontextmanager
+async def opened(
+    max_vcpus: int, fairshare_policy: Document | None = None
+) -> AsyncIterator[SchedulingWorld]:
+    world = SchedulingWorld(max_vcpus, fairshare_policy)
+    await world.open()
+    try:
+        yield world
+    finally:
+        await world.dispatcher.close()
