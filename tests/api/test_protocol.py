@@ -59,9 +59,9 @@ def _raw(server: ServerProcess, method: str, path: str, body: bytes) -> tuple[in
 
 def test_unsupported_operation_through_boto3(batch: Any) -> None:
     with pytest.raises(ClientError) as caught:
-        batch.list_consumable_resources()
+        batch.describe_service_environments()
     assert caught.value.response["Error"]["Code"] == "ClientException"
-    assert "ListConsumableResources" in caught.value.response["Error"]["Message"]
+    assert "DescribeServiceEnvironments" in caught.value.response["Error"]["Message"]
     assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
 
 

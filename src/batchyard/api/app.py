@@ -44,14 +44,6 @@ OPERATIONS: Mapping[str, Handler] = {**RESOURCE_OPERATIONS, **JOB_OPERATIONS}
 
 UNSUPPORTED: frozenset[str] = frozenset(
     {
-        # Consumable resources: the fair-share and consumable resources issue.
-        "CreateConsumableResource",
-        "DeleteConsumableResource",
-        "DescribeConsumableResource",
-        "ListConsumableResources",
-        "ListJobsByConsumableResource",
-        "UpdateConsumableResource",
-        "GetJobQueueSnapshot",
         # SageMaker service jobs, service environments and quota shares: not planned.
         "CreateQuotaShare",
         "DeleteQuotaShare",

@@ -1,7 +1,8 @@
 """Wire adapters of the job operations: camelCase requests in, camelCase responses out.
 
-Renders Job objects as AWS's JobDetail / JobSummary shapes. Holds no rules of its own: every
-decision is made by batchyard.service.jobs.
+Renders Job objects as AWS's JobDetail / JobSummary / ListJobsByConsumableResourceSummary shapes
+and a queue snapshot as GetJobQueueSnapshot's response. Holds no rules of its own: every decision
+is made by batchyard.service.jobs and batchyard.service.queue_snapshot.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from batchyard.domain.model import (
     Job,
     RetryStrategy,
 )
-from batchyard.service import jobs
+from batchyard.service import jobs, queue_snapshot
 from batchyard.service.context import ServiceContext
 
 Handler = Callable[[ServiceContext, dict[str, Any]], dict[str, Any]]
@@ -249,6 +250,68 @@ def job_summary(job: Job, identity: Identity) -> dict[str, Any]:
     return rendered
 
 
+def consumable_resource_job_summary(job: Job, resource: str, identity: Identity) -> dict[str, Any]:
+    """A Job as AWS's ListJobsByConsumableResourceSummary, for one resource it requires."""
+    quantity = sum(r.quantity for r in job.consumable_resources if r.resource == resource)
+    properties = job.extra.get("consumableResourceProperties") or {
+        "consumableResourceList": [
+            {"consumableResource": r.resource, "quantity": r.quantity}
+            for r in job.consumable_resources
+        ]
+    }
+    rendered: dict[str, Any] = {
+        "jobArn": identity.arn("job", job.job_id),
+        "jobQueueArn": identity.arn("job-queue", job.job_queue),
+        "jobName": job.job_name,
+        "jobDefinitionArn": job.job_definition_arn,
+        "jobStatus": job.status.value,
+        "quantity": quantity,
+        "createdAt": job.created_at,
+        "consumableResourceProperties": properties,
+    }
+    if job.share_identifier is not None:
+        rendered["shareIdentifier"] = job.share_identifier
+    if job.status_reason is not None:
+        rendered["statusReason"] = job.status_reason
+    if job.started_at is not None:
+        rendered["startedAt"] = job.started_at
+    return rendered
+
+
+def job_queue_snapshot(
+    snapshot: queue_snapshot.JobQueueSnapshot, identity: Identity
+) -> dict[str, Any]:
+    """GetJobQueueSnapshot's response."""
+    utilization: dict[str, Any] = {
+        "totalCapacityUsage": [{"capacityUnit": "VCPU", "quantity": snapshot.vcpus_in_use}],
+        "lastUpdatedAt": snapshot.last_updated_at,
+    }
+    if snapshot.fairshare is not None:
+        utilization["fairshareUtilization"] = {
+            "activeShareCount": snapshot.fairshare.active_share_count,
+            "topCapacityUtilization": [
+                {
+                    "shareIdentifier": share.share_identifier,
+                    "capacityUsage": [{"capacityUnit": "VCPU", "quantity": share.vcpus}],
+                }
+                for share in snapshot.fairshare.top_capacity_utilization
+            ],
+        }
+    return {
+        "frontOfQueue": {
+            "jobs": [
+                {
+                    "jobArn": identity.arn("job", job.job_id),
+                    "earliestTimeAtPosition": job.earliest_time_at_position,
+                }
+                for job in snapshot.front_of_queue
+            ],
+            "lastUpdatedAt": snapshot.last_updated_at,
+        },
+        "queueUtilization": utilization,
+    }
+
+
 # -- handlers -----------------------------------------------------------------------------------
 
 
@@ -309,6 +372,36 @@ def list_jobs(ctx: ServiceContext, request: dict[str, Any]) -> dict[str, Any]:
     return response
 
 
+_LIST_JOBS_BY_CONSUMABLE_RESOURCE_MEMBERS = (
+    "consumableResource",
+    "filters",
+    "maxResults",
+    "nextToken",
+)
+
+
+def list_jobs_by_consumable_resource(
+    ctx: ServiceContext, request: dict[str, Any]
+) -> dict[str, Any]:
+    found = jobs.list_jobs_by_consumable_resource(
+        ctx, **_arguments(request, _LIST_JOBS_BY_CONSUMABLE_RESOURCE_MEMBERS)
+    )
+    response: dict[str, Any] = {
+        "jobs": [
+            consumable_resource_job_summary(j, found.resource.name, ctx.identity)
+            for j in found.jobs
+        ]
+    }
+    if found.next_token is not None:
+        response["nextToken"] = found.next_token
+    return response
+
+
+def get_job_queue_snapshot(ctx: ServiceContext, request: dict[str, Any]) -> dict[str, Any]:
+    snapshot = queue_snapshot.get_job_queue_snapshot(ctx, job_queue=request["jobQueue"])
+    return job_queue_snapshot(snapshot, ctx.identity)
+
+
 def cancel_job(ctx: ServiceContext, request: dict[str, Any]) -> dict[str, Any]:
     jobs.cancel_job(ctx, job_id=request["jobId"], reason=request["reason"])
     return {}
@@ -340,6 +433,8 @@ JOB_OPERATIONS: dict[str, Handler] = {
     "SubmitJob": submit_job,
     "DescribeJobs": describe_jobs,
     "ListJobs": list_jobs,
+    "ListJobsByConsumableResource": list_jobs_by_consumable_resource,
+    "GetJobQueueSnapshot": get_job_queue_snapshot,
     "CancelJob": cancel_job,
     "TerminateJob": terminate_job,
     "CancelJobs": cancel_jobs,

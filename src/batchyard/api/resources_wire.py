@@ -1,4 +1,5 @@
-"""Wire adapters for resource operations: request members in, AWS response shapes out.
+"""Wire adapters for resource operations (compute environments, job queues, job definitions,
+scheduling policies, consumable resources, tags): request members in, AWS response shapes out.
 
 Each handler takes the validated request (camelCase, as boto3 sends it) and returns the
 response (camelCase). The service functions underneath speak snake_case domain objects.
@@ -13,6 +14,7 @@ from botocore import xform_name
 
 from batchyard.domain.model import (
     ComputeEnvironment,
+    ConsumableResource,
     Identity,
     JobDefinition,
     JobQueue,
@@ -117,6 +119,30 @@ def scheduling_policy_detail(policy: SchedulingPolicy) -> dict[str, Any]:
     }
 
 
+def consumable_resource_detail(resource: ConsumableResource) -> dict[str, Any]:
+    """DescribeConsumableResource's response."""
+    return {
+        "consumableResourceName": resource.name,
+        "consumableResourceArn": resource.arn,
+        "totalQuantity": resource.total_quantity,
+        "inUseQuantity": resource.in_use_quantity,
+        "availableQuantity": resource.available_quantity,
+        "resourceType": resource.resource_type,
+        "createdAt": resource.created_at,
+        "tags": dict(resource.tags),
+    }
+
+
+def consumable_resource_summary(resource: ConsumableResource) -> dict[str, Any]:
+    return {
+        "consumableResourceArn": resource.arn,
+        "consumableResourceName": resource.name,
+        "totalQuantity": resource.total_quantity,
+        "inUseQuantity": resource.in_use_quantity,
+        "resourceType": resource.resource_type,
+    }
+
+
 # -- handlers ----------------------------------------------------------------------------
 
 
@@ -207,6 +233,39 @@ def _list_scheduling_policies(ctx: ServiceContext, request: dict[str, Any]) -> d
     return {"schedulingPolicies": [{"arn": p.arn} for p in found], "nextToken": token}
 
 
+def _create_consumable_resource(ctx: ServiceContext, request: dict[str, Any]) -> dict[str, Any]:
+    resource = resources.create_consumable_resource(ctx, **snake_kwargs(request))
+    return {"consumableResourceName": resource.name, "consumableResourceArn": resource.arn}
+
+
+def _describe_consumable_resource(ctx: ServiceContext, request: dict[str, Any]) -> dict[str, Any]:
+    return consumable_resource_detail(
+        resources.describe_consumable_resource(ctx, **snake_kwargs(request))
+    )
+
+
+def _list_consumable_resources(ctx: ServiceContext, request: dict[str, Any]) -> dict[str, Any]:
+    found, token = resources.list_consumable_resources(ctx, **snake_kwargs(request))
+    return {
+        "consumableResources": [consumable_resource_summary(r) for r in found],
+        "nextToken": token,
+    }
+
+
+def _update_consumable_resource(ctx: ServiceContext, request: dict[str, Any]) -> dict[str, Any]:
+    resource = resources.update_consumable_resource(ctx, **snake_kwargs(request))
+    return {
+        "consumableResourceName": resource.name,
+        "consumableResourceArn": resource.arn,
+        "totalQuantity": resource.total_quantity,
+    }
+
+
+def _delete_consumable_resource(ctx: ServiceContext, request: dict[str, Any]) -> dict[str, Any]:
+    resources.delete_consumable_resource(ctx, **snake_kwargs(request))
+    return {}
+
+
 def _list_tags_for_resource(ctx: ServiceContext, request: dict[str, Any]) -> dict[str, Any]:
     return {"tags": resources.list_tags_for_resource(ctx, **snake_kwargs(request))}
 
@@ -238,6 +297,11 @@ RESOURCE_OPERATIONS: dict[str, Handler] = {
     "DeleteSchedulingPolicy": _delete_scheduling_policy,
     "DescribeSchedulingPolicies": _describe_scheduling_policies,
     "ListSchedulingPolicies": _list_scheduling_policies,
+    "CreateConsumableResource": _create_consumable_resource,
+    "DescribeConsumableResource": _describe_consumable_resource,
+    "ListConsumableResources": _list_consumable_resources,
+    "UpdateConsumableResource": _update_consumable_resource,
+    "DeleteConsumableResource": _delete_consumable_resource,
     "ListTagsForResource": _list_tags_for_resource,
     "TagResource": _tag_resource,
     "UntagResource": _untag_resource,

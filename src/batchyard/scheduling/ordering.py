@@ -85,9 +85,11 @@ def fair_share(
     heads: Mapping[str, Sequence[Job]],
     active: Iterable[Job],
     now: int,
+    ended: Mapping[str, float] | None = None,
 ) -> FairShare:
     """The usage and weights of the shares of `queue`, from its heads in the snapshot, the jobs
-    holding capacity (`active`, any queue: only this one's count) and its stored usage rows.
+    holding capacity (`active`, any queue: only this one's count), its stored usage rows, and
+    `ended`: per share, the usage at `now` of attempts that ended since the rows were read.
 
     A share with heads in the snapshot is active even if this round ends them: the number of
     active shares must not depend on how many heads a snapshot holds beyond the first.
@@ -117,6 +119,8 @@ def fair_share(
     for share in active_shares:
         row = rows.get(share)
         past = fairshare.decayed(row.value, row.at, now, window) if row is not None else 0.0
+        if ended is not None:
+            past += ended.get(share, 0.0)
         total = held.get(share, 0.0) + past + running.get(share, 0.0)
         usage[share] = weights[share] * total
     return FairShare(

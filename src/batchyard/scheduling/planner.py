@@ -156,13 +156,17 @@ def plan(snapshot: Snapshot, now: int) -> Plan:
         for current in (round_.latest(job) for job in snapshot.active)
         if current.status.is_active
     ]
+    # Attempts that ended in steps 1-2 no longer hold capacity, but their usage counts from
+    # this round on, not from the next snapshot's stored rows.
+    accruals = _accruals(round_)
     for queue in ordering.dispatch_order(snapshot.job_queues):
         policy = ordering.fair_share_policy(snapshot, queue)
         if policy is None:
             fifo = ordering.fifo_order(snapshot.runnable.get(queue.name, ()))
             _place_queue(round_, capacity, consumables, queue, fifo, None)
         else:
-            _place_fair_share_queue(round_, capacity, consumables, queue, policy, holding)
+            ended = [a for a in accruals if a.job_queue == queue.name]
+            _place_fair_share_queue(round_, capacity, consumables, queue, policy, holding, ended)
 
     # 4. Assemble: one update per changed job, the rest of to_evaluate is marked evaluated.
     evaluated: list[tuple[str, int]] = []
@@ -176,7 +180,7 @@ def plan(snapshot: Snapshot, now: int) -> Plan:
         evaluated=tuple(evaluated),
         starts=tuple(round_.starts),
         stops=tuple(round_.stops),
-        accruals=_accruals(round_),
+        accruals=accruals,
         next_wakeup=min(round_.wakeups) if round_.wakeups else None,
     )
 
@@ -239,11 +243,16 @@ def _place_fair_share_queue(
     queue: JobQueue,
     policy: Document,
     holding: list[Job],
+    ended: list[UsageAccrual],
 ) -> None:
     """Walk a fair-share queue in ordering.fair_share_order, within its compute reservation."""
     snapshot, now = round_.snapshot, round_.now
     heads = snapshot.runnable_by_share.get(queue.name, {})
-    state = ordering.fair_share(snapshot, queue, policy, heads, holding, now)
+    ended_usage: dict[str, float] = {}
+    for accrual in ended:
+        share = accrual.share_identifier
+        ended_usage[share] = ended_usage.get(share, 0.0) + accrual.amount
+    state = ordering.fair_share(snapshot, queue, policy, heads, holding, now, ended_usage)
     usable = sum(
         capacity.vcpu_cap(ce) for ce in _compute_environments(snapshot, queue) if ce.can_place
     )

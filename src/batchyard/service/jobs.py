@@ -1,5 +1,6 @@
-"""Job operations: SubmitJob (validation, overrides, substitution, arrays, dependencies),
-DescribeJobs, ListJobs, CancelJob/TerminateJob and their bulk variants.
+"""Job operations: SubmitJob (validation, overrides, substitution, arrays, dependencies,
+consumable resources), DescribeJobs, ListJobs, ListJobsByConsumableResource, CancelJob/TerminateJob
+and their bulk variants.
 
 Validates and builds jobs, then hands them to the store; never schedules, runs or renders them.
 """
@@ -16,6 +17,7 @@ from batchyard.domain import lifecycle
 from batchyard.domain.errors import BatchError, ClientException
 from batchyard.domain.model import (
     ALL_JOB_STATUSES,
+    ConsumableResource,
     Dependency,
     Document,
     EvaluateOnExit,
@@ -37,7 +39,8 @@ from batchyard.service.job_properties import (
     invalid,
 )
 from batchyard.service.pagination import decode_token, encode_token
-from batchyard.store.base import JobMutation, JobQuery
+from batchyard.service.resources import consumable_requirements, find_consumable_resource
+from batchyard.store.base import ConsumableJobQuery, JobMutation, JobQuery
 
 JOB_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
 MIN_ARRAY_SIZE = 2
@@ -51,6 +54,7 @@ MAX_BULK_JOBS = 50
 LIST_JOBS_DEFAULT_RESULTS = 100
 LIST_JOBS_MAX_RESULTS = 1000
 LIST_JOBS_MAX_FILTERED_RESULTS = 100
+LIST_JOBS_BY_CONSUMABLE_RESOURCE_MAX_RESULTS = 100
 DEFAULT_VCPUS = 1.0
 DEFAULT_MEMORY_MIB = 2048
 
@@ -60,6 +64,7 @@ _REF_PREFIX = "Ref::"
 LIST_JOBS_FILTERS = frozenset(
     {"JOB_NAME", "JOB_DEFINITION", "BEFORE_CREATED_AT", "AFTER_CREATED_AT", "SHARE_IDENTIFIER"}
 )
+LIST_JOBS_BY_CONSUMABLE_RESOURCE_FILTERS = frozenset({"JOB_STATUS", "JOB_NAME"})
 
 
 # -- SubmitJob ----------------------------------------------------------------------------------
@@ -102,6 +107,21 @@ def submit_job(
     _check_fair_share(queue, share_identifier, scheduling_priority_override)
     if tags is not None:
         check_tags(tags)
+
+    # The override replaces the definition's list whole (BM:SubmitJobRequest).
+    consumable = (
+        consumable_resource_properties_override
+        if consumable_resource_properties_override is not None
+        else definition.consumable_resource_properties
+    )
+    required = consumable_requirements(
+        ctx,
+        consumable,
+        "consumableResourcePropertiesOverride"
+        if consumable_resource_properties_override is not None
+        else "consumableResourceProperties",
+    )
+    _check_node_consumable_overrides(ctx, node_overrides)
 
     values = {**definition.parameters, **(parameters or {})}
     container, resources, extra = _resolve_workload(
@@ -150,6 +170,7 @@ def submit_job(
         "platform_capabilities": definition.platform_capabilities,
         "scheduling_priority": scheduling_priority,
         "share_identifier": share_identifier,
+        "consumable_resources": required,
         "extra": extra,
     }
     if array_size is None:
@@ -206,6 +227,19 @@ def _check_fair_share(
         raise invalid(
             f"schedulingPriorityOverride must be between 0 and {MAX_SCHEDULING_PRIORITY}, "
             f"got {scheduling_priority_override}."
+        )
+
+
+def _check_node_consumable_overrides(ctx: ServiceContext, node_overrides: Document | None) -> None:
+    """Node-range overrides of consumable resources must name real resources too.
+
+    Only the job-level list is taken at STARTING: a multi-node job runs as its main node here.
+    """
+    for position, override in enumerate((node_overrides or {}).get("nodePropertyOverrides") or ()):
+        consumable_requirements(
+            ctx,
+            override.get("consumableResourcePropertiesOverride"),
+            f"nodeOverrides.nodePropertyOverrides[{position}].consumableResourcePropertiesOverride",
         )
 
 
@@ -424,7 +458,9 @@ def _resolve_workload(
     """(container, resources, extra) of a job of this definition with these overrides."""
     extra: dict[str, Any] = {}
     consumable = (
-        consumable_resource_properties_override or definition.consumable_resource_properties
+        consumable_resource_properties_override
+        if consumable_resource_properties_override is not None
+        else definition.consumable_resource_properties
     )
     if consumable is not None:
         extra["consumableResourceProperties"] = consumable
@@ -573,6 +609,67 @@ def list_jobs(
     last = page[-1]
     position = last.array_index if query.array_job_id is not None else last.seq
     return page, encode_token(position)
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumableResourceJobs:
+    """A page of ListJobsByConsumableResource: the resource and the jobs that require it."""
+
+    resource: ConsumableResource
+    jobs: tuple[Job, ...]
+    next_token: str | None
+
+
+def list_jobs_by_consumable_resource(
+    ctx: ServiceContext,
+    *,
+    consumable_resource: str,
+    filters: Sequence[Document] | None = None,
+    max_results: int | None = None,
+    next_token: str | None = None,
+) -> ConsumableResourceJobs:
+    """Jobs that require a consumable resource, newest first (BM:ListJobsByConsumableResource)."""
+    resource = find_consumable_resource(ctx, consumable_resource)
+    criteria: dict[str, Any] = {}
+    seen: set[str] = set()
+    for document in filters or ():
+        name = document.get("name")
+        values = document.get("values") or []
+        if name not in LIST_JOBS_BY_CONSUMABLE_RESOURCE_FILTERS:
+            raise invalid(
+                f"Filter name {name} is not one of "
+                f"{', '.join(sorted(LIST_JOBS_BY_CONSUMABLE_RESOURCE_FILTERS))}."
+            )
+        if len(values) != 1:
+            raise invalid(f"Filter {name} takes exactly one value.")
+        if name in seen:
+            raise invalid(f"Filter {name} can be given only once.")
+        seen.add(name)
+        value = str(values[0])
+        if name == "JOB_STATUS":
+            criteria["status"] = _job_status(value)
+        elif value.endswith("*"):
+            criteria["job_name_prefix"] = value[:-1]
+        else:
+            criteria["job_name"] = value
+    if (
+        max_results is not None
+        and not 1 <= max_results <= LIST_JOBS_BY_CONSUMABLE_RESOURCE_MAX_RESULTS
+    ):
+        raise invalid(
+            f"maxResults must be between 1 and {LIST_JOBS_BY_CONSUMABLE_RESOURCE_MAX_RESULTS}, "
+            f"got {max_results}."
+        )
+    limit = max_results or LIST_JOBS_BY_CONSUMABLE_RESOURCE_MAX_RESULTS
+    after = decode_token(next_token)
+    if after is not None and (not isinstance(after, int) or isinstance(after, bool)):
+        raise ClientException(f"Invalid nextToken: {next_token!r}")
+    found = ctx.store.list_jobs_by_consumable_resource(
+        ConsumableJobQuery(resource=resource.name, limit=limit + 1, after=after, **criteria)
+    )
+    page = tuple(found[:limit])
+    token = encode_token(page[-1].seq) if len(found) > limit and page else None
+    return ConsumableResourceJobs(resource, page, token)
 
 
 def _job_status(value: str) -> JobStatus:

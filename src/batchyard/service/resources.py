@@ -1,4 +1,5 @@
-"""Compute environments, job queues, job definitions, scheduling policies and tags.
+"""Compute environments, job queues, job definitions, scheduling policies, consumable resources
+and tags.
 
 One function per API operation, taking snake_case arguments and returning domain objects.
 Validation follows AWS Batch (SPEC.md §7-§10); nothing here knows HTTP or runtimes.
@@ -8,15 +9,20 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 import uuid
-from collections.abc import Mapping, Sequence
-from dataclasses import replace
+import weakref
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from batchyard.domain.errors import ClientException
 from batchyard.domain.model import (
     ComputeEnvironment,
     ComputeEnvironmentOrder,
+    ConsumableRequirement,
+    ConsumableResource,
     Document,
     JobDefinition,
     JobQueue,
@@ -34,14 +40,20 @@ from batchyard.service.job_properties import (
     check_tags,
     check_timeout,
 )
-from batchyard.service.pagination import page
-from batchyard.store.base import ConflictError
+from batchyard.service.pagination import decode_token, encode_token, page
+from batchyard.store.base import ConflictError, Store
 
 RUNTIME_TAG = "batchyard:runtime"
 RUNTIMES = ("process", "docker", "slurm")
 MAX_COMPUTE_ENVIRONMENTS = 50
 MAX_JOB_QUEUES = 50
 MAX_JOB_DEFINITION_BYTES = 24 * 1024
+MAX_CONSUMABLE_RESOURCES = 50_000
+MAX_CONSUMABLE_RESOURCES_PER_JOB = 5
+CONSUMABLE_RESOURCE_TYPES = ("REPLENISHABLE", "NON_REPLENISHABLE")
+CONSUMABLE_RESOURCE_OPERATIONS = ("SET", "ADD", "REMOVE")
+CLIENT_TOKEN_TTL_MS = 8 * 60 * 60 * 1000
+MAX_CLIENT_TOKENS = 10_000
 TIME_LIMIT_REASONS = (
     "CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY",
     "MISCONFIGURATION:COMPUTE_ENVIRONMENT_MAX_RESOURCE",
@@ -606,6 +618,13 @@ def register_job_definition(
         _check_node_properties(node_properties)
     if ecs_properties is not None:
         _check_ecs_properties(ecs_properties)
+    consumable_requirements(ctx, consumable_resource_properties, "consumableResourceProperties")
+    for position, node_range in enumerate((node_properties or {}).get("nodeRangeProperties") or ()):
+        consumable_requirements(
+            ctx,
+            node_range.get("consumableResourceProperties"),
+            f"nodeRangeProperties[{position}].consumableResourceProperties",
+        )
     if eks_properties is not None and propagate_tags:
         raise ClientException("propagateTags is not applicable for EKS job definitions.")
     if scheduling_priority is not None and not 0 <= scheduling_priority <= 9999:
@@ -824,11 +843,274 @@ def list_scheduling_policies(
     return page(ctx.store.list_scheduling_policies(), max_results, next_token)
 
 
+# -- consumable resources ----------------------------------------------------------------
+
+
+def find_consumable_resource(ctx: ServiceContext, reference: str) -> ConsumableResource:
+    """The consumable resource a name or `...:consumable-resource/<name>` ARN refers to."""
+    found = ctx.store.get_consumable_resource(
+        references.name_from_reference(reference, "consumable-resource")
+    )
+    if found is None:
+        raise ClientException(f"ConsumableResource {reference} not found.")
+    return found
+
+
+def consumable_requirements(
+    ctx: ServiceContext, properties: Document | None, where: str
+) -> tuple[ConsumableRequirement, ...]:
+    """Check a consumableResourceProperties document and resolve its resources to names.
+
+    Shared by RegisterJobDefinition and SubmitJob: at most 5 entries, each naming an existing
+    resource (by name or ARN) once, with a quantity of at least 1.
+    """
+    if properties is None:
+        return ()
+    entries = properties.get("consumableResourceList") or ()
+    if len(entries) > MAX_CONSUMABLE_RESOURCES_PER_JOB:
+        raise ClientException(
+            f"{where}.consumableResourceList can have at most "
+            f"{MAX_CONSUMABLE_RESOURCES_PER_JOB} entries; got {len(entries)}."
+        )
+    required: list[ConsumableRequirement] = []
+    for entry in entries:
+        reference = entry.get("consumableResource")
+        if not reference:
+            raise ClientException(
+                f"{where}.consumableResourceList: every entry needs a consumableResource."
+            )
+        quantity = entry.get("quantity")
+        if quantity is None or quantity < 1:
+            raise ClientException(
+                f"{where}.consumableResourceList: the quantity of {reference} must be at "
+                f"least 1; got {quantity}."
+            )
+        resource = find_consumable_resource(ctx, reference)
+        if any(r.resource == resource.name for r in required):
+            raise ClientException(
+                f"{where}.consumableResourceList names {resource.name} more than once."
+            )
+        required.append(ConsumableRequirement(resource=resource.name, quantity=int(quantity)))
+    return tuple(required)
+
+
+def create_consumable_resource(
+    ctx: ServiceContext,
+    *,
+    consumable_resource_name: str,
+    total_quantity: int | None = None,
+    resource_type: str | None = None,
+    tags: Mapping[str, str] | None = None,
+) -> ConsumableResource:
+    _check_name(consumable_resource_name, "Consumable resource")
+    total = 0 if total_quantity is None else total_quantity
+    if total < 0:
+        raise ClientException(f"totalQuantity must not be negative; got {total}.")
+    kind = resource_type if resource_type is not None else "REPLENISHABLE"
+    if kind not in CONSUMABLE_RESOURCE_TYPES:
+        raise ClientException(
+            f"resourceType must be one of {', '.join(CONSUMABLE_RESOURCE_TYPES)}; got {kind!r}."
+        )
+    all_tags = check_tags(tags)
+    if len(ctx.store.list_consumable_resources()) >= MAX_CONSUMABLE_RESOURCES:
+        raise ClientException(
+            f"Cannot create more than {MAX_CONSUMABLE_RESOURCES} consumable resources."
+        )
+    resource = ConsumableResource(
+        name=consumable_resource_name,
+        arn=ctx.identity.arn("consumable-resource", consumable_resource_name),
+        resource_type=kind,
+        total_quantity=total,
+        tags=all_tags,
+        created_at=ctx.clock.now_ms(),
+    )
+    try:
+        ctx.store.put_consumable_resource(resource, create=True)
+    except ConflictError as exc:
+        raise ClientException(
+            f"Object already exists: consumable resource {consumable_resource_name}"
+        ) from exc
+    return resource
+
+
+def describe_consumable_resource(
+    ctx: ServiceContext, *, consumable_resource: str
+) -> ConsumableResource:
+    return find_consumable_resource(ctx, consumable_resource)
+
+
+def list_consumable_resources(
+    ctx: ServiceContext,
+    *,
+    filters: Sequence[Document] | None = None,
+    max_results: int | None = None,
+    next_token: str | None = None,
+) -> tuple[list[ConsumableResource], str | None]:
+    """One page of resources in name order; the token is the last name of the page."""
+    _check_max_results(max_results, 100)
+    matches = _name_matcher(filters or ())
+    after = decode_token(next_token)
+    if after is not None and not isinstance(after, str):
+        raise ClientException(f"Invalid nextToken: {next_token!r}")
+    limit = max_results if max_results is not None else 100
+    found: list[ConsumableResource] = []
+    for resource in ctx.store.list_consumable_resources():
+        if (after is None or resource.name > after) and matches(resource.name):
+            found.append(resource)
+            if len(found) > limit:
+                break
+    chunk = found[:limit]
+    return chunk, (encode_token(chunk[-1].name) if len(found) > limit else None)
+
+
+def _name_matcher(filters: Sequence[Document]) -> Callable[[str], bool]:
+    """A predicate on names for CONSUMABLE_RESOURCE_NAME filters: case-insensitive, a trailing
+    `*` matches a prefix; several values match any, several filters must all match."""
+    tests: list[list[tuple[str, bool]]] = []
+    for document in filters:
+        name = document.get("name")
+        if name != "CONSUMABLE_RESOURCE_NAME":
+            raise ClientException(
+                f"Filter name {name} is not supported; use CONSUMABLE_RESOURCE_NAME."
+            )
+        values = document.get("values") or []
+        if not values:
+            raise ClientException(f"Filter {name} needs at least one value.")
+        tests.append(
+            [
+                (v[:-1].lower(), True) if v.endswith("*") else (v.lower(), False)
+                for v in map(str, values)
+            ]
+        )
+
+    def matches(resource_name: str) -> bool:
+        lowered = resource_name.lower()
+        return all(
+            any(lowered.startswith(v) if prefix else lowered == v for v, prefix in alternatives)
+            for alternatives in tests
+        )
+
+    return matches
+
+
+def update_consumable_resource(
+    ctx: ServiceContext,
+    *,
+    consumable_resource: str,
+    operation: str | None = None,
+    quantity: int | None = None,
+    client_token: str | None = None,
+) -> ConsumableResource:
+    """SET, ADD or REMOVE quantity of the total; in use is the store's to keep.
+
+    A repeat of a request with the same clientToken within 8 hours changes nothing and answers
+    what the first one did (AWS: "the update will only happen once").
+    """
+    action = operation if operation is not None else "SET"
+    if action not in CONSUMABLE_RESOURCE_OPERATIONS:
+        raise ClientException(
+            f"operation must be one of {', '.join(CONSUMABLE_RESOURCE_OPERATIONS)}; got {action!r}."
+        )
+    if quantity is None:
+        if operation is not None:
+            raise ClientException(f"quantity is required with operation {action}.")
+        return find_consumable_resource(ctx, consumable_resource)
+    if quantity < 0:
+        raise ClientException(f"quantity must not be negative; got {quantity}.")
+    name = references.name_from_reference(consumable_resource, "consumable-resource")
+
+    def change(current: ConsumableResource) -> ConsumableResource:
+        if action == "SET":
+            total = quantity
+        elif action == "ADD":
+            total = current.total_quantity + quantity
+        else:
+            total = current.total_quantity - quantity
+            if total < 0:
+                raise ClientException(
+                    f"Cannot remove {quantity} from consumable resource {current.name}: its "
+                    f"totalQuantity is {current.total_quantity}."
+                )
+        return replace(current, total_quantity=total)
+
+    def apply() -> ConsumableResource:
+        updated = ctx.store.mutate_consumable_resource(name, change)
+        if updated is None:
+            raise ClientException(f"ConsumableResource {consumable_resource} not found.")
+        return updated
+
+    if client_token is None:
+        return apply()
+    return _client_tokens(ctx.store).once(
+        client_token, (name, action, quantity), ctx.clock.now_ms(), apply
+    )
+
+
+def delete_consumable_resource(ctx: ServiceContext, *, consumable_resource: str) -> None:
+    """Delete at any time, even while jobs that require it run (AWS: resource-aware scheduling,
+    "Delete a consumable resource"); jobs still waiting for it wait until it is re-created."""
+    resource = find_consumable_resource(ctx, consumable_resource)
+    ctx.store.delete_consumable_resource(resource.name)
+
+
+@dataclass(frozen=True, slots=True)
+class _TokenUse:
+    expires_at: int
+    request: tuple[str, str, int]
+    result: ConsumableResource
+
+
+class _ClientTokens:
+    """UpdateConsumableResource clientTokens seen in this process in the last 8 hours (at most
+    MAX_CLIENT_TOKENS, the oldest forgotten first)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._seen: OrderedDict[str, _TokenUse] = OrderedDict()
+
+    def once(
+        self,
+        token: str,
+        request: tuple[str, str, int],
+        now: int,
+        apply: Callable[[], ConsumableResource],
+    ) -> ConsumableResource:
+        with self._lock:
+            while self._seen:
+                oldest = next(iter(self._seen.values()))
+                if oldest.expires_at > now and len(self._seen) < MAX_CLIENT_TOKENS:
+                    break
+                self._seen.popitem(last=False)
+            use = self._seen.get(token)
+            if use is not None:
+                if use.request != request:
+                    raise ClientException(
+                        f"clientToken {token} was already used with a different request."
+                    )
+                return use.result
+            result = apply()
+            self._seen[token] = _TokenUse(now + CLIENT_TOKEN_TTL_MS, request, result)
+            return result
+
+
+_TOKENS_BY_STORE: weakref.WeakKeyDictionary[Store, _ClientTokens] = weakref.WeakKeyDictionary()
+_TOKENS_LOCK = threading.Lock()
+
+
+def _client_tokens(store: Store) -> _ClientTokens:
+    with _TOKENS_LOCK:
+        tokens = _TOKENS_BY_STORE.get(store)
+        if tokens is None:
+            tokens = _TOKENS_BY_STORE[store] = _ClientTokens()
+        return tokens
+
+
 # -- tags --------------------------------------------------------------------------------
 
 _TAGGABLE = re.compile(
     r"^arn:aws[a-z-]*:batch:[^:]*:[^:]*:"
-    r"(?P<kind>compute-environment|job-queue|job-definition|scheduling-policy|job)/(?P<rest>.+)$"
+    r"(?P<kind>compute-environment|job-queue|job-definition|scheduling-policy|consumable-resource"
+    r"|job)/(?P<rest>.+)$"
 )
 
 
@@ -844,6 +1126,8 @@ def _tag_target(ctx: ServiceContext, resource_arn: str) -> tuple[str, Any]:
         found = ctx.store.get_job_queue(rest)
     elif kind == "scheduling-policy":
         found = ctx.store.get_scheduling_policy(rest)
+    elif kind == "consumable-resource":
+        found = ctx.store.get_consumable_resource(rest)
     elif kind == "job-definition":
         name, revision = references.split_job_definition(rest)
         if revision is not None:
@@ -865,6 +1149,11 @@ def _set_tags(ctx: ServiceContext, kind: str, found: Any, tags: dict[str, str]) 
         ctx.store.put_job_queue(replace(found, tags=tags), create=False)
     elif kind == "scheduling-policy":
         ctx.store.put_scheduling_policy(replace(found, tags=tags), create=False)
+    elif kind == "consumable-resource":
+        # Through the store's read-modify-write: a put could undo a job's take of it.
+        ctx.store.mutate_consumable_resource(
+            found.name, lambda current: replace(current, tags=tags)
+        )
     elif kind == "job-definition":
         ctx.store.put_job_definition(replace(found, tags=tags))
     else:
