@@ -11,7 +11,7 @@ import pytest
 from botocore.validate import ParamValidator
 
 from batchyard.api import jobs_wire, resources_wire
-from batchyard.api.protocol import service_model
+from batchyard.api.protocol import service_model, shape_output
 from batchyard.domain.errors import ClientException
 from batchyard.domain.model import (
     ALL_JOB_STATUSES,
@@ -1594,3 +1594,83 @@ def test_fair_share_queue_snapshot(ctx: ServiceContext) -> None:
         ],
     }
     assert _shape_errors("GetJobQueueSnapshotResponse", response) == []
+
+
+def _every_kind_of_job(ctx: ServiceContext) -> list[Job]:
+    """Jobs covering what the renderers branch on: containers, arrays, multinode, ECS, EKS,
+    dependencies, tags, a share, ended and running attempts."""
+    define(
+        ctx,
+        "mnp",
+        type="multinode",
+        node_properties={
+            "numNodes": 2,
+            "mainNode": 0,
+            "nodeRangeProperties": [{"targetNodes": "0:", "container": {"image": "busybox"}}],
+        },
+    )
+    define(
+        ctx,
+        "ecs",
+        ecs_properties={"taskProperties": [{"containers": [{"name": "a", "image": "busybox"}]}]},
+    )
+    define(ctx, "eks", eks_properties={"podProperties": {"containers": [{"image": "busybox"}]}})
+    plain = submit(ctx, tags={"k": "v"}, parameters={"msg": "x"})
+    array = submit(ctx, array_properties={"size": 3}, depends_on=[{"jobId": plain.job_id}])
+    ended = Attempt(
+        task_id="a" * 32,
+        compute_environment="ce",
+        placed_at=NOW,
+        started_at=NOW + 1,
+        stopped_at=NOW + 2,
+        exit_code=3,
+        reason="boom",
+        status_reason="Essential container in task exited",
+        log_stream_name="render/default/" + "a" * 32,
+    )
+    failed = set_status(
+        ctx, submit(ctx).job_id, S.FAILED, attempts=(ended,), started_at=NOW, stopped_at=NOW + 2
+    )
+    running = set_status(
+        ctx,
+        submit(ctx, job_definition="legacy").job_id,
+        S.RUNNING,
+        attempts=(replace(ended, stopped_at=None, exit_code=None, reason=None),),
+        started_at=NOW,
+    )
+    return [
+        plain,
+        array,
+        *ctx.store.get_jobs([f"{array.job_id}:0"]),
+        failed,
+        running,
+        submit(ctx, job_definition="mnp"),
+        submit(ctx, job_definition="ecs"),
+        submit(ctx, job_definition="eks"),
+        submit(ctx, job_queue="fair", share_identifier="A1", scheduling_priority_override=9),
+    ]
+
+
+@pytest.mark.parametrize("operation", sorted(jobs_wire.RENDERED_AS_MODELLED))
+def test_fast_path_operations_render_exactly_their_output_shape(
+    ctx: ServiceContext, operation: str
+) -> None:
+    """The edge sends these handlers' results without shape_output: they must already be it."""
+    every = _every_kind_of_job(ctx)
+    requests: dict[str, list[dict[str, Any]]] = {
+        "SubmitJob": [{"jobName": "j", "jobQueue": "q", "jobDefinition": "render"}],
+        "DescribeJobs": [{"jobs": [job.job_id for job in every]}],
+        "ListJobs": [
+            {"jobQueue": "q"},
+            {"jobQueue": "fair"},
+            {"arrayJobId": every[1].job_id},
+            {"jobQueue": "q", "jobStatus": "FAILED"},
+        ],
+    }
+    output_shape = service_model().operation_model(operation).output_shape
+    assert output_shape is not None
+    for request in requests[operation]:
+        result = jobs_wire.JOB_OPERATIONS[operation](ctx, request)
+        assert shape_output(output_shape, result) == result
+        assert None not in list(_walk(result))
+        assert _shape_errors(output_shape.name, result) == []

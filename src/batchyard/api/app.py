@@ -7,7 +7,6 @@ answered with the operation's output shape or an AWS-style error; nothing escape
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 import uuid
@@ -22,7 +21,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from batchyard.api import protocol
-from batchyard.api.jobs_wire import JOB_OPERATIONS
+from batchyard.api.jobs_wire import JOB_OPERATIONS, RENDERED_AS_MODELLED
 from batchyard.api.logs_wire import LOGS_OPERATIONS
 from batchyard.api.resources_wire import RESOURCE_OPERATIONS, Handler
 from batchyard.domain.errors import (
@@ -121,7 +120,7 @@ class RateLimits:
 
 def _json(status: int, payload: Any, headers: dict[str, str]) -> Response:
     return Response(
-        json.dumps(payload, separators=(",", ":")),
+        protocol.encode_json(payload),
         status_code=status,
         headers=headers,
         media_type="application/json",
@@ -163,7 +162,7 @@ async def _logs_api(
         failure = ServiceUnavailableException(f"Internal server error (request {request_id})")
         return _error(failure, request_id, media_type)
     return Response(
-        json.dumps(payload, separators=(",", ":")),
+        protocol.encode_json(payload),
         status_code=200,
         headers={"x-amzn-RequestId": request_id},
         media_type=media_type,
@@ -210,7 +209,11 @@ def create_app(
             )
             protocol.validate_input(operation, params)
             result = handler(ctx, params)
-            payload = protocol.shape_output(operation.output_shape, result)
+            payload = (
+                result
+                if operation.name in RENDERED_AS_MODELLED
+                else protocol.shape_output(operation.output_shape, result)
+            )
         except BatchError as error:
             return _error(error, request_id)
         except Exception:
