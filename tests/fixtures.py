@@ -130,3 +130,87 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
 @pytest.fixture
 def batch(server: ServerProcess) -> Any:
     return server.client("batch")
+
+
+# -- jobs through boto3 ----------------------------------------------------------------------
+
+TERMINAL = ("SUCCEEDED", "FAILED")
+
+
+def define_job(batch: Any, command: list[str], vcpus: str = "1", **extra: Any) -> str:
+    """Register a one-vCPU (by default), 64 MiB container job definition; its ARN."""
+    return str(
+        batch.register_job_definition(
+            jobDefinitionName=unique("jd"),
+            type="container",
+            containerProperties={
+                "image": "busybox",
+                "command": command,
+                "resourceRequirements": [
+                    {"type": "VCPU", "value": vcpus},
+                    {"type": "MEMORY", "value": "64"},
+                ],
+            },
+            **extra,
+        )["jobDefinitionArn"]
+    )
+
+
+def submit_job(batch: Any, queue: str, definition: str, **extra: Any) -> str:
+    """SubmitJob with a unique name unless one is given; the job id."""
+    extra.setdefault("jobName", unique("job"))
+    return str(batch.submit_job(jobQueue=queue, jobDefinition=definition, **extra)["jobId"])
+
+
+def describe_job(batch: Any, job_id: str) -> dict[str, Any]:
+    jobs = batch.describe_jobs(jobs=[job_id])["jobs"]
+    assert len(jobs) == 1, f"job {job_id} not found"
+    return dict(jobs[0])
+
+
+def wait_status(
+    batch: Any, job_id: str, statuses: tuple[str, ...] = TERMINAL, timeout: float = 30
+) -> dict[str, Any]:
+    """Poll DescribeJobs until the job is in one of `statuses`; its JobDetail."""
+
+    def reached() -> dict[str, Any] | None:
+        job = describe_job(batch, job_id)
+        return job if job["status"] in statuses else None
+
+    return wait_for(reached, timeout=timeout, what=f"job {job_id} in {statuses}")
+
+
+def make_environment(batch: Any, max_vcpus: int, priorities: tuple[int, ...] = (1,)) -> list[str]:
+    """A process compute environment with maxvCpus, and one queue per priority on it."""
+    ce = unique("ce")
+    batch.create_compute_environment(
+        computeEnvironmentName=ce,
+        type="MANAGED",
+        computeResources={"type": "EC2", "maxvCpus": max_vcpus, "subnets": []},
+    )
+    queues = []
+    for priority in priorities:
+        queue = unique("q")
+        batch.create_job_queue(
+            jobQueueName=queue,
+            priority=priority,
+            computeEnvironmentOrder=[{"order": 1, "computeEnvironment": ce}],
+        )
+        queues.append(queue)
+    for queue in queues:
+        wait_for(
+            lambda q=queue: (
+                batch.describe_job_queues(jobQueues=[q])["jobQueues"][0]["status"] == "VALID"
+            ),
+            what="queue VALID",
+        )
+    wait_for(
+        lambda: (
+            batch.describe_compute_environments(computeEnvironments=[ce])["computeEnvironments"][0][
+                "status"
+            ]
+            == "VALID"
+        ),
+        what="CE VALID",
+    )
+    return queues

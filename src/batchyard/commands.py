@@ -1,4 +1,4 @@
-"""The `batchyard` user commands (submit, jobs, describe, logs, wait, cancel, ...).
+"""The `batchyard` user commands (submit, jobs, describe, logs, wait, cancel, queue, ...).
 
 Built only on batchyard.client and public AWS calls, so they work against AWS too; they never
 reach into the server's modules. Human output with rich, `--output json` for scripts.
@@ -161,6 +161,18 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     defs = add("defs", _job_definitions, "list job definitions (ACTIVE unless --all)")
     defs.add_argument("name", nargs="?", metavar="NAME")
     defs.add_argument("--all", action="store_true", help="include INACTIVE revisions")
+
+    queue = add("queue", _job_queue_snapshot, "the front of a job queue and its utilization")
+    queue.add_argument("job_queue", metavar="QUEUE", help="job queue name or ARN")
+
+    add("resources", _consumable_resources, "list consumable resources")
+    resource = add(
+        "resource", _consumable_resource, "a consumable resource and the jobs that require it"
+    )
+    resource.add_argument("name", metavar="NAME", help="consumable resource name or ARN")
+    resource.add_argument(
+        "--status", "-s", choices=JOB_STATUSES, type=str.upper, help="only jobs in this status"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -758,4 +770,164 @@ def _job_definitions(args: argparse.Namespace, batch: BatchClient) -> int:
         )
     columns = ("NAME", "REVISION", "STATUS", "TYPE", "vCPUs", "MEMORY", "COMMAND")
     _print_table(_console(), columns, rows, optional=("COMMAND",))
+    return EXIT_OK
+
+
+# -- queue snapshot ---------------------------------------------------------------------------
+
+
+def _quantity(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return "" if value is None else str(value)
+
+
+def _capacity(usage: Iterable[dict[str, Any]]) -> str:
+    """A capacityUsage list as text: `4 VCPU`, several units joined by commas."""
+    return ", ".join(
+        f"{_quantity(u.get('quantity'))} {escape(str(u.get('capacityUnit', '')))}" for u in usage
+    )
+
+
+def _arn_id(arn: str) -> str:
+    return arn.rsplit("/", 1)[-1]
+
+
+def _job_queue_snapshot(args: argparse.Namespace, batch: BatchClient) -> int:
+    response = _without_metadata(batch.client.get_job_queue_snapshot(jobQueue=args.job_queue))
+    if args.output == "json":
+        _print_json(response)
+        return EXIT_OK
+    front = (response.get("frontOfQueue") or {}).get("jobs", [])
+    utilization = response.get("queueUtilization") or {}
+    fairshare = utilization.get("fairshareUtilization")
+    console = _console()
+    console.print(
+        _key_values(
+            [
+                ("Capacity in use", _capacity(utilization.get("totalCapacityUsage", [])) or "0"),
+                ("Active shares", str(fairshare.get("activeShareCount", "")) if fairshare else ""),
+                ("Updated", _time(utilization.get("lastUpdatedAt"))),
+            ],
+            title=f"[bold]{escape(args.job_queue)}[/]",
+        )
+    )
+    top = (fairshare or {}).get("topCapacityUtilization", [])
+    if top:
+        console.print()
+        rows = [
+            [escape(s.get("shareIdentifier", "")), _capacity(s.get("capacityUsage", []))]
+            for s in top
+        ]
+        _print_table(console, ("SHARE", "IN USE"), rows)
+    notes = _console(stderr=True)
+    if (response.get("frontOfQuotaShares") or {}).get("quotaShares"):
+        notes.print("The front of each quota share is in --output json (frontOfQuotaShares).")
+    if not front:
+        notes.print(f"No RUNNABLE jobs at the front of {escape(args.job_queue)}.")
+        return EXIT_OK
+    # The snapshot names jobs by ARN only; one DescribeJobs (at most 100) adds names and shares.
+    jobs = _describe_jobs(batch, [_arn_id(j["jobArn"]) for j in front])
+    columns = ["POSITION", "JOB ID", "NAME", "SHARE", "SINCE"]
+    rows = []
+    for position, entry in enumerate(front, start=1):
+        job_id = _arn_id(entry["jobArn"])
+        job = jobs.get(job_id, {})
+        rows.append(
+            [
+                str(position),
+                job_id,
+                escape(job.get("jobName", "")),
+                escape(job.get("shareIdentifier", "")),
+                _time(entry.get("earliestTimeAtPosition")),
+            ]
+        )
+    if fairshare is None and not any(row[3] for row in rows):
+        columns.remove("SHARE")
+        rows = [row[:3] + row[4:] for row in rows]
+    console.print()
+    _print_table(console, columns, rows, optional=("SINCE", "NAME"))
+    return EXIT_OK
+
+
+# -- consumable resources ---------------------------------------------------------------------
+
+
+def _available(resource: dict[str, Any]) -> str:
+    # ListConsumableResources has no availableQuantity; the Describe call defines it this way.
+    total, in_use = resource.get("totalQuantity"), resource.get("inUseQuantity")
+    if not isinstance(total, int) or not isinstance(in_use, int):
+        return ""
+    return str(max(0, total - in_use))
+
+
+def _consumable_resources(args: argparse.Namespace, batch: BatchClient) -> int:
+    resources = _paginate(batch, "list_consumable_resources", "consumableResources")
+    resources.sort(key=lambda r: str(r.get("consumableResourceName")))
+    if args.output == "json":
+        _print_json({"consumableResources": resources})
+        return EXIT_OK
+    if not resources:
+        _console(stderr=True).print("No consumable resources.")
+        return EXIT_OK
+    rows = [
+        [
+            escape(r.get("consumableResourceName", "")),
+            r.get("resourceType", ""),
+            str(r.get("totalQuantity", "")),
+            str(r.get("inUseQuantity", "")),
+            _available(r),
+        ]
+        for r in resources
+    ]
+    _print_table(_console(), ("NAME", "TYPE", "TOTAL", "IN USE", "AVAILABLE"), rows)
+    return EXIT_OK
+
+
+def _consumable_resource(args: argparse.Namespace, batch: BatchClient) -> int:
+    resource = _without_metadata(
+        batch.client.describe_consumable_resource(consumableResource=args.name)
+    )
+    request: dict[str, Any] = {"consumableResource": args.name}
+    if args.status:
+        request["filters"] = [{"name": "JOB_STATUS", "values": [args.status]}]
+    jobs = _paginate(batch, "list_jobs_by_consumable_resource", "jobs", **request)
+    if args.output == "json":
+        _print_json({**resource, "jobs": jobs})
+        return EXIT_OK
+    console = _console()
+    tags = resource.get("tags") or {}
+    console.print(
+        _key_values(
+            [
+                ("ARN", resource.get("consumableResourceArn", "")),
+                ("Type", resource.get("resourceType", "")),
+                ("Total", str(resource.get("totalQuantity", ""))),
+                ("In use", str(resource.get("inUseQuantity", ""))),
+                ("Available", str(resource.get("availableQuantity", ""))),
+                ("Created", _time(resource.get("createdAt"))),
+                ("Tags", escape(", ".join(f"{k}={v}" for k, v in sorted(tags.items())))),
+            ],
+            title=f"[bold]{escape(resource.get('consumableResourceName', args.name))}[/]",
+        )
+    )
+    if not jobs:
+        which = f"{args.status} jobs" if args.status else "jobs"
+        _console(stderr=True).print(f"No {which} require {escape(args.name)}.")
+        return EXIT_OK
+    rows = [
+        [
+            _arn_id(j.get("jobArn", "")),
+            _status(j.get("jobStatus", "")),
+            escape(j.get("jobName", "")),
+            str(j.get("quantity", "")),
+            escape(_arn_id(j.get("jobQueueArn", ""))),
+            _time(j.get("createdAt")),
+            escape(j.get("statusReason", "")),
+        ]
+        for j in jobs
+    ]
+    columns = ("JOB ID", "STATUS", "NAME", "QUANTITY", "QUEUE", "CREATED", "REASON")
+    console.print()
+    _print_table(console, columns, rows, optional=("REASON", "CREATED", "QUEUE", "NAME"))
     return EXIT_OK

@@ -16,8 +16,7 @@ from typing import Any
 import pytest
 
 from tests.airflow.environment import AirflowHome
-from tests.e2e.test_jobs import describe, wait_status
-from tests.fixtures import ServerProcess, free_port, wait_for
+from tests.fixtures import ServerProcess, describe_job, free_port, wait_for, wait_status
 
 pytestmark = [pytest.mark.airflow, pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -198,7 +197,7 @@ def test_a_new_scheduler_adopts_a_running_batch_job(
         return job_id if state == "running" and job_id else None
 
     job_id = wait_for(slow_job, timeout=180, interval=1, what="slow task running")
-    assert describe(batchyard.client(), job_id)["status"] == "RUNNING"
+    assert describe_job(batchyard.client(), job_id)["status"] == "RUNNING"
     scheduler = airflow.processes["scheduler"]
     scheduler.send_signal(signal.SIGKILL)
     scheduler.wait(timeout=10)

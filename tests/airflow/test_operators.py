@@ -11,8 +11,7 @@ from typing import Any
 import pytest
 
 from tests.airflow.environment import AirflowHome, task_sections
-from tests.e2e.test_jobs import describe, submit
-from tests.fixtures import ServerProcess, unique
+from tests.fixtures import ServerProcess, describe_job, submit_job, unique
 
 pytestmark = [pytest.mark.airflow, pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -38,13 +37,13 @@ def run(
         )
     conf = {
         # Long enough for the sensor to wait on it while the other tasks run.
-        "job_id": submit(
+        "job_id": submit_job(
             batch,
             "default",
             "airflow-succeeds",
             containerOverrides={"command": ["sh", "-c", "sleep 20; echo sensed"]},
         ),
-        "failed_job_id": submit(batch, "default", "airflow-fails"),
+        "failed_job_id": submit_job(batch, "default", "airflow-fails"),
         "compute_environment": unique("airflow-ce"),
     }
     home = AirflowHome(airflow_bin, tmp_path_factory.mktemp("airflow"), batchyard.url)
@@ -79,7 +78,7 @@ def test_job_that_succeeds(run: DagRun, batchyard: ServerProcess, task: str) -> 
     log = run.logs[task]
     assert "output-of-the-job" in log
     assert "job-done" in log
-    assert describe(batchyard.client(), job_id_in(log))["status"] == "SUCCEEDED"
+    assert describe_job(batchyard.client(), job_id_in(log))["status"] == "SUCCEEDED"
 
 
 def test_deferred_task_went_through_the_trigger(run: DagRun) -> None:
@@ -94,7 +93,7 @@ def test_job_that_fails(run: DagRun, batchyard: ServerProcess, task: str) -> Non
     log = run.logs[task]
     assert "about-to-fail" in log
     job_id = job_id_in(log)
-    job: dict[str, Any] = describe(batchyard.client(), job_id)
+    job: dict[str, Any] = describe_job(batchyard.client(), job_id)
     assert job["status"] == "FAILED"
     if task == "fails":
         assert job["statusReason"] in log
@@ -107,7 +106,7 @@ def test_job_that_fails(run: DagRun, batchyard: ServerProcess, task: str) -> Non
 
 def test_sensor_waits_for_a_job(run: DagRun, batchyard: ServerProcess) -> None:
     assert run.states["sensor"] == "success", run.logs.get("sensor")
-    assert describe(batchyard.client(), run.conf["job_id"])["status"] == "SUCCEEDED"
+    assert describe_job(batchyard.client(), run.conf["job_id"])["status"] == "SUCCEEDED"
     assert run.states["sensor_on_failed_job"] == "failed"
     assert "AWS Batch job status: FAILED" in run.logs["sensor_on_failed_job"]
 

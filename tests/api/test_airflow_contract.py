@@ -14,8 +14,15 @@ import pytest
 from botocore.exceptions import ClientError
 
 from batchyard.api.app import RateLimits
-from tests.e2e.test_jobs import define, describe, submit, wait_status
-from tests.fixtures import ServerProcess, unique, wait_for
+from tests.fixtures import (
+    ServerProcess,
+    define_job,
+    describe_job,
+    submit_job,
+    unique,
+    wait_for,
+    wait_status,
+)
 
 QUEUE = "default"
 
@@ -28,16 +35,16 @@ def error_code(error: ClientError) -> str:
 
 
 def test_unknown_job_ids_are_omitted(batch: Any) -> None:
-    job_id = submit(batch, QUEUE, define(batch, ["true"]))
+    job_id = submit_job(batch, QUEUE, define_job(batch, ["true"]))
     answer = batch.describe_jobs(jobs=["00000000-0000-0000-0000-000000000000", job_id, "nope"])
     assert [job["jobId"] for job in answer["jobs"]] == [job_id]
     assert batch.describe_jobs(jobs=["00000000-0000-0000-0000-000000000000"])["jobs"] == []
 
 
 def test_job_is_visible_right_after_submit_with_its_id_echoed(batch: Any) -> None:
-    definition = define(batch, ["sleep", "5"])
+    definition = define_job(batch, ["sleep", "5"])
     for _ in range(5):
-        job_id = submit(batch, QUEUE, definition)
+        job_id = submit_job(batch, QUEUE, definition)
         (job,) = batch.describe_jobs(jobs=[job_id])["jobs"]
         assert job["jobId"] == job_id
         assert job["status"] in ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING")
@@ -45,8 +52,8 @@ def test_job_is_visible_right_after_submit_with_its_id_echoed(batch: Any) -> Non
 
 
 def test_describe_jobs_takes_up_to_100_ids(batch: Any) -> None:
-    definition = define(batch, ["true"])
-    ids = [submit(batch, QUEUE, definition) for _ in range(100)]
+    definition = define_job(batch, ["true"])
+    ids = [submit_job(batch, QUEUE, definition) for _ in range(100)]
     jobs = batch.describe_jobs(jobs=ids)["jobs"]
     assert sorted(job["jobId"] for job in jobs) == sorted(ids)
     with pytest.raises(ClientError) as caught:
@@ -55,17 +62,19 @@ def test_describe_jobs_takes_up_to_100_ids(batch: Any) -> None:
 
 
 def test_every_failed_job_has_a_status_reason(batch: Any) -> None:
-    blocker = submit(batch, QUEUE, define(batch, ["sleep", "300"]))
+    blocker = submit_job(batch, QUEUE, define_job(batch, ["sleep", "300"]))
     failed = {
-        "exit": submit(batch, QUEUE, define(batch, ["sh", "-c", "exit 2"])),
-        "start": submit(batch, QUEUE, define(batch, ["/no/such/program"])),
-        "dependency": submit(
+        "exit": submit_job(batch, QUEUE, define_job(batch, ["sh", "-c", "exit 2"])),
+        "start": submit_job(batch, QUEUE, define_job(batch, ["/no/such/program"])),
+        "dependency": submit_job(
             batch,
             QUEUE,
-            define(batch, ["true"]),
-            dependsOn=[{"jobId": submit(batch, QUEUE, define(batch, ["false"]))}],
+            define_job(batch, ["true"]),
+            dependsOn=[{"jobId": submit_job(batch, QUEUE, define_job(batch, ["false"]))}],
         ),
-        "cancel": submit(batch, QUEUE, define(batch, ["true"]), dependsOn=[{"jobId": blocker}]),
+        "cancel": submit_job(
+            batch, QUEUE, define_job(batch, ["true"]), dependsOn=[{"jobId": blocker}]
+        ),
     }
     batch.cancel_job(jobId=failed["cancel"], reason="Cancelled by Airflow")
     wait_status(batch, blocker, ("RUNNING",))
@@ -75,14 +84,14 @@ def test_every_failed_job_has_a_status_reason(batch: Any) -> None:
         job = wait_status(batch, job_id)
         assert job["status"] == "FAILED", kind
         assert job.get("statusReason"), f"{kind}: FAILED without statusReason"
-    assert describe(batch, failed["cancel"])["statusReason"] == "Cancelled by Airflow"
-    assert describe(batch, blocker)["statusReason"] == "Terminated by Airflow"
+    assert describe_job(batch, failed["cancel"])["statusReason"] == "Cancelled by Airflow"
+    assert describe_job(batch, blocker)["statusReason"] == "Terminated by Airflow"
 
 
 def test_container_has_log_stream_and_awslogs_configuration(
     batch: Any, server: ServerProcess
 ) -> None:
-    job_id = submit(batch, QUEUE, define(batch, ["sh", "-c", "echo from-the-job"]))
+    job_id = submit_job(batch, QUEUE, define_job(batch, ["sh", "-c", "echo from-the-job"]))
     job = wait_status(batch, job_id)
     container = job["container"]
     assert container["logStreamName"]
@@ -108,7 +117,7 @@ def test_submit_accepts_empty_parameters_tags_and_overrides(batch: Any) -> None:
         batch.submit_job(
             jobName=unique("airflow"),
             jobQueue=QUEUE,
-            jobDefinition=define(batch, ["true"]),
+            jobDefinition=define_job(batch, ["true"]),
             parameters={},
             tags={},
             containerOverrides={},
@@ -122,10 +131,10 @@ def test_submit_takes_a_command_with_a_1kb_json_argument(batch: Any, tmp_path: P
     payload = json.dumps({"token": "x" * 900, "ti": {"dag_id": "d", "task_id": "t", "try": 1}})
     assert len(payload) > 900
     out = tmp_path / "arg.json"
-    job_id = submit(
+    job_id = submit_job(
         batch,
         QUEUE,
-        define(batch, ["false"]),
+        define_job(batch, ["false"]),
         containerOverrides={"command": ["sh", "-c", f'printf %s "$1" > {out}', "sh", payload]},
     )
     assert wait_status(batch, job_id)["status"] == "SUCCEEDED"
@@ -178,7 +187,7 @@ def test_malformed_rate_limit_is_refused(tmp_path: Path) -> None:
 
 
 def test_get_log_events_token_is_stable_at_the_end(batch: Any, server: ServerProcess) -> None:
-    job_id = submit(batch, QUEUE, define(batch, ["sh", "-c", "echo one; echo two"]))
+    job_id = submit_job(batch, QUEUE, define_job(batch, ["sh", "-c", "echo one; echo two"]))
     stream = wait_status(batch, job_id)["container"]["logStreamName"]
     logs = server.client("logs")
     first = logs.get_log_events(
@@ -208,16 +217,16 @@ def test_jobs_survive_a_restart(tmp_path: Path) -> None:
     server = ServerProcess(tmp_path / "data", "--stop-timeout", "2")
     server.start()
     batch = server.client()
-    done = submit(batch, QUEUE, define(batch, ["true"]))
+    done = submit_job(batch, QUEUE, define_job(batch, ["true"]))
     wait_status(batch, done)
-    running = submit(batch, QUEUE, define(batch, ["sh", "-c", "sleep 2; echo finished"]))
+    running = submit_job(batch, QUEUE, define_job(batch, ["sh", "-c", "sleep 2; echo finished"]))
     wait_status(batch, running, ("RUNNING",))
     assert server.stop() == 0
 
     server.start()
     try:
         batch = server.client()
-        assert describe(batch, done)["status"] == "SUCCEEDED"
+        assert describe_job(batch, done)["status"] == "SUCCEEDED"
         job = wait_status(batch, running)
         assert job["status"] == "SUCCEEDED"
         assert len(job["attempts"]) == 1

@@ -11,10 +11,15 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.fixtures import ServerProcess, unique, wait_for
-
-TERMINAL = ("SUCCEEDED", "FAILED")
-
+from tests.fixtures import (
+    ServerProcess,
+    define_job,
+    describe_job,
+    submit_job,
+    unique,
+    wait_for,
+    wait_status,
+)
 
 # -- helpers -----------------------------------------------------------------------------
 
@@ -45,44 +50,6 @@ def needs(*requirements: tuple[str, int]) -> dict[str, Any]:
             {"consumableResource": name, "quantity": quantity} for name, quantity in requirements
         ]
     }
-
-
-def define(batch: Any, command: list[str], **extra: Any) -> str:
-    return str(
-        batch.register_job_definition(
-            jobDefinitionName=unique("jd"),
-            type="container",
-            containerProperties={
-                "image": "busybox",
-                "command": command,
-                "resourceRequirements": [
-                    {"type": "VCPU", "value": "1"},
-                    {"type": "MEMORY", "value": "64"},
-                ],
-            },
-            **extra,
-        )["jobDefinitionArn"]
-    )
-
-
-def submit(batch: Any, queue: str, definition: str, **extra: Any) -> str:
-    extra.setdefault("jobName", unique("job"))
-    return str(batch.submit_job(jobQueue=queue, jobDefinition=definition, **extra)["jobId"])
-
-
-def describe(batch: Any, job_id: str) -> dict[str, Any]:
-    (job,) = batch.describe_jobs(jobs=[job_id])["jobs"]
-    return dict(job)
-
-
-def wait_status(
-    batch: Any, job_id: str, statuses: tuple[str, ...] = TERMINAL, timeout: float = 30
-) -> dict[str, Any]:
-    def reached() -> dict[str, Any] | None:
-        job = describe(batch, job_id)
-        return job if job["status"] in statuses else None
-
-    return wait_for(reached, timeout=timeout, what=f"job {job_id} in {statuses}")
 
 
 def hold_until(flag: Path) -> list[str]:
@@ -324,7 +291,7 @@ def test_definitions_and_submissions_name_existing_resources(batch: Any, queue: 
         containerProperties={"image": "busybox", "command": ["true"]},
         consumableResourceProperties=needs(*[(name, 1)] * 6),
     )
-    definition = define(batch, ["true"], consumableResourceProperties=needs((name, 1)))
+    definition = define_job(batch, ["true"], consumableResourceProperties=needs((name, 1)))
     assert f"ConsumableResource {ghost} not found." in client_error(
         batch.submit_job,
         jobName="j",
@@ -342,8 +309,8 @@ def test_replenishable_resource_is_taken_while_running_and_returned(
     name = create_resource(batch, total=2)
     arn = resource(batch, name)["consumableResourceArn"]
     flag = tmp_path / "done"
-    definition = define(batch, hold_until(flag), consumableResourceProperties=needs((arn, 1)))
-    job_id = submit(batch, queue, definition)
+    definition = define_job(batch, hold_until(flag), consumableResourceProperties=needs((arn, 1)))
+    job_id = submit_job(batch, queue, definition)
     try:
         wait_status(batch, job_id, ("RUNNING",))
         held = resource(batch, name)
@@ -369,8 +336,8 @@ def test_replenishable_resource_is_taken_while_running_and_returned(
 
 def test_non_replenishable_resource_is_used_up(batch: Any, queue: str) -> None:
     name = create_resource(batch, total=3, resourceType="NON_REPLENISHABLE")
-    definition = define(batch, ["true"], consumableResourceProperties=needs((name, 2)))
-    assert wait_status(batch, submit(batch, queue, definition))["status"] == "SUCCEEDED"
+    definition = define_job(batch, ["true"], consumableResourceProperties=needs((name, 2)))
+    assert wait_status(batch, submit_job(batch, queue, definition))["status"] == "SUCCEEDED"
     spent = resource(batch, name)
     assert (spent["totalQuantity"], spent["inUseQuantity"], spent["availableQuantity"]) == (
         1,
@@ -384,27 +351,27 @@ def test_job_waits_runnable_until_the_resource_is_available(
 ) -> None:
     name = create_resource(batch, total=1)
     flag = tmp_path / "done"
-    holder = submit(
+    holder = submit_job(
         batch,
         queue,
-        define(batch, hold_until(flag)),
+        define_job(batch, hold_until(flag)),
         consumableResourcePropertiesOverride=needs((name, 1)),
     )
-    waiter = submit(
-        batch, queue, define(batch, ["true"], consumableResourceProperties=needs((name, 1)))
+    waiter = submit_job(
+        batch, queue, define_job(batch, ["true"], consumableResourceProperties=needs((name, 1)))
     )
     try:
         wait_status(batch, holder, ("RUNNING",))
         wait_status(batch, waiter, ("RUNNABLE",))
         # A job of another queue starting and ending proves the scheduler went round since.
-        probe = submit(batch, "default", define(batch, ["true"]))
+        probe = submit_job(batch, "default", define_job(batch, ["true"]))
         assert wait_status(batch, probe)["status"] == "SUCCEEDED"
-        assert describe(batch, waiter)["status"] == "RUNNABLE"
+        assert describe_job(batch, waiter)["status"] == "RUNNABLE"
         # More of the resource: the waiter starts while the holder still holds its unit.
         batch.update_consumable_resource(consumableResource=name, operation="ADD", quantity=1)
         started = wait_status(batch, waiter)
         assert started["status"] == "SUCCEEDED"
-        assert describe(batch, holder)["status"] == "RUNNING"
+        assert describe_job(batch, holder)["status"] == "RUNNING"
         assert resource(batch, name)["inUseQuantity"] == 1
     finally:
         flag.touch()
@@ -418,8 +385,10 @@ def test_a_resource_can_be_deleted_while_a_job_holds_it(
 ) -> None:
     name = create_resource(batch, total=1)
     flag = tmp_path / "done"
-    job_id = submit(
-        batch, queue, define(batch, hold_until(flag), consumableResourceProperties=needs((name, 1)))
+    job_id = submit_job(
+        batch,
+        queue,
+        define_job(batch, hold_until(flag), consumableResourceProperties=needs((name, 1))),
     )
     try:
         wait_status(batch, job_id, ("RUNNING",))
@@ -436,21 +405,21 @@ def test_a_resource_can_be_deleted_while_a_job_holds_it(
 def test_list_jobs_by_consumable_resource(batch: Any, queue: str) -> None:
     name = create_resource(batch, total=10)
     other = create_resource(batch, total=10)
-    definition = define(batch, ["true"], consumableResourceProperties=needs((name, 2)))
+    definition = define_job(batch, ["true"], consumableResourceProperties=needs((name, 2)))
     prefix = unique("render")
-    first = submit(batch, queue, definition, jobName=f"{prefix}-1")
-    second = submit(batch, queue, definition, jobName=f"{prefix}-2")
-    moved = submit(
+    first = submit_job(batch, queue, definition, jobName=f"{prefix}-1")
+    second = submit_job(batch, queue, definition, jobName=f"{prefix}-2")
+    moved = submit_job(
         batch,
         queue,
         definition,
         jobName=f"{prefix}-3",
         consumableResourcePropertiesOverride=needs((other, 3)),
     )
-    failing = submit(
+    failing = submit_job(
         batch,
         queue,
-        define(batch, ["false"]),
+        define_job(batch, ["false"]),
         jobName=unique("fail"),
         consumableResourcePropertiesOverride=needs((name, 1)),
     )

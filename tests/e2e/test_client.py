@@ -20,8 +20,15 @@ from batchyard.client import (
     JobLogTailer,
     LogLine,
 )
-from tests.e2e.test_jobs import define, describe, make_environment, submit, wait_status
-from tests.fixtures import ServerProcess, unique
+from tests.fixtures import (
+    ServerProcess,
+    define_job,
+    describe_job,
+    make_environment,
+    submit_job,
+    unique,
+    wait_status,
+)
 
 
 class ShortSleeps:
@@ -57,12 +64,12 @@ def queue(server: ServerProcess) -> str:
 def test_submit_wait_and_check_success(server: ServerProcess, batch: Any, queue: str) -> None:
     sleeps = ShortSleeps()
     client = sdk(server, sleep=sleeps)
-    definition = define(batch, ["sh", "-c", "sleep 0.3"])
+    definition = define_job(batch, ["sh", "-c", "sleep 0.3"])
     response = client.submit_job(unique("sdk"), queue, definition, parameters={"a": "b"})
     job_id = response["jobId"]
     client.wait_for_job(job_id)
     assert client.check_job_success(job_id) is True
-    assert describe(batch, job_id)["status"] == "SUCCEEDED"
+    assert describe_job(batch, job_id)["status"] == "SUCCEEDED"
     # three initial random delays of 1..10 s, then back-off pauses
     assert len(sleeps.requested) >= 3
     assert all(0 <= s <= 10 for s in sleeps.requested)
@@ -72,7 +79,9 @@ def test_failed_job_raises_with_its_status_reason(
     server: ServerProcess, batch: Any, queue: str
 ) -> None:
     client = sdk(server, sleep=ShortSleeps())
-    job_id = client.submit_job(unique("sdk"), queue, define(batch, ["sh", "-c", "exit 3"]))["jobId"]
+    job_id = client.submit_job(unique("sdk"), queue, define_job(batch, ["sh", "-c", "exit 3"]))[
+        "jobId"
+    ]
     client.wait_for_job(job_id, delay=0)
     with pytest.raises(BatchClientError) as caught:
         client.check_job_success(job_id)
@@ -85,7 +94,7 @@ def test_failed_job_raises_with_its_status_reason(
 
 def test_terminate_job_and_poll_for_running(server: ServerProcess, batch: Any, queue: str) -> None:
     client = sdk(server, sleep=ShortSleeps())
-    job_id = client.submit_job(unique("sdk"), queue, define(batch, ["sleep", "300"]))["jobId"]
+    job_id = client.submit_job(unique("sdk"), queue, define_job(batch, ["sleep", "300"]))["jobId"]
     client.poll_for_job_running(job_id, delay=0)
     assert client.get_job_description(job_id)["status"] == "RUNNING"
     client.terminate_job(job_id, "Stopped by the SDK")
@@ -106,8 +115,8 @@ def test_missing_job_is_a_clear_error(server: ServerProcess) -> None:
 
 def test_awslogs_info_lists_every_attempt(server: ServerProcess, batch: Any, queue: str) -> None:
     client = sdk(server)
-    definition = define(batch, ["sh", "-c", 'test "$AWS_BATCH_JOB_ATTEMPT" -ge 3'])
-    job_id = submit(batch, queue, definition, retryStrategy={"attempts": 3})
+    definition = define_job(batch, ["sh", "-c", 'test "$AWS_BATCH_JOB_ATTEMPT" -ge 3'])
+    job_id = submit_job(batch, queue, definition, retryStrategy={"attempts": 3})
     job = wait_status(batch, job_id)
     streams = [a["container"]["logStreamName"] for a in job["attempts"]]
     assert len(streams) == 3
@@ -124,21 +133,21 @@ def test_awslogs_info_lists_every_attempt(server: ServerProcess, batch: Any, que
 
 def test_waiters_against_a_real_server(server: ServerProcess, batch: Any, queue: str) -> None:
     waiters = sdk(server, BatchWaiters)
-    ok = submit(batch, queue, define(batch, ["sh", "-c", "sleep 0.3"]))
-    bad = submit(batch, queue, define(batch, ["false"]))
+    ok = submit_job(batch, queue, define_job(batch, ["sh", "-c", "sleep 0.3"]))
+    bad = submit_job(batch, queue, define_job(batch, ["false"]))
     waiters.get_waiter("JobExists").wait(jobs=[ok])
     for waiter_name in ("JobRunning", "JobComplete"):
         waiter = waiters.get_waiter(waiter_name)
         waiter.config.delay = 0.1
         waiter.config.max_attempts = 300
         waiter.wait(jobs=[ok])
-    assert describe(batch, ok)["status"] == "SUCCEEDED"
+    assert describe_job(batch, ok)["status"] == "SUCCEEDED"
 
     complete = waiters.get_waiter("JobComplete")
     complete.config.delay = 0.1
     with pytest.raises(WaiterError, match="terminal failure state"):
         complete.wait(jobs=[bad])
-    assert describe(batch, bad)["status"] == "FAILED"
+    assert describe_job(batch, bad)["status"] == "FAILED"
 
 
 def test_job_exists_waiter_fails_for_a_missing_job(server: ServerProcess) -> None:
@@ -161,7 +170,9 @@ def test_waiters_wait_for_job_with_log_fetcher(
     for model in config["waiters"].values():
         model["delay"] = 0
     waiters = sdk(server, BatchWaiters, waiter_config=config, rng=Lowest(), sleep=ShortSleeps())
-    job_id = submit(batch, queue, define(batch, ["sh", "-c", "echo one; sleep 0.5; echo two"]))
+    job_id = submit_job(
+        batch, queue, define_job(batch, ["sh", "-c", "echo one; sleep 0.5; echo two"])
+    )
     lines: list[LogLine] = []
     waiters.wait_for_job(
         job_id,
@@ -170,7 +181,7 @@ def test_waiters_wait_for_job_with_log_fetcher(
     )
     assert [line.message for line in lines] == ["one", "two"]
 
-    failing = submit(batch, queue, define(batch, ["false"]))
+    failing = submit_job(batch, queue, define_job(batch, ["false"]))
     with pytest.raises(BatchClientError, match="terminal failure state"):
         waiters.wait_for_job(failing, delay=0)
 
@@ -186,8 +197,8 @@ def test_tailer_follows_every_attempt_in_order(
         'for i in 1 2 3; do echo "attempt $AWS_BATCH_JOB_ATTEMPT line $i"; sleep 0.1; done; '
         'test "$AWS_BATCH_JOB_ATTEMPT" -ge 3'
     )
-    job_id = submit(
-        batch, queue, define(batch, ["sh", "-c", script]), retryStrategy={"attempts": 3}
+    job_id = submit_job(
+        batch, queue, define_job(batch, ["sh", "-c", script]), retryStrategy={"attempts": 3}
     )
     tailer = JobLogTailer(client, job_id, poll_interval=0.1)
     lines = list(tailer.events(follow=True))  # starts before the job runs
@@ -195,7 +206,7 @@ def test_tailer_follows_every_attempt_in_order(
         f"attempt {a} line {i}" for a in (1, 2, 3) for i in (1, 2, 3)
     ]
     assert [line.attempt for line in lines] == [0, 0, 0, 1, 1, 1, 2, 2, 2]
-    job = describe(batch, job_id)
+    job = describe_job(batch, job_id)
     assert job["status"] == "SUCCEEDED"
     streams = [a["container"]["logStreamName"] for a in job["attempts"]]
     assert [line.log_stream for line in lines[::3]] == streams
@@ -208,7 +219,7 @@ def test_tailer_without_follow_reads_what_is_there(
 ) -> None:
     client = sdk(server)
     script = "echo first; sleep 300"
-    job_id = submit(batch, queue, define(batch, ["sh", "-c", script]))
+    job_id = submit_job(batch, queue, define_job(batch, ["sh", "-c", script]))
     wait_status(batch, job_id, ("RUNNING",))
     tailer = JobLogTailer(client, job_id, poll_interval=0.1)
     deadline = time.monotonic() + 10
@@ -226,7 +237,9 @@ def test_tailer_of_a_job_that_never_ran_ends_empty(
     server: ServerProcess, batch: Any, queue: str
 ) -> None:
     client = sdk(server)
-    job_id = submit(batch, queue, define(batch, ["true"], vcpus="8"))  # more than the CE has
+    job_id = submit_job(
+        batch, queue, define_job(batch, ["true"], vcpus="8")
+    )  # more than the CE has
     batch.cancel_job(jobId=job_id, reason="never fits")
     wait_status(batch, job_id)
     assert list(JobLogTailer(client, job_id, poll_interval=0.1).events(follow=True)) == []

@@ -14,8 +14,7 @@ import pytest
 from batchyard.logs import FileLogStore
 from batchyard.runtimes.docker import LABEL_JOB_ID
 from tests.contract.test_docker_runtime import IMAGE, require_engine
-from tests.e2e.test_jobs import describe, submit, wait_status
-from tests.fixtures import ServerProcess, unique, wait_for
+from tests.fixtures import ServerProcess, describe_job, submit_job, unique, wait_for, wait_status
 
 pytestmark = pytest.mark.docker
 
@@ -80,7 +79,7 @@ def queue(batch: Any) -> str:
     return docker_queue(batch)
 
 
-def define(batch: Any, command: list[str], memory: str = "64", **container: Any) -> str:
+def define_job(batch: Any, command: list[str], memory: str = "64", **container: Any) -> str:
     return str(
         batch.register_job_definition(
             jobDefinitionName=unique("jd"),
@@ -154,7 +153,7 @@ def test_the_container_gets_image_command_environment_user_mounts_and_limits(
             "ls /sys/class/net",
         ]
     )
-    definition = define(
+    definition = define_job(
         batch,
         ["sh", "-c", script],
         memory="48",
@@ -183,7 +182,7 @@ def test_the_container_gets_image_command_environment_user_mounts_and_limits(
             "tmpfs": [{"containerPath": "/scratch", "size": 4}],
         },
     )
-    job_id = submit(
+    job_id = submit_job(
         batch,
         queue,
         definition,
@@ -223,7 +222,9 @@ def test_network_mode_host_comes_from_the_compute_environment_tag(
     batch: Any, docker_server: ServerProcess
 ) -> None:
     host_queue = docker_queue(batch, network_mode="host")
-    job = wait_status(batch, submit(batch, host_queue, define(batch, ["ls", "/sys/class/net"])))
+    job = wait_status(
+        batch, submit_job(batch, host_queue, define_job(batch, ["ls", "/sys/class/net"]))
+    )
 
     assert job["status"] == "SUCCEEDED"
     assert sorted(messages(docker_server, job)) == sorted(os.listdir("/sys/class/net"))
@@ -236,14 +237,14 @@ def test_output_streams_into_the_log_stream_and_terminate_stops_the_container(
     batch: Any, queue: str, docker_server: ServerProcess, engine: docker.DockerClient
 ) -> None:
     script = "trap 'echo stopping; exit 143' TERM; echo started; echo warming >&2; sleep 300 & wait"
-    job_id = submit(batch, queue, define(batch, ["sh", "-c", script]))
+    job_id = submit_job(batch, queue, define_job(batch, ["sh", "-c", script]))
     running = wait_status(batch, job_id, ("RUNNING",))
     container = running_container(engine, job_id)
     wait_for(
         lambda: sorted(messages(docker_server, running)) == ["started", "warming"],
         what="stdout and stderr in the log stream while the container runs",
     )
-    assert describe(batch, job_id)["status"] == "RUNNING"
+    assert describe_job(batch, job_id)["status"] == "RUNNING"
 
     batch.terminate_job(jobId=job_id, reason="Stopped by test")
     job = wait_status(batch, job_id)
@@ -263,7 +264,9 @@ def test_output_streams_into_the_log_stream_and_terminate_stops_the_container(
 def test_terminate_kills_a_container_that_ignores_sigterm_after_the_grace_period(
     batch: Any, queue: str, engine: docker.DockerClient
 ) -> None:
-    job_id = submit(batch, queue, define(batch, ["sh", "-c", "trap '' TERM; sleep 300 & wait"]))
+    job_id = submit_job(
+        batch, queue, define_job(batch, ["sh", "-c", "trap '' TERM; sleep 300 & wait"])
+    )
     wait_status(batch, job_id, ("RUNNING",))
     running_container(engine, job_id)
 
@@ -277,7 +280,7 @@ def test_terminate_kills_a_container_that_ignores_sigterm_after_the_grace_period
 
 
 def test_the_exit_code_is_recorded(batch: Any, queue: str, engine: docker.DockerClient) -> None:
-    job = wait_status(batch, submit(batch, queue, define(batch, ["sh", "-c", "exit 3"])))
+    job = wait_status(batch, submit_job(batch, queue, define_job(batch, ["sh", "-c", "exit 3"])))
 
     assert job["status"] == "FAILED"
     assert job["statusReason"] == "Essential container in task exited"
@@ -288,7 +291,7 @@ def test_the_exit_code_is_recorded(batch: Any, queue: str, engine: docker.Docker
 
 def test_killed_for_memory_is_an_out_of_memory_error(batch: Any, queue: str) -> None:
     command = ["dd", "if=/dev/zero", "of=/dev/null", "bs=64M", "count=1"]
-    job = wait_status(batch, submit(batch, queue, define(batch, command, memory="8")))
+    job = wait_status(batch, submit_job(batch, queue, define_job(batch, command, memory="8")))
 
     assert job["status"] == "FAILED"
     [attempt] = job["attempts"]
@@ -301,13 +304,13 @@ def test_killed_for_memory_is_an_out_of_memory_error(batch: Any, queue: str) -> 
 
 def test_a_missing_image_fails_to_start_and_the_retry_strategy_decides(batch: Any) -> None:
     queue = docker_queue(batch)
-    definition = define(batch, ["true"], image="batchyard-test:not-built-anywhere")
+    definition = define_job(batch, ["true"], image="batchyard-test:not-built-anywhere")
     exit_on_pull = {
         "attempts": 3,
         "evaluateOnExit": [{"onReason": "CannotPullContainerError:*", "action": "EXIT"}],
     }
-    stopped = submit(batch, queue, definition, retryStrategy=exit_on_pull)
-    retried = submit(batch, queue, definition, retryStrategy={"attempts": 2})
+    stopped = submit_job(batch, queue, definition, retryStrategy=exit_on_pull)
+    retried = submit_job(batch, queue, definition, retryStrategy={"attempts": 2})
 
     job = wait_status(batch, stopped)
     assert job["status"] == "FAILED"
@@ -342,16 +345,16 @@ def test_a_gpu_job_waits_with_the_aws_reason_on_a_host_without_gpus(batch: Any) 
             },
         )["jobDefinitionArn"]
     )
-    job_id = submit(batch, queue, definition)
+    job_id = submit_job(batch, queue, definition)
     wait_for(
         lambda: (
-            describe(batch, job_id)
+            describe_job(batch, job_id)
             .get("statusReason", "")
             .startswith("MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT")
         ),
         what="blocked reason",
     )
-    assert describe(batch, job_id)["status"] == "RUNNABLE"
+    assert describe_job(batch, job_id)["status"] == "RUNNABLE"
     batch.cancel_job(jobId=job_id, reason="cleanup")
     assert wait_status(batch, job_id)["attempts"] == []
 
@@ -374,15 +377,17 @@ def test_restart_recovery_reattaches_and_reaps_containers(
             "mountPoints": [{"sourceVolume": "gates", "containerPath": "/gates"}],
         }
         wait = "until [ -e /gates/{0} ]; do sleep 0.05; done"
-        long = submit(
+        long = submit_job(
             batch,
             queue,
-            define(batch, ["sh", "-c", f"echo one; {wait.format('long')}; echo two"], **gate),
+            define_job(batch, ["sh", "-c", f"echo one; {wait.format('long')}; echo two"], **gate),
         )
-        short = submit(
+        short = submit_job(
             batch,
             queue,
-            define(batch, ["sh", "-c", f"echo a; {wait.format('short')}; echo b; exit 4"], **gate),
+            define_job(
+                batch, ["sh", "-c", f"echo a; {wait.format('short')}; echo b; exit 4"], **gate
+            ),
         )
         for job_id in (long, short):
             wait_status(batch, job_id, ("RUNNING",))
@@ -399,7 +404,7 @@ def test_restart_recovery_reattaches_and_reaps_containers(
         server.start()
         batch = server.client()
         done_short = wait_status(batch, short)
-        assert describe(batch, long)["status"] == "RUNNING"  # re-attached, still running
+        assert describe_job(batch, long)["status"] == "RUNNING"  # re-attached, still running
         (gates / "long").touch()
         done_long = wait_status(batch, long)
 

@@ -11,9 +11,15 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.fixtures import ServerProcess, unique, wait_for
+from tests.fixtures import (
+    ServerProcess,
+    define_job,
+    submit_job,
+    unique,
+    wait_for,
+    wait_status,
+)
 
-TERMINAL = ("SUCCEEDED", "FAILED")
 FIFO_SHARE_MESSAGE = (
     "Job with shareIdentifier or schedulingPriority can onlybe submitted to job queue with "
     "fair share scheduling policy."
@@ -27,46 +33,6 @@ def client_error(call: Any, **kwargs: Any) -> str:
     assert error["Code"] == "ClientException", error
     assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
     return str(error["Message"])
-
-
-def describe(batch: Any, job_id: str) -> dict[str, Any]:
-    (job,) = batch.describe_jobs(jobs=[job_id])["jobs"]
-    return dict(job)
-
-
-def wait_status(
-    batch: Any, job_id: str, statuses: tuple[str, ...] = TERMINAL, timeout: float = 30
-) -> dict[str, Any]:
-    def reached() -> dict[str, Any] | None:
-        job = describe(batch, job_id)
-        return job if job["status"] in statuses else None
-
-    return wait_for(reached, timeout=timeout, what=f"job {job_id} in {statuses}")
-
-
-def define(batch: Any, command: list[str]) -> str:
-    return str(
-        batch.register_job_definition(
-            jobDefinitionName=unique("jd"),
-            type="container",
-            containerProperties={
-                "image": "busybox",
-                "command": command,
-                "resourceRequirements": [
-                    {"type": "VCPU", "value": "1"},
-                    {"type": "MEMORY", "value": "64"},
-                ],
-            },
-        )["jobDefinitionArn"]
-    )
-
-
-def submit(batch: Any, queue: str, definition: str, **extra: Any) -> str:
-    return str(
-        batch.submit_job(jobName=unique("job"), jobQueue=queue, jobDefinition=definition, **extra)[
-            "jobId"
-        ]
-    )
 
 
 def front_of_queue(batch: Any, queue: str) -> list[str]:
@@ -141,13 +107,13 @@ def environment(server: ServerProcess) -> Iterator[Environment]:
 
 
 def test_fair_share_queue_requires_a_share_identifier(batch: Any, environment: Environment) -> None:
-    definition = define(batch, ["true"])
+    definition = define_job(batch, ["true"])
     message = client_error(
         batch.submit_job, jobName="j", jobQueue=environment.fair, jobDefinition=definition
     )
     assert "shareIdentifier" in message
     # A share of its own: the usage it leaves must not weigh on the other tests' shares.
-    job_id = submit(batch, environment.fair, definition, shareIdentifier="solo")
+    job_id = submit_job(batch, environment.fair, definition, shareIdentifier="solo")
     job = wait_status(batch, job_id)
     assert job["status"] == "SUCCEEDED"
     assert job["shareIdentifier"] == "solo"
@@ -156,7 +122,7 @@ def test_fair_share_queue_requires_a_share_identifier(batch: Any, environment: E
 def test_fifo_queue_rejects_share_identifier_and_priority(
     batch: Any, environment: Environment
 ) -> None:
-    definition = define(batch, ["true"])
+    definition = define_job(batch, ["true"])
     for extra in ({"shareIdentifier": "a"}, {"schedulingPriorityOverride": 5}):
         message = client_error(
             batch.submit_job,
@@ -179,13 +145,15 @@ def test_snapshot_of_an_unknown_queue(batch: Any) -> None:
 
 
 def test_snapshot_order_is_the_start_order(batch: Any, environment: Environment) -> None:
-    blocker = submit(batch, environment.fair, define(batch, ["sleep", "300"]), shareIdentifier="z")
-    quick = define(batch, ["sleep", "0.05"])
+    blocker = submit_job(
+        batch, environment.fair, define_job(batch, ["sleep", "300"]), shareIdentifier="z"
+    )
+    quick = define_job(batch, ["sleep", "0.05"])
     waiting: list[str] = []
 
     def share_job(share: str, priority: int | None = None) -> str:
         extra = {"schedulingPriorityOverride": priority} if priority is not None else {}
-        job_id = submit(batch, environment.fair, quick, shareIdentifier=share, **extra)
+        job_id = submit_job(batch, environment.fair, quick, shareIdentifier=share, **extra)
         waiting.append(job_id)
         return job_id
 
@@ -246,12 +214,14 @@ def test_snapshot_order_is_the_start_order(batch: Any, environment: Environment)
 
 
 def test_fifo_snapshot_is_submission_order(batch: Any, environment: Environment) -> None:
-    blocker = submit(batch, environment.fair, define(batch, ["sleep", "300"]), shareIdentifier="z")
+    blocker = submit_job(
+        batch, environment.fair, define_job(batch, ["sleep", "300"]), shareIdentifier="z"
+    )
     queued: list[str] = []
     try:
         wait_status(batch, blocker, ("RUNNING",))
-        definition = define(batch, ["true"])
-        queued = [submit(batch, environment.fifo, definition) for _ in range(4)]
+        definition = define_job(batch, ["true"])
+        queued = [submit_job(batch, environment.fifo, definition) for _ in range(4)]
         for job_id in queued:
             wait_status(batch, job_id, ("RUNNABLE",))
         assert front_of_queue(batch, environment.fifo) == queued

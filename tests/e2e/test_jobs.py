@@ -10,90 +10,16 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.fixtures import ServerProcess, unique, wait_for
-
-TERMINAL = ("SUCCEEDED", "FAILED")
-
-
-# -- helpers -----------------------------------------------------------------------------
-
-
-def make_environment(batch: Any, max_vcpus: int, priorities: tuple[int, ...] = (1,)) -> list[str]:
-    """A process compute environment with maxvCpus, and one queue per priority on it."""
-    ce = unique("ce")
-    batch.create_compute_environment(
-        computeEnvironmentName=ce,
-        type="MANAGED",
-        computeResources={"type": "EC2", "maxvCpus": max_vcpus, "subnets": []},
-    )
-    queues = []
-    for priority in priorities:
-        queue = unique("q")
-        batch.create_job_queue(
-            jobQueueName=queue,
-            priority=priority,
-            computeEnvironmentOrder=[{"order": 1, "computeEnvironment": ce}],
-        )
-        queues.append(queue)
-    for queue in queues:
-        wait_for(
-            lambda q=queue: (
-                batch.describe_job_queues(jobQueues=[q])["jobQueues"][0]["status"] == "VALID"
-            ),
-            what="queue VALID",
-        )
-    wait_for(
-        lambda: (
-            batch.describe_compute_environments(computeEnvironments=[ce])["computeEnvironments"][0][
-                "status"
-            ]
-            == "VALID"
-        ),
-        what="CE VALID",
-    )
-    return queues
-
-
-def define(batch: Any, command: list[str], vcpus: str = "1", **extra: Any) -> str:
-    return str(
-        batch.register_job_definition(
-            jobDefinitionName=unique("jd"),
-            type="container",
-            containerProperties={
-                "image": "busybox",
-                "command": command,
-                "resourceRequirements": [
-                    {"type": "VCPU", "value": vcpus},
-                    {"type": "MEMORY", "value": "64"},
-                ],
-            },
-            **extra,
-        )["jobDefinitionArn"]
-    )
-
-
-def describe(batch: Any, job_id: str) -> dict[str, Any]:
-    jobs = batch.describe_jobs(jobs=[job_id])["jobs"]
-    assert len(jobs) == 1, f"job {job_id} not found"
-    return dict(jobs[0])
-
-
-def wait_status(
-    batch: Any, job_id: str, statuses: tuple[str, ...] = TERMINAL, timeout: float = 30
-) -> dict[str, Any]:
-    def reached() -> dict[str, Any] | None:
-        job = describe(batch, job_id)
-        return job if job["status"] in statuses else None
-
-    return wait_for(reached, timeout=timeout, what=f"job {job_id} in {statuses}")
-
-
-def submit(batch: Any, queue: str, definition: str, **extra: Any) -> str:
-    return str(
-        batch.submit_job(jobName=unique("job"), jobQueue=queue, jobDefinition=definition, **extra)[
-            "jobId"
-        ]
-    )
+from tests.fixtures import (
+    ServerProcess,
+    define_job,
+    describe_job,
+    make_environment,
+    submit_job,
+    unique,
+    wait_for,
+    wait_status,
+)
 
 
 def pid_alive(pid: int) -> bool:
@@ -116,8 +42,8 @@ def queue(server: ServerProcess) -> str:
 
 
 def test_job_succeeds_and_reports_its_attempt(batch: Any, queue: str) -> None:
-    definition = define(batch, ["sh", "-c", "echo hello"])
-    job_id = submit(batch, queue, definition)
+    definition = define_job(batch, ["sh", "-c", "echo hello"])
+    job_id = submit_job(batch, queue, definition)
     job = wait_status(batch, job_id)
     assert job["status"] == "SUCCEEDED"
     assert job["statusReason"] == "Essential container in task exited"
@@ -132,7 +58,7 @@ def test_job_succeeds_and_reports_its_attempt(batch: Any, queue: str) -> None:
 
 
 def test_exit_code_fails_the_job(batch: Any, queue: str) -> None:
-    job_id = submit(batch, queue, define(batch, ["sh", "-c", "exit 3"]))
+    job_id = submit_job(batch, queue, define_job(batch, ["sh", "-c", "exit 3"]))
     job = wait_status(batch, job_id)
     assert job["status"] == "FAILED"
     assert job["statusReason"] == "Essential container in task exited"
@@ -140,7 +66,7 @@ def test_exit_code_fails_the_job(batch: Any, queue: str) -> None:
 
 
 def test_missing_executable_is_a_task_that_failed_to_start(batch: Any, queue: str) -> None:
-    job_id = submit(batch, queue, define(batch, ["/no/such/program"]))
+    job_id = submit_job(batch, queue, define_job(batch, ["/no/such/program"]))
     job = wait_status(batch, job_id)
     assert job["status"] == "FAILED"
     (attempt,) = job["attempts"]
@@ -151,8 +77,8 @@ def test_missing_executable_is_a_task_that_failed_to_start(batch: Any, queue: st
 def test_environment_and_working_directory(batch: Any, queue: str, tmp_path: Path) -> None:
     out = tmp_path / "env.txt"
     script = f"env > {out}; pwd >> {out}"
-    definition = define(batch, ["sh", "-c", script])
-    job_id = submit(
+    definition = define_job(batch, ["sh", "-c", script])
+    job_id = submit_job(
         batch,
         queue,
         definition,
@@ -173,8 +99,8 @@ def test_environment_and_working_directory(batch: Any, queue: str, tmp_path: Pat
 
 
 def test_retry_until_success(batch: Any, queue: str) -> None:
-    definition = define(batch, ["sh", "-c", 'test "$AWS_BATCH_JOB_ATTEMPT" -ge 3'])
-    job_id = submit(batch, queue, definition, retryStrategy={"attempts": 5})
+    definition = define_job(batch, ["sh", "-c", 'test "$AWS_BATCH_JOB_ATTEMPT" -ge 3'])
+    job_id = submit_job(batch, queue, definition, retryStrategy={"attempts": 5})
     job = wait_status(batch, job_id)
     assert job["status"] == "SUCCEEDED"
     assert [a["container"]["exitCode"] for a in job["attempts"]] == [1, 1, 0]
@@ -189,8 +115,12 @@ def test_evaluate_on_exit_first_match_wins(batch: Any, queue: str) -> None:
             {"onExitCode": "*", "action": "EXIT"},
         ],
     }
-    retried = submit(batch, queue, define(batch, ["sh", "-c", "exit 42"]), retryStrategy=strategy)
-    exited = submit(batch, queue, define(batch, ["sh", "-c", "exit 7"]), retryStrategy=strategy)
+    retried = submit_job(
+        batch, queue, define_job(batch, ["sh", "-c", "exit 42"]), retryStrategy=strategy
+    )
+    exited = submit_job(
+        batch, queue, define_job(batch, ["sh", "-c", "exit 7"]), retryStrategy=strategy
+    )
     assert len(wait_status(batch, retried)["attempts"]) == 4
     job = wait_status(batch, exited)
     assert job["status"] == "FAILED"
@@ -203,7 +133,7 @@ def test_evaluate_on_exit_matches_status_reason(batch: Any, queue: str) -> None:
         "evaluateOnExit": [{"onStatusReason": "Task failed*", "action": "EXIT"}],
     }
     job = wait_status(
-        batch, submit(batch, queue, define(batch, ["/missing"]), retryStrategy=strategy)
+        batch, submit_job(batch, queue, define_job(batch, ["/missing"]), retryStrategy=strategy)
     )
     assert len(job["attempts"]) == 1
 
@@ -212,9 +142,9 @@ def test_evaluate_on_exit_matches_status_reason(batch: Any, queue: str) -> None:
 
 
 def test_dependency_waits_for_success(batch: Any, queue: str) -> None:
-    first = submit(batch, queue, define(batch, ["sleep", "0.5"]))
-    second = submit(batch, queue, define(batch, ["true"]), dependsOn=[{"jobId": first}])
-    assert describe(batch, second)["status"] in ("SUBMITTED", "PENDING")
+    first = submit_job(batch, queue, define_job(batch, ["sleep", "0.5"]))
+    second = submit_job(batch, queue, define_job(batch, ["true"]), dependsOn=[{"jobId": first}])
+    assert describe_job(batch, second)["status"] in ("SUBMITTED", "PENDING")
     a, b = wait_status(batch, first), wait_status(batch, second)
     assert b["status"] == "SUCCEEDED"
     assert b["startedAt"] >= a["stoppedAt"]
@@ -222,9 +152,9 @@ def test_dependency_waits_for_success(batch: Any, queue: str) -> None:
 
 
 def test_failed_dependency_cascades(batch: Any, queue: str) -> None:
-    first = submit(batch, queue, define(batch, ["false"]))
-    second = submit(batch, queue, define(batch, ["true"]), dependsOn=[{"jobId": first}])
-    third = submit(batch, queue, define(batch, ["true"]), dependsOn=[{"jobId": second}])
+    first = submit_job(batch, queue, define_job(batch, ["false"]))
+    second = submit_job(batch, queue, define_job(batch, ["true"]), dependsOn=[{"jobId": first}])
+    third = submit_job(batch, queue, define_job(batch, ["true"]), dependsOn=[{"jobId": second}])
     for job_id in (second, third):
         job = wait_status(batch, job_id)
         assert job["status"] == "FAILED"
@@ -234,8 +164,10 @@ def test_failed_dependency_cascades(batch: Any, queue: str) -> None:
 
 def test_array_job_children_and_parent(batch: Any, queue: str, tmp_path: Path) -> None:
     script = "echo $AWS_BATCH_JOB_ARRAY_INDEX/$AWS_BATCH_JOB_ARRAY_SIZE"
-    definition = define(batch, ["sh", "-c", f"{script} > {tmp_path}/$AWS_BATCH_JOB_ARRAY_INDEX"])
-    parent = submit(batch, queue, definition, arrayProperties={"size": 5})
+    definition = define_job(
+        batch, ["sh", "-c", f"{script} > {tmp_path}/$AWS_BATCH_JOB_ARRAY_INDEX"]
+    )
+    parent = submit_job(batch, queue, definition, arrayProperties={"size": 5})
     job = wait_status(batch, parent)
     assert job["status"] == "SUCCEEDED"
     summary = job["arrayProperties"]["statusSummary"]
@@ -246,13 +178,13 @@ def test_array_job_children_and_parent(batch: Any, queue: str, tmp_path: Path) -
     assert sorted(p.read_text().strip() for p in tmp_path.iterdir()) == [f"{i}/5" for i in range(5)]
     children = batch.list_jobs(arrayJobId=parent, jobStatus="SUCCEEDED")["jobSummaryList"]
     assert sorted(c["arrayProperties"]["index"] for c in children) == list(range(5))
-    child = describe(batch, f"{parent}:3")
+    child = describe_job(batch, f"{parent}:3")
     assert child["arrayProperties"]["index"] == 3
 
 
 def test_array_child_failure_fails_parent(batch: Any, queue: str) -> None:
-    definition = define(batch, ["sh", "-c", 'test "$AWS_BATCH_JOB_ARRAY_INDEX" != 1'])
-    parent = submit(batch, queue, definition, arrayProperties={"size": 3})
+    definition = define_job(batch, ["sh", "-c", 'test "$AWS_BATCH_JOB_ARRAY_INDEX" != 1'])
+    parent = submit_job(batch, queue, definition, arrayProperties={"size": 3})
     job = wait_status(batch, parent)
     assert job["status"] == "FAILED"
     assert job["statusReason"] == "Array Child Job failed"
@@ -261,36 +193,36 @@ def test_array_child_failure_fails_parent(batch: Any, queue: str) -> None:
 
 
 def test_sequential_array_runs_in_index_order(batch: Any, queue: str) -> None:
-    parent = submit(
+    parent = submit_job(
         batch,
         queue,
-        define(batch, ["sleep", "0.2"]),
+        define_job(batch, ["sleep", "0.2"]),
         arrayProperties={"size": 4},
         dependsOn=[{"type": "SEQUENTIAL"}],
     )
     assert wait_status(batch, parent)["status"] == "SUCCEEDED"
-    children = [describe(batch, f"{parent}:{i}") for i in range(4)]
+    children = [describe_job(batch, f"{parent}:{i}") for i in range(4)]
     for before, after in itertools.pairwise(children):
         assert after["startedAt"] >= before["stoppedAt"]
 
 
 def test_n_to_n_dependency_pairs_children(batch: Any, queue: str) -> None:
-    first = submit(
-        batch, queue, define(batch, ["sh", "-c", "sleep 0.$((3 - AWS_BATCH_JOB_ARRAY_INDEX))"]),
+    first = submit_job(
+        batch, queue, define_job(batch, ["sh", "-c", "sleep 0.$((3 - AWS_BATCH_JOB_ARRAY_INDEX))"]),
         arrayProperties={"size": 3},
     )  # fmt: skip
-    second = submit(
+    second = submit_job(
         batch,
         queue,
-        define(batch, ["true"]),
+        define_job(batch, ["true"]),
         arrayProperties={"size": 3},
         dependsOn=[{"jobId": first, "type": "N_TO_N"}],
     )
     assert wait_status(batch, second)["status"] == "SUCCEEDED"
     for i in range(3):
         assert (
-            describe(batch, f"{second}:{i}")["startedAt"]
-            >= describe(batch, f"{first}:{i}")["stoppedAt"]
+            describe_job(batch, f"{second}:{i}")["startedAt"]
+            >= describe_job(batch, f"{first}:{i}")["stoppedAt"]
         )
 
 
@@ -298,13 +230,13 @@ def test_n_to_n_dependency_pairs_children(batch: Any, queue: str) -> None:
 
 
 def test_parameters_are_substituted(batch: Any, queue: str, tmp_path: Path) -> None:
-    definition = define(
+    definition = define_job(
         batch,
         ["sh", "-c", "Ref::script", "Ref::name"],
         parameters={"script": "echo default", "name": "unused"},
     )
     out = tmp_path / "out"
-    job_id = submit(batch, queue, definition, parameters={"script": f"echo $0 > {out}"})
+    job_id = submit_job(batch, queue, definition, parameters={"script": f"echo $0 > {out}"})
     job = wait_status(batch, job_id)
     assert job["status"] == "SUCCEEDED"
     assert job["container"]["command"] == ["sh", "-c", f"echo $0 > {out}", "unused"]
@@ -312,17 +244,17 @@ def test_parameters_are_substituted(batch: Any, queue: str, tmp_path: Path) -> N
 
 
 def test_missing_parameter_rejects_submit(batch: Any, queue: str) -> None:
-    definition = define(batch, ["echo", "Ref::missing"])
+    definition = define_job(batch, ["echo", "Ref::missing"])
     with pytest.raises(ClientError) as caught:
-        submit(batch, queue, definition)
+        submit_job(batch, queue, definition)
     assert caught.value.response["Error"]["Message"] == (
         "Unable to substitute value. No parameter found for reference missing"
     )
 
 
 def test_command_override(batch: Any, queue: str) -> None:
-    job_id = submit(
-        batch, queue, define(batch, ["false"]), containerOverrides={"command": ["true"]}
+    job_id = submit_job(
+        batch, queue, define_job(batch, ["false"]), containerOverrides={"command": ["true"]}
     )
     job = wait_status(batch, job_id)
     assert job["status"] == "SUCCEEDED"
@@ -335,7 +267,7 @@ def test_command_override(batch: Any, queue: str) -> None:
 def test_terminate_running_job_kills_its_processes(batch: Any, queue: str, tmp_path: Path) -> None:
     pids = tmp_path / "pids"
     script = f"sleep 300 & echo $! >> {pids}; echo $$ >> {pids}; wait"
-    job_id = submit(batch, queue, define(batch, ["sh", "-c", script]))
+    job_id = submit_job(batch, queue, define_job(batch, ["sh", "-c", script]))
     wait_status(batch, job_id, ("RUNNING",))
     wait_for(lambda: pids.exists() and len(pids.read_text().split()) == 2, what="pids written")
     numbers = [int(p) for p in pids.read_text().split()]
@@ -350,9 +282,9 @@ def test_terminate_running_job_kills_its_processes(batch: Any, queue: str, tmp_p
 
 def test_cancel_runnable_job(batch: Any) -> None:
     (queue,) = make_environment(batch, max_vcpus=1)
-    blocker = submit(batch, queue, define(batch, ["sleep", "300"]))
+    blocker = submit_job(batch, queue, define_job(batch, ["sleep", "300"]))
     wait_status(batch, blocker, ("RUNNING",))
-    waiting = submit(batch, queue, define(batch, ["true"]))
+    waiting = submit_job(batch, queue, define_job(batch, ["true"]))
     wait_status(batch, waiting, ("RUNNABLE",))
     batch.cancel_job(jobId=waiting, reason="Not needed")
     job = wait_status(batch, waiting)
@@ -362,14 +294,14 @@ def test_cancel_runnable_job(batch: Any) -> None:
     assert job["attempts"] == []
     # CancelJob has no effect on a running job
     batch.cancel_job(jobId=blocker, reason="ignored")
-    assert describe(batch, blocker)["status"] == "RUNNING"
+    assert describe_job(batch, blocker)["status"] == "RUNNING"
     batch.terminate_job(jobId=blocker, reason="cleanup")
     wait_status(batch, blocker)
 
 
 def test_cancel_pending_job(batch: Any, queue: str) -> None:
-    upstream = submit(batch, queue, define(batch, ["sleep", "300"]))
-    pending = submit(batch, queue, define(batch, ["true"]), dependsOn=[{"jobId": upstream}])
+    upstream = submit_job(batch, queue, define_job(batch, ["sleep", "300"]))
+    pending = submit_job(batch, queue, define_job(batch, ["true"]), dependsOn=[{"jobId": upstream}])
     wait_status(batch, pending, ("PENDING",))
     batch.cancel_job(jobId=pending, reason="Changed my mind")
     batch.terminate_job(jobId=upstream, reason="cleanup")
@@ -384,11 +316,11 @@ def test_cancel_pending_job(batch: Any, queue: str) -> None:
 
 def test_higher_priority_queue_goes_first(batch: Any) -> None:
     low, high = make_environment(batch, max_vcpus=1, priorities=(1, 10))
-    blocker = submit(batch, low, define(batch, ["sleep", "1"]))
+    blocker = submit_job(batch, low, define_job(batch, ["sleep", "1"]))
     wait_status(batch, blocker, ("RUNNING",))
-    quick = define(batch, ["sleep", "0.1"])
-    low_jobs = [submit(batch, low, quick) for _ in range(2)]
-    high_jobs = [submit(batch, high, quick) for _ in range(2)]
+    quick = define_job(batch, ["sleep", "0.1"])
+    low_jobs = [submit_job(batch, low, quick) for _ in range(2)]
+    high_jobs = [submit_job(batch, high, quick) for _ in range(2)]
     finished = {j: wait_status(batch, j) for j in low_jobs + high_jobs}
     last_high = max(finished[j]["startedAt"] for j in high_jobs)
     first_low = min(finished[j]["startedAt"] for j in low_jobs)
@@ -397,8 +329,8 @@ def test_higher_priority_queue_goes_first(batch: Any) -> None:
 
 def test_capacity_is_never_exceeded(batch: Any) -> None:
     (queue,) = make_environment(batch, max_vcpus=2)
-    definition = define(batch, ["sleep", "0.3"])
-    job_ids = [submit(batch, queue, definition) for _ in range(6)]
+    definition = define_job(batch, ["sleep", "0.3"])
+    job_ids = [submit_job(batch, queue, definition) for _ in range(6)]
     jobs = [wait_status(batch, j) for j in job_ids]
     assert all(j["status"] == "SUCCEEDED" for j in jobs)
     events = sorted(
@@ -414,10 +346,10 @@ def test_capacity_is_never_exceeded(batch: Any) -> None:
 
 def test_job_that_can_never_fit_stays_runnable_with_reason(batch: Any) -> None:
     (queue,) = make_environment(batch, max_vcpus=2)
-    job_id = submit(batch, queue, define(batch, ["true"], vcpus="8"))
+    job_id = submit_job(batch, queue, define_job(batch, ["true"], vcpus="8"))
     job = wait_status(batch, job_id, ("RUNNABLE",))
     wait_for(
-        lambda: describe(batch, job_id).get("statusReason", "").startswith("MISCONFIGURATION:"),
+        lambda: describe_job(batch, job_id).get("statusReason", "").startswith("MISCONFIGURATION:"),
         what="blocked reason",
     )
     batch.cancel_job(jobId=job_id, reason="cleanup")
@@ -428,7 +360,7 @@ def test_job_that_can_never_fit_stays_runnable_with_reason(batch: Any) -> None:
 
 
 def test_list_jobs_by_status_and_filters(batch: Any, queue: str) -> None:
-    definition = define(batch, ["true"])
+    definition = define_job(batch, ["true"])
     name = unique("listed")
     ids = [
         batch.submit_job(jobName=name, jobQueue=queue, jobDefinition=definition)["jobId"]
@@ -452,10 +384,10 @@ def test_list_jobs_by_status_and_filters(batch: Any, queue: str) -> None:
 
 @pytest.mark.slow
 def test_attempt_timeout(batch: Any, queue: str) -> None:
-    job_id = submit(
+    job_id = submit_job(
         batch,
         queue,
-        define(batch, ["sleep", "300"]),
+        define_job(batch, ["sleep", "300"]),
         timeout={"attemptDurationSeconds": 60},
         retryStrategy={"attempts": 3},
     )
@@ -476,10 +408,10 @@ def test_kill_9_recovery(tmp_path: Path) -> None:
     batch = server.client()
     (queue,) = make_environment(batch, max_vcpus=1)
     marker = tmp_path / "runs"
-    running = submit(
-        batch, queue, define(batch, ["sh", "-c", f"echo run >> {marker}; sleep 2; echo done"])
+    running = submit_job(
+        batch, queue, define_job(batch, ["sh", "-c", f"echo run >> {marker}; sleep 2; echo done"])
     )
-    waiting = submit(batch, queue, define(batch, ["true"]))
+    waiting = submit_job(batch, queue, define_job(batch, ["true"]))
     wait_status(batch, running, ("RUNNING",))
     server.kill9()
 

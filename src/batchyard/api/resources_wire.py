@@ -133,14 +133,19 @@ def consumable_resource_detail(resource: ConsumableResource) -> dict[str, Any]:
     }
 
 
+_SUMMARY_MEMBERS = (
+    "consumableResourceArn",
+    "consumableResourceName",
+    "totalQuantity",
+    "inUseQuantity",
+    "resourceType",
+)
+
+
 def consumable_resource_summary(resource: ConsumableResource) -> dict[str, Any]:
-    return {
-        "consumableResourceArn": resource.arn,
-        "consumableResourceName": resource.name,
-        "totalQuantity": resource.total_quantity,
-        "inUseQuantity": resource.in_use_quantity,
-        "resourceType": resource.resource_type,
-    }
+    """ListConsumableResources' entry: the detail's counts without availability or tags."""
+    detail = consumable_resource_detail(resource)
+    return {member: detail[member] for member in _SUMMARY_MEMBERS}
 
 
 # -- handlers ----------------------------------------------------------------------------

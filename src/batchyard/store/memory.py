@@ -281,20 +281,12 @@ class MemoryStore:
         if query.limit <= 0:
             return []
         with self._lock:
-            seqs = self._by_consumable.get(query.resource)
-            if not seqs:
-                return []
-            found: list[Job] = []
-            candidates: Iterator[int] = seqs.irange(
-                maximum=query.after, inclusive=(True, False), reverse=True
+            return self._newest_first(
+                self._by_consumable.get(query.resource),
+                query.after,
+                query.limit,
+                lambda job: _matches_consumable(job, query),
             )
-            for seq in candidates:
-                job = self._jobs[self._by_seq[seq]]
-                if _matches_consumable(job, query):
-                    found.append(job)
-                    if len(found) >= query.limit:
-                        break
-            return found
 
     # -- job definitions ----------------------------------------------------------------------
 
@@ -611,17 +603,23 @@ class MemoryStore:
             seqs = self._top.get(query.job_queue)
         else:
             seqs = self._top_status.get((query.job_queue, query.status))
+        return self._newest_first(seqs, query.after, query.limit, lambda job: _matches(job, query))
+
+    def _newest_first(
+        self, seqs: Any, after: int | None, limit: int, matches: Callable[[Job], bool]
+    ) -> list[Job]:
+        """Up to `limit` matching jobs of a seq index, newest first, below the cursor `after`."""
         if not seqs:
             return []
         found: list[Job] = []
         candidates: Iterator[int] = seqs.irange(
-            maximum=query.after, inclusive=(True, False), reverse=True
+            maximum=after, inclusive=(True, False), reverse=True
         )
         for seq in candidates:
             job = self._jobs[self._by_seq[seq]]
-            if _matches(job, query):
+            if matches(job):
                 found.append(job)
-                if len(found) >= query.limit:
+                if len(found) >= limit:
                     break
         return found
 
