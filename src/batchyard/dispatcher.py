@@ -166,14 +166,18 @@ class Dispatcher:
         self._wake.clear()
         self._more_to_evaluate = len(snapshot.to_evaluate) >= self.limits.to_evaluate
         # 3. Decide. A plan that used every RUNNABLE head read of a queue might have placed
-        #    more: decide again on a snapshot with as many heads as the limits allow.
+        #    more: decide again on a snapshot with four times the heads, up to the limit.
+        #    Growing by steps keeps a round that needs 20 heads from reading the limit's 256.
         now = self.clock.now_ms()
         decided = plan(snapshot, now)
         full = self.limits.runnable_per_queue
-        if read < full and used_every_runnable_head(snapshot, decided, read):
-            self._runnable_read = min(full, read * 4)
-            snapshot = self._snapshot(full)
+        grown = read
+        while grown < full and used_every_runnable_head(snapshot, decided, grown):
+            grown = min(full, grown * 4)
+            snapshot = self._snapshot(grown)
             decided = plan(snapshot, now)
+        if grown > read:
+            self._runnable_read = grown
         elif read > _RUNNABLE_READ and len(decided.starts) * 2 < read:
             self._runnable_read = max(_RUNNABLE_READ, read // 2)
         if decided.is_empty:

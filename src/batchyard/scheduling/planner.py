@@ -52,7 +52,7 @@ class _Capacity:
     """What is in use on each compute environment, and what each can hold."""
 
     snapshot: Snapshot
-    used: dict[str, Resources]
+    used: dict[str, list[float]]  # per compute environment: vCPUs, memory MiB, GPUs
 
     def vcpu_cap(self, ce: ComputeEnvironment) -> float:
         if ce.max_vcpus is not None:
@@ -67,22 +67,27 @@ class _Capacity:
         return host is None or (need.memory_mib <= host.memory_mib and need.gpus <= host.gpus)
 
     def fits_now(self, ce: ComputeEnvironment, need: Resources) -> bool:
-        used = self.used.get(ce.name, Resources(0.0, 0, 0))
-        if used.vcpus + need.vcpus > self.vcpu_cap(ce):
+        vcpus, memory_mib, gpus = self.used.get(ce.name, _NOTHING_USED)
+        if vcpus + need.vcpus > self.vcpu_cap(ce):
             return False
         host = self.snapshot.host_limits.get(ce.name)
         return host is None or (
-            used.memory_mib + need.memory_mib <= host.memory_mib
-            and used.gpus + need.gpus <= host.gpus
+            memory_mib + need.memory_mib <= host.memory_mib and gpus + need.gpus <= host.gpus
         )
 
     def take(self, ce_name: str, need: Resources) -> None:
-        used = self.used.get(ce_name, Resources(0.0, 0, 0))
-        self.used[ce_name] = Resources(
-            vcpus=used.vcpus + need.vcpus,
-            memory_mib=used.memory_mib + need.memory_mib,
-            gpus=used.gpus + need.gpus,
-        )
+        self.take_from(self.used, ce_name, need)
+
+    @staticmethod
+    def take_from(used: dict[str, list[float]], ce_name: str, need: Resources) -> None:
+        # In place: every round adds up each job holding capacity, hundreds of them.
+        held = used.get(ce_name)
+        if held is None:
+            used[ce_name] = [need.vcpus, need.memory_mib, need.gpus]
+        else:
+            held[0] += need.vcpus
+            held[1] += need.memory_mib
+            held[2] += need.gpus
 
 
 @dataclass(slots=True)
@@ -147,26 +152,29 @@ def plan(snapshot: Snapshot, now: int) -> Plan:
 
     # 3. Placement: queues by priority, each in its order (FIFO or fair share) up to its
     #    first job that does not fit.
-    capacity = _Capacity(snapshot, _used_capacity(round_, snapshot.active))
+    #    Jobs whose attempt ended in steps 1-2 hold nothing any more, but their fair-share
+    #    usage counts from this round on, not from the next snapshot's stored rows.
+    holding: list[Job] = []
+    ended: list[Job] = []  # as the snapshot had them, with the attempt that ended
+    for job in snapshot.active:
+        current = round_.latest(job)
+        if current.status.is_active:
+            holding.append(current)
+        else:
+            ended.append(job)
+    capacity = _Capacity(snapshot, _used_capacity(holding))
     consumables = _Consumables(
         {name: r.available_quantity for name, r in snapshot.consumable_resources.items()}
     )
-    holding = [
-        current
-        for current in (round_.latest(job) for job in snapshot.active)
-        if current.status.is_active
-    ]
-    # Attempts that ended in steps 1-2 no longer hold capacity, but their usage counts from
-    # this round on, not from the next snapshot's stored rows.
-    accruals = _accruals(round_)
+    accruals = _accruals(round_, ended)
     for queue in ordering.dispatch_order(snapshot.job_queues):
         policy = ordering.fair_share_policy(snapshot, queue)
         if policy is None:
             fifo = ordering.fifo_order(snapshot.runnable.get(queue.name, ()))
             _place_queue(round_, capacity, consumables, queue, fifo, None)
         else:
-            ended = [a for a in accruals if a.job_queue == queue.name]
-            _place_fair_share_queue(round_, capacity, consumables, queue, policy, holding, ended)
+            in_queue = [a for a in accruals if a.job_queue == queue.name]
+            _place_fair_share_queue(round_, capacity, consumables, queue, policy, holding, in_queue)
 
     # 4. Assemble: one update per changed job, the rest of to_evaluate is marked evaluated.
     evaluated: list[tuple[str, int]] = []
@@ -226,14 +234,15 @@ def _evaluate(job: Job, snapshot: Snapshot, now: int) -> Job | None:
     return lifecycle.order_terminate_stop(job)
 
 
-def _used_capacity(round_: _Round, active: Iterable[Job]) -> dict[str, Resources]:
-    # Jobs whose attempt ended in step 1 hold nothing any more.
-    capacity = _Capacity(round_.snapshot, {})
-    for job in active:
-        current = round_.latest(job)
-        if current.status.is_active and current.compute_environment is not None:
-            capacity.take(current.compute_environment, current.resources)
-    return capacity.used
+_NOTHING_USED = (0.0, 0.0, 0.0)
+
+
+def _used_capacity(holding: Iterable[Job]) -> dict[str, list[float]]:
+    used: dict[str, list[float]] = {}
+    for job in holding:
+        if job.compute_environment is not None:
+            _Capacity.take_from(used, job.compute_environment, job.resources)
+    return used
 
 
 def _place_fair_share_queue(
@@ -319,27 +328,26 @@ def _requirements(job: Job) -> dict[str, int]:
     return needs
 
 
-def _accruals(round_: _Round) -> tuple[UsageAccrual, ...]:
-    """The fair-share usage of each attempt of a fair-share queue that ended this round."""
+def _accruals(round_: _Round, ended: Iterable[Job]) -> tuple[UsageAccrual, ...]:
+    """The fair-share usage of each attempt of a fair-share queue that ended this round
+    (`ended`: the jobs as the snapshot had them, before this round)."""
     snapshot, now = round_.snapshot, round_.now
     queues = {queue.name: queue for queue in snapshot.job_queues}
     accruals: list[UsageAccrual] = []
-    for job in snapshot.active:
+    for job in ended:
         queue = queues.get(job.job_queue)
         attempt = job.current_attempt
         share = job.share_identifier
         if queue is None or attempt is None or share is None:
             continue
-        if round_.latest(job).status.is_active:
-            continue
         policy = ordering.fair_share_policy(snapshot, queue)
         if policy is None:
             continue
         window = fairshare.decay_window_ms(policy)
-        ended = next(
+        last = next(
             (a for a in round_.latest(job).attempts if a.task_id == attempt.task_id), attempt
         )
-        stopped = ended.stopped_at if ended.stopped_at is not None else now
+        stopped = last.stopped_at if last.stopped_at is not None else now
         usage = fairshare.attempt_usage(job.resources.vcpus, attempt.placed_at, stopped, window)
         accruals.append(
             UsageAccrual(

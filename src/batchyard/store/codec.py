@@ -6,11 +6,12 @@ in its own columns (identity, status, ordering, versions); the store passes thos
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import fields
 from operator import attrgetter
 from typing import Any
+
+import orjson
 
 from batchyard.domain import lifecycle
 from batchyard.domain.model import (
@@ -37,16 +38,14 @@ from batchyard.domain.model import (
 _DEFAULT_RESOURCES = Resources()
 _DEFAULT_RETRY = RetryStrategy()
 _STATUS_BY_NAME = {status.value: status for status in JobStatus}
-_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
-_DECODER = json.JSONDecoder()
 
 
 def dumps(document: Mapping[str, Any]) -> str:
-    return _ENCODER.encode(document)
+    return orjson.dumps(document).decode()
 
 
 def loads(text: str) -> Any:
-    return _DECODER.decode(text)
+    return orjson.loads(text)
 
 
 def job_status(name: str) -> JobStatus:
