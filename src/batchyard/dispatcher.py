@@ -323,6 +323,12 @@ class Dispatcher:
         except BaseException:
             self._reported[:0] = reported  # not recorded: try again next round
             raise
+        for event in reported:
+            if isinstance(event, AttemptExited) and event.recorded is not None:
+                try:
+                    event.recorded()
+                except Exception:
+                    log.exception("Releasing the exit record of %s failed", event.task_id)
 
     async def _recover(self) -> None:
         """Attempts the store says are placed or running: re-attach, or let them fail.

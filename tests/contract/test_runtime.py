@@ -416,11 +416,21 @@ class Host:
         return found
 
 
-async def open_host(tmp_path: Path, events: list[RuntimeEvent] | None = None) -> Host:
+async def open_host(
+    tmp_path: Path, events: list[RuntimeEvent] | None = None, *, stores_exits: bool = True
+) -> Host:
+    """A process runtime reporting into `events`. Like the dispatcher, it acknowledges each
+    exit as stored (`recorded`) unless stores_exits is False: a server about to die."""
     logs = FileLogStore(tmp_path / "logs")
     runtime = ProcessRuntime(tmp_path / "work", logs, WallClock())
     host = Host(runtime, logs, tmp_path / "work", [] if events is None else events)
-    await runtime.open(host.events.append)
+
+    def report(event: RuntimeEvent) -> None:
+        host.events.append(event)
+        if stores_exits and isinstance(event, AttemptExited) and event.recorded is not None:
+            event.recorded()
+
+    await runtime.open(report)
     return host
 
 
@@ -690,6 +700,32 @@ def test_recover_reports_an_attempt_that_ended_while_the_server_was_down(tmp_pat
         assert exited is not None
         assert exited.exit_code == 4
         assert second.messages(spec) == ["a", "b", "c"]
+
+    asyncio.run(main())
+
+
+def test_an_exit_not_yet_stored_is_reported_again_after_a_restart(tmp_path: Path) -> None:
+    # The server dies after its runtime reported an exit but before the dispatcher stored
+    # it: the next server's recovery must find the exit code, not call the host lost.
+    async def main() -> None:
+        first = await open_host(tmp_path, stores_exits=False)
+        spec = a_spec(("sh", "-c", "echo done; exit 7"))
+        reported = await first.run(spec)
+        handle = first.handle_of(spec)
+        await first.runtime.close()
+        assert reported.exit_code == 7
+        assert (first.work_dir / spec.task_id).exists()
+
+        second = await open_host(tmp_path)
+        try:
+            ref = AttemptRef(spec.job_id, spec.task_id, GROUP, spec.log_stream_name, handle)
+            await second.runtime.recover([ref])
+            again = await second.exited(spec)
+            assert (again.exit_code, again.status_reason) == (7, ESSENTIAL_CONTAINER_EXITED)
+            # Stored this time (open_host acknowledges): the directory goes.
+            await poll(directory_gone((second.work_dir / spec.task_id).resolve()))
+        finally:
+            await second.runtime.close()
 
     asyncio.run(main())
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from batchyard.domain.model import Document, Resources
@@ -60,6 +60,9 @@ class AttemptExited:
     exit_code: int | None  # None when the container never ran or the exit is unknown
     reason: str | None = None  # container.reason, e.g. "OutOfMemoryError: ..."
     status_reason: str = "Essential container in task exited"
+    # Called by the dispatcher once the exit is in the store: until then the runtime keeps
+    # what recovery needs to report the exit again, should the server die in between.
+    recorded: Callable[[], None] | None = field(default=None, compare=False, repr=False)
 
 
 RuntimeEvent = AttemptStarted | AttemptExited

@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -973,7 +974,10 @@ class ProcessRuntime:
         now = self._clock.now_ms()
         if lost_reason is not None:
             self._emit(self._host_lost(attempt.job_id, attempt.task_id, lost_reason))
+            self._files.give_back(attempt.directory)
         else:
+            # The directory holds the exit code recovery reads: it goes once the dispatcher
+            # has stored the exit.
             self._emit(
                 AttemptExited(
                     attempt.job_id,
@@ -981,9 +985,14 @@ class ProcessRuntime:
                     now,
                     exit_code,
                     status_reason=ESSENTIAL_CONTAINER_EXITED,
+                    recorded=partial(self._release, attempt.directory),
                 )
             )
-        self._files.give_back(attempt.directory)
+
+    def _release(self, directory: str) -> None:
+        # Closed meanwhile: the directory stays (a few bytes) rather than race a new runtime.
+        if self._attempt_files is not None:
+            self._attempt_files.give_back(directory)
 
     # -- reporting ----------------------------------------------------------------------------
 
