@@ -521,6 +521,25 @@ def test_share_rows_are_created_at_insert(store: AnyStore) -> None:
     assert "q1" not in snap.share_usage
 
 
+def test_share_identifiers_seen_and_active(store: AnyStore) -> None:
+    _fair_queues(store)
+    store.insert_jobs(
+        [
+            job("a", job_queue="fq", share_identifier="blue"),
+            job("b", job_queue="fq", share_identifier="red", status=JobStatus.RUNNING),
+            job("c", job_queue="fq", share_identifier="green", status=JobStatus.SUCCEEDED),
+            job("d", job_queue="fq2", share_identifier="gold"),
+            job("fifo"),
+        ]
+    )
+    assert store.share_identifiers("fq", active=False) == {"blue", "red", "green"}
+    assert store.share_identifiers("fq", active=True) == {"blue", "red"}
+    store.mutate_job("a", lambda j: replace(j, status=JobStatus.FAILED, stopped_at=5))
+    assert store.share_identifiers("fq", active=True) == {"red"}
+    assert store.share_identifiers("fq2", active=True) == {"gold"}
+    assert store.share_identifiers("q1", active=False) == set()
+
+
 def test_accruals_apply_only_with_their_jobs_update(store: AnyStore) -> None:
     _fair_queues(store)
     a, b = store.insert_jobs(

@@ -384,6 +384,27 @@ def test_fair_share_queue_requires_share_identifier(ctx: ServiceContext) -> None
     )
 
 
+def test_a_fair_share_queue_takes_at_most_500_active_share_identifiers(
+    ctx: ServiceContext,
+) -> None:
+    first = [submit(ctx, job_queue="fair", share_identifier=f"s{i}") for i in range(500)]
+    message = rejected(
+        lambda: submit(ctx, job_queue="fair", share_identifier="one-too-many"),
+        "500 active share identifiers",
+        "one-too-many",
+    )
+    assert message.startswith("Job queue fair")
+    submit(ctx, job_queue="fair", share_identifier="s7")  # an active share: still fine
+    submit(ctx, job_queue="q")  # other queues are not affected
+    # Once one share's jobs are all finished, a new share fits again, and no other.
+    for job in first[:1]:
+        set_status(ctx, job.job_id, S.SUCCEEDED, stopped_at=NOW)
+    submit(ctx, job_queue="fair", share_identifier="newcomer")
+    rejected(lambda: submit(ctx, job_queue="fair", share_identifier="another"), "500")
+    # A share seen before but finished counts as new.
+    rejected(lambda: submit(ctx, job_queue="fair", share_identifier="s0"), "500")
+
+
 # -- SubmitJob resolution -----------------------------------------------------------------------
 
 

@@ -48,6 +48,7 @@ MAX_ARRAY_SIZE = 10_000
 MAX_DEPENDENCIES = 20
 MAX_SCHEDULING_PRIORITY = 9999
 MAX_SHARE_IDENTIFIER = 255
+MAX_ACTIVE_SHARES = 500  # share identifiers with unfinished jobs, per fair-share queue
 MAX_REASON = 1024
 MAX_DESCRIBE_JOBS = 100
 MAX_BULK_JOBS = 50
@@ -105,6 +106,8 @@ def submit_job(
     definition = references.job_definition(ctx, job_definition)
     array_size = _array_size(array_properties)
     _check_fair_share(queue, share_identifier, scheduling_priority_override)
+    if share_identifier is not None:
+        _check_active_shares(ctx, queue, share_identifier)
     if tags is not None:
         check_tags(tags)
 
@@ -202,6 +205,21 @@ def _array_size(array_properties: Document | None) -> int | None:
             f"Array job size must be between {MIN_ARRAY_SIZE} and {MAX_ARRAY_SIZE}, got {size}."
         )
     return size
+
+
+def _check_active_shares(ctx: ServiceContext, queue: JobQueue, share_identifier: str) -> None:
+    """A queue has at most MAX_ACTIVE_SHARES share identifiers with unfinished jobs; a
+    submission that would add one more is refused (SPEC §7.4)."""
+    # Every active share has a usage row: a queue that has seen fewer cannot be at the limit.
+    if len(ctx.store.share_identifiers(queue.name, active=False)) < MAX_ACTIVE_SHARES:
+        return
+    active = ctx.store.share_identifiers(queue.name, active=True)
+    if share_identifier not in active and len(active) >= MAX_ACTIVE_SHARES:
+        raise ClientException(
+            f"Job queue {queue.name} already has {MAX_ACTIVE_SHARES} active share identifiers; "
+            f"a job with a new shareIdentifier ({share_identifier}) cannot be submitted until "
+            "the jobs of another share finish."
+        )
 
 
 def _check_fair_share(

@@ -204,6 +204,11 @@ class Store(Protocol):
         """Remove terminal jobs that stopped before cutoff; returns what was removed."""
         ...
 
+    def share_identifiers(self, job_queue: str, *, active: bool) -> set[str]:
+        """The share identifiers a queue has seen (active=False: those with a usage row), or
+        those with jobs not yet SUCCEEDED or FAILED (active=True; may read many jobs)."""
+        ...
+
     # -- scheduling -------------------------------------------------------------------------
     def snapshot(self, limits: SnapshotLimits = SnapshotLimits()) -> Snapshot:
         """The planner's view. A queue whose scheduling_policy_arn is set is a fair-share

@@ -277,6 +277,18 @@ class MemoryStore:
         self._notify()
         return stored
 
+    def share_identifiers(self, job_queue: str, *, active: bool) -> set[str]:
+        with self._lock:
+            if not active:
+                return set(self._share_usage.get(job_queue, {}))
+            return {
+                job.share_identifier
+                for job in self._jobs.values()
+                if job.job_queue == job_queue
+                and job.share_identifier is not None
+                and not job.status.is_terminal
+            }
+
     def list_jobs_by_consumable_resource(self, query: ConsumableJobQuery) -> list[Job]:
         if query.limit <= 0:
             return []

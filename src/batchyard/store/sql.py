@@ -312,6 +312,18 @@ _s = _share_usage.c
 _SELECT_SHARE_USAGE = sa.select(_s.job_queue, _s.share_identifier, _s.value, _s.at).order_by(
     _s.job_queue, _s.share_identifier
 )
+_SELECT_QUEUE_SHARES = sa.select(_s.share_identifier).where(
+    _s.job_queue == sa.bindparam("b_queue")
+)
+_SELECT_ACTIVE_SHARES = (
+    sa.select(_j.share_identifier)
+    .where(
+        _j.job_queue == sa.bindparam("b_queue"),
+        _j.status.in_([s.value for s in ALL_JOB_STATUSES if not s.is_terminal]),
+        _j.share_identifier.is_not(None),
+    )
+    .distinct()
+)
 _LOCK_SHARE_ROW = (
     sa.select(_s.value, _s.at)
     .where(_s.job_queue == sa.bindparam("b_queue"), _s.share_identifier == sa.bindparam("b_share"))
@@ -965,6 +977,12 @@ class SqlStore:
             _fetch(connection, _BUMP_CHANGES)
         self._notify()
         return stored
+
+    def share_identifiers(self, job_queue: str, *, active: bool) -> set[str]:
+        statement = _SELECT_ACTIVE_SHARES if active else _SELECT_QUEUE_SHARES
+        with self._reading() as connection:
+            rows = connection.execute(statement, {"b_queue": job_queue})
+            return {row[0] for row in rows}
 
     def list_jobs_by_consumable_resource(self, query: ConsumableJobQuery) -> list[Job]:
         if query.limit <= 0:
