@@ -1,7 +1,8 @@
 """Scenario 5, the API under raw HTTP load (no boto3 in the client): SubmitJob over many
 connections with every acknowledged job checked durable after a kill -9, DescribeJobs of 100
-ids, and DescribeJobs / ListJobs latency and server RSS with a very large store. Also the load
-generators (wrk with a Lua script, or an asyncio fallback) that peers.py reuses.
+ids, each with one API process and with API_PROCESSES (`--api-processes`), and DescribeJobs /
+ListJobs latency and server RSS with a very large store. Also the load generators (wrk with a
+Lua script, or an asyncio fallback) that peers.py reuses.
 
     python bench/api_load.py fill DATA_DIR JOBS SAMPLE_JSON   # fill a store (a subprocess)
 """
@@ -43,6 +44,7 @@ QUEUE = "bench-q"
 DEFINITION = "bench-true"
 CONNECTIONS = 64
 DESCRIBE_IDS = 100
+API_PROCESSES = 2  # the multi-process configuration measured beside the single process
 # Same as any client's: Batchyard ignores it on loopback; moto's server routes by its scope.
 AUTHORIZATION = (
     "AWS4-HMAC-SHA256 Credential=bench/20250101/us-east-1/batch/aws4_request, "
@@ -437,6 +439,68 @@ def durable_count(data_dir: Path, ids: Sequence[str]) -> int:
         store.close()
 
 
+class ApiServer(jobpath.Server):
+    """jobpath's server with `--api-processes N` (through BATCHYARD_API_PROCESSES)."""
+
+    def __init__(self, root: Path, name: str, api_processes: int) -> None:
+        super().__init__(root, name)
+        self.api_processes = api_processes
+
+    def start(self) -> None:
+        before = os.environ.get("BATCHYARD_API_PROCESSES")
+        os.environ["BATCHYARD_API_PROCESSES"] = str(self.api_processes)
+        try:
+            super().start()
+        finally:
+            if before is None:
+                del os.environ["BATCHYARD_API_PROCESSES"]
+            else:
+                os.environ["BATCHYARD_API_PROCESSES"] = before
+
+    def pids(self) -> list[int]:
+        """The main process and its API-only processes."""
+        assert self.process is not None
+        main = self.process.pid
+        found = [main]
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = (entry / "stat").read_text()
+                cmdline = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if (
+                int(stat.rsplit(")", 1)[1].split()[1]) == main
+                and b"--internal-api-process" in cmdline
+            ):
+                found.append(int(entry.name))
+        return found
+
+    def kill_all(self) -> None:
+        """kill -9 every process of the server at once, and wait until they are gone (the
+        API processes hold the port until then)."""
+        assert self.process is not None
+        pids = self.pids()
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        self.process.wait(timeout=30)
+        deadline = time.monotonic() + 30
+        while any(_alive(pid) for pid in pids[1:]):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"API processes {pids[1:]} still alive after kill -9")
+            time.sleep(0.02)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
 # -- filling a big store --------------------------------------------------------------------
 
 
@@ -672,71 +736,58 @@ def _throughput(
     floor = median(floors)
     shared["http_floor"] = floor
 
-    submits: list[Load] = []
-    describes: list[Load] = []
-    durable: list[tuple[int, int]] = []
+    configs = (1, API_PROCESSES)
+    submits: dict[int, list[Load]] = {n: [] for n in configs}
+    describes: dict[int, list[Load]] = {n: [] for n in configs}
+    durable: dict[int, list[tuple[int, int]]] = {n: [] for n in configs}
     for attempt in range(settings.repeats):
-        name = f"load-{attempt}"
-        server = jobpath.Server(root, name)
-        try:
-            server.start()
-            make_disabled_queue(server.url)
-            process = server.process
-            assert process is not None
-            sampled = (
-                profiling.Profile(process.pid, "s5-submit") if profile and attempt == 0 else None
+        for processes in configs:  # side by side in every repeat: the machine's load varies
+            _load_server(
+                root,
+                f"load-{attempt}-p{processes}",
+                processes,
+                wrk,
+                settings,
+                scenario,
+                profile=profile and attempt == 0 and processes == 1,
+                submits=submits[processes],
+                describes=describes[processes],
+                durable=durable[processes],
             )
-            with sampled or contextlib.nullcontext():
-                load = run_load(
-                    wrk,
-                    server.url,
-                    "/v1/submitjob",
-                    submit_bodies(QUEUE, DEFINITION),
-                    settings.seconds,
-                    collect_ids=True,
-                )
-            if sampled is not None:
-                scenario.profiles["submitjob-server"] = sampled.summary()
-                sampled.cleanup()
-            submits.append(load)
-            # kill -9 at once: what was acknowledged must be in the store.
-            process.kill()
-            process.wait(timeout=30)
-            ids = list(dict.fromkeys(load.ids))
-            durable.append((len(ids), durable_count(server.data_dir, ids)))
-            server.start()  # the same data dir, after the kill
-            process = server.process
-            assert process is not None
-            bodies = describe_bodies(ids)
-            sampled = (
-                profiling.Profile(process.pid, "s5-describe") if profile and attempt == 0 else None
-            )
-            with sampled or contextlib.nullcontext():
-                describes.append(
-                    run_load(wrk, server.url, "/v1/describejobs", bodies, settings.seconds)
-                )
-            if sampled is not None:
-                scenario.profiles["describejobs-server"] = sampled.summary()
-                sampled.cleanup()
-        finally:
-            server.stop()
-            shutil.rmtree(server.data_dir, ignore_errors=True)
-    submit_rate = median([load.rate for load in submits])
-    describe_rate = median([load.rate for load in describes])
-    shared["submit_rate"] = submit_rate
-    shared["describe_rate"] = describe_rate
-    shared["store_jobs"] = [len(load.ids) for load in submits]
-    acked = sum(a for a, _ in durable)
-    kept = sum(k for _, k in durable)
+    submit_rate = {n: median([load.rate for load in submits[n]]) for n in configs}
+    describe_rate = {n: median([load.rate for load in describes[n]]) for n in configs}
+    # peers.py compares one Batchyard process with one moto process.
+    shared["submit_rate"] = submit_rate[1]
+    shared["describe_rate"] = describe_rate[1]
+    shared["store_jobs"] = [len(load.ids) for load in submits[1]]
+    floor_name = "HTTP floor (same uvicorn, no work)"
+    single_name = "1 API process, same run"
+    many = f"{API_PROCESSES} API processes"
     scenario.add(
         Figure(
-            f"SubmitJob, {CONNECTIONS} connections",
-            submit_rate,
+            f"SubmitJob, {CONNECTIONS} connections, 1 API process",
+            submit_rate[1],
             "req/s",
             baseline=floor,
-            baseline_name="HTTP floor (same uvicorn, no work)",
+            baseline_name=floor_name,
+        )
+    )
+    scenario.add(
+        Figure(
+            f"SubmitJob, {CONNECTIONS} connections, {many}",
+            submit_rate[API_PROCESSES],
+            "req/s",
+            baseline=submit_rate[1],
+            baseline_name=single_name,
             at_least=2000.0,
         )
+    )
+    acked = sum(a for n in configs for a, _ in durable[n])
+    kept = sum(k for n in configs for _, k in durable[n])
+    per_config = "; ".join(
+        f"{n} process{'es' if n > 1 else ''}: {sum(k for _, k in durable[n]):,} of "
+        f"{sum(a for a, _ in durable[n]):,}"
+        for n in configs
     )
     scenario.add(
         Figure(
@@ -744,27 +795,100 @@ def _throughput(
             100.0 * kept / acked if acked else None,
             "%",
             at_least=100.0,
-            note=f"{kept:,} of {acked:,} acknowledged job ids in the store",
+            note=f"{kept:,} of {acked:,} acknowledged job ids in the store ({per_config})",
         )
     )
     scenario.add(
         Figure(
-            f"DescribeJobs of {DESCRIBE_IDS} ids, {CONNECTIONS} connections",
-            describe_rate,
+            f"DescribeJobs of {DESCRIBE_IDS} ids, {CONNECTIONS} connections, 1 API process",
+            describe_rate[1],
             "req/s",
             baseline=floor,
-            baseline_name="HTTP floor (same uvicorn, no work)",
+            baseline_name=floor_name,
+        )
+    )
+    scenario.add(
+        Figure(
+            f"DescribeJobs of {DESCRIBE_IDS} ids, {CONNECTIONS} connections, {many}",
+            describe_rate[API_PROCESSES],
+            "req/s",
+            baseline=describe_rate[1],
+            baseline_name=single_name,
             at_least=300.0,
         )
     )
     scenario.details["http_floor_per_s"] = [round(f, 1) for f in floors]
-    scenario.details["submitjob"] = [load.as_json() for load in submits]
-    scenario.details["describejobs"] = [load.as_json() for load in describes]
-    scenario.details["durability"] = [{"acknowledged": a, "in_store": k} for a, k in durable]
+    for n in configs:
+        suffix = "" if n == 1 else f"_{n}_processes"
+        scenario.details[f"submitjob{suffix}"] = [load.as_json() for load in submits[n]]
+        scenario.details[f"describejobs{suffix}"] = [load.as_json() for load in describes[n]]
+        scenario.details[f"durability{suffix}"] = [
+            {"acknowledged": a, "in_store": k} for a, k in durable[n]
+        ]
     scenario.notes.append(
         "SubmitJob goes to a queue whose compute environment is DISABLED: jobs are accepted and "
         "made RUNNABLE by the dispatcher, none runs (the job path is s2-s4)"
     )
+    scenario.notes.append(
+        f"with {API_PROCESSES} API processes (`--api-processes {API_PROCESSES}`) the main "
+        "process (API, dispatcher) and the API-only processes serve one listening socket; "
+        "kill -9 goes to every one of them at once before the store is checked"
+    )
+
+
+def _load_server(
+    root: Path,
+    name: str,
+    processes: int,
+    wrk: str | None,
+    settings: ApiSettings,
+    scenario: ScenarioResult,
+    *,
+    profile: bool,
+    submits: list[Load],
+    describes: list[Load],
+    durable: list[tuple[int, int]],
+) -> None:
+    """SubmitJob under load, kill -9, durability check, restart, DescribeJobs under load."""
+    server = ApiServer(root, name, processes)
+    try:
+        server.start()
+        make_disabled_queue(server.url)
+        process = server.process
+        assert process is not None
+        sampled = profiling.Profile(process.pid, "s5-submit") if profile else None
+        with sampled or contextlib.nullcontext():
+            load = run_load(
+                wrk,
+                server.url,
+                "/v1/submitjob",
+                submit_bodies(QUEUE, DEFINITION),
+                settings.seconds,
+                collect_ids=True,
+            )
+        if sampled is not None:
+            scenario.profiles["submitjob-server"] = sampled.summary()
+            sampled.cleanup()
+        submits.append(load)
+        # kill -9 at once: what was acknowledged must be in the store.
+        server.kill_all()
+        ids = list(dict.fromkeys(load.ids))
+        durable.append((len(ids), durable_count(server.data_dir, ids)))
+        server.start()  # the same data dir, after the kill
+        process = server.process
+        assert process is not None
+        bodies = describe_bodies(ids)
+        sampled = profiling.Profile(process.pid, "s5-describe") if profile else None
+        with sampled or contextlib.nullcontext():
+            describes.append(
+                run_load(wrk, server.url, "/v1/describejobs", bodies, settings.seconds)
+            )
+        if sampled is not None:
+            scenario.profiles["describejobs-server"] = sampled.summary()
+            sampled.cleanup()
+    finally:
+        server.stop()
+        shutil.rmtree(server.data_dir, ignore_errors=True)
 
 
 def _at_scale(

@@ -24,7 +24,8 @@ def build_parser() -> argparse.ArgumentParser:
     server = commands.add_parser(
         "server",
         help="run the Batchyard service",
-        description="Run the AWS Batch API, the scheduler and the runtimes in one process. "
+        description="Run the AWS Batch API, the scheduler and the runtimes in one process "
+        "(plus API-only processes with --api-processes). "
         "Every option can also be set with the BATCHYARD_<OPTION> environment variable "
         "(e.g. BATCHYARD_PORT).",
     )
@@ -65,8 +66,20 @@ def build_parser() -> argparse.ArgumentParser:
         default=_env("RATE_LIMIT", ""),
         metavar="OPERATION=N[,...]",
         help="throttle these operations to N requests per second each (answering "
-        "TooManyRequestsException, HTTP 429); off by default",
+        "TooManyRequestsException, HTTP 429); off by default; with several API processes, "
+        "each process admits N per second",
     )
+    server.add_argument(
+        "--api-processes",
+        type=int,
+        default=int(_env("API_PROCESSES", "1") or 1),
+        metavar="N",
+        help="processes serving the API on the same socket (default 1); the first also runs "
+        "the scheduler and the runtimes. More than 1 helps when clients call faster than "
+        "one core answers and the machine has cores to spare",
+    )
+    # An API-only process started by the main server process (settings come from it).
+    server.add_argument("--internal-api-process", action="store_true", help=argparse.SUPPRESS)
     user_commands.register(commands)
     return parser
 
@@ -77,8 +90,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return user_commands.run(args)
     if args.command == "server":
         from batchyard.api.app import RateLimits
-        from batchyard.server import Settings, serve
+        from batchyard.server import Settings, serve, serve_api_process
         from batchyard.store.base import StoreError
+
+        if args.internal_api_process:
+            serve_api_process()
+            return 0
+        if args.api_processes < 1:
+            print("batchyard: --api-processes must be at least 1", file=sys.stderr)
+            return 2
 
         settings = Settings(
             host=args.host,
@@ -92,6 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             log_level=args.log_level,
             job_retention_days=args.job_retention_days,
             rate_limits=args.rate_limit,
+            api_processes=args.api_processes,
         )
         try:
             RateLimits.parse(settings.rate_limits)

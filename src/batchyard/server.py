@@ -1,4 +1,5 @@
-"""Settings -> concrete store, runtimes, log store, dispatcher and API; runs them under uvicorn.
+"""Settings -> concrete store, runtimes, log store, dispatcher and API; runs them under uvicorn,
+in one process or, with api_processes > 1, with API-only processes serving the same socket.
 
 The only module that names concrete backends.
 """
@@ -7,24 +8,31 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import gc
+import json
 import logging
 import os
 import signal
+import socket
+import subprocess
+import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
 
+from batchyard import wakeup
 from batchyard.api import protocol
 from batchyard.api.app import RateLimits, create_app
 from batchyard.dispatcher import Dispatcher
 from batchyard.domain.model import Identity
-from batchyard.logs import FileLogStore
+from batchyard.logs import FileLogStore, LogEvent, LogStore, StreamInfo
 from batchyard.runtimes.base import Runtime
 from batchyard.runtimes.docker import DockerRuntime, engine_unreachable
 from batchyard.runtimes.process import ProcessRuntime
@@ -55,6 +63,8 @@ class Settings:
     log_level: str = "info"
     job_retention_days: float = 7.0  # finished jobs and their log streams; <= 0 keeps them
     rate_limits: str = ""  # "Operation=requests per second,..."; empty: no limits
+    # Processes serving the API; the first also runs the dispatcher, runtimes and retention.
+    api_processes: int = 1
 
     @property
     def store_url(self) -> str:
@@ -62,10 +72,46 @@ class Settings:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'batchyard.db').resolve()}"
 
+    def to_json(self) -> dict[str, Any]:
+        fields = dataclasses.asdict(self)
+        fields["data_dir"] = str(self.data_dir)
+        return fields
+
+    @classmethod
+    def from_json(cls, fields: dict[str, Any]) -> Settings:
+        return cls(**{**fields, "data_dir": Path(fields["data_dir"])})
+
 
 def open_store(settings: Settings) -> Store:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     return SqlStore(settings.store_url)
+
+
+def _service_context(
+    settings: Settings, store: Store, clock: SystemClock, logs: LogStore
+) -> ServiceContext:
+    return ServiceContext(
+        store=store,
+        clock=clock,
+        identity=Identity(settings.account_id, settings.region),
+        default_runtime=settings.default_runtime,
+        logs=logs,
+    )
+
+
+def _rate_limits(settings: Settings) -> RateLimits | None:
+    # Each process keeps its own buckets: N API processes admit up to N times the rate.
+    return RateLimits.parse(settings.rate_limits) if settings.rate_limits else None
+
+
+def _settle_startup() -> None:
+    """What startup builds (modules, the botocore models) lives as long as the process: load
+    the models now and keep it all out of the collector's full passes, which a busy process
+    triggers and which would otherwise walk it every time."""
+    protocol.routes()
+    protocol.logs_model()
+    gc.collect()
+    gc.freeze()
 
 
 class Service:
@@ -85,13 +131,7 @@ class Service:
             self.runtimes["docker"] = DockerRuntime(self.logs, self.clock, owner=settings.store_url)
         else:
             log.info("docker runtime off: Docker engine not reachable (%s)", docker_unreachable)
-        self.context = ServiceContext(
-            store=self.store,
-            clock=self.clock,
-            identity=Identity(settings.account_id, settings.region),
-            default_runtime=settings.default_runtime,
-            logs=self.logs,
-        )
+        self.context = _service_context(settings, self.store, self.clock, self.logs)
         self.dispatcher = Dispatcher(
             self.store,
             self.runtimes,
@@ -100,32 +140,33 @@ class Service:
             stop_grace_seconds=settings.stop_timeout_seconds,
         )
         self.ready = False
+        # The API-only processes sharing the listening socket (serve() sets them up).
+        self.api_processes: ApiProcesses | None = None
         self.app = create_app(
             self.context,
             is_ready=lambda: self.ready,
             lifespan=self.lifespan,
-            rate_limits=RateLimits.parse(settings.rate_limits) if settings.rate_limits else None,
+            rate_limits=_rate_limits(settings),
         )
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
         ensure_defaults(self.context, vcpus=os.cpu_count() or 1)
         await self.dispatcher.open()
-        # What startup builds (modules, the botocore models) lives as long as the process:
-        # load the models now and keep it all out of the collector's full passes, which a
-        # busy dispatcher triggers and which would otherwise walk it every time.
-        protocol.routes()
-        protocol.logs_model()
-        gc.collect()
-        gc.freeze()
+        _settle_startup()
         loop_task = asyncio.create_task(self.dispatcher.run(), name="dispatcher")
         retention_task = asyncio.create_task(self.expire_jobs(), name="job-retention")
-        self.ready = True
-        log.info("Batchyard ready on http://%s:%s", self.settings.host, self.settings.port)
         try:
+            if self.api_processes is not None:
+                # Their writes wake this dispatcher; ready once they all serve too.
+                await self.api_processes.start(on_write=self.dispatcher.wake)
+            self.ready = True
+            log.info("Batchyard ready on http://%s:%s", self.settings.host, self.settings.port)
             yield
         finally:
             self.ready = False
+            if self.api_processes is not None:
+                await self.api_processes.stop()
             retention_task.cancel()
             loop_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -167,18 +208,293 @@ class _Server(uvicorn.Server):
             self._captured_signals.remove(sig)
 
 
-def serve(settings: Settings) -> None:
+def _configure_logging(settings: Settings) -> None:
     logging.basicConfig(
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+
+
+def serve(settings: Settings) -> None:
+    _configure_logging(settings)
+    if settings.api_processes <= 1:
+        service = Service(settings)
+        config = uvicorn.Config(
+            service.app,
+            host=settings.host,
+            port=settings.port,
+            log_level=settings.log_level,
+            access_log=False,
+            lifespan="on",
+        )
+        _Server(config).run()
+        return
+    # Bound here, not by uvicorn, so that the API processes can inherit it.
+    listening = _listening_socket(settings)
     service = Service(settings)
+    service.api_processes = ApiProcesses(settings, listening)
     config = uvicorn.Config(
-        service.app,
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level,
-        access_log=False,
-        lifespan="on",
+        service.app, log_level=settings.log_level, access_log=False, lifespan="on"
     )
-    _Server(config).run()
+    _Server(config).run(sockets=[listening])
+
+
+def _listening_socket(settings: Settings) -> socket.socket:
+    """The TCP socket every process accepts on. Not inheritable: only the API processes get
+    it (pass_fds), not the job launcher or the jobs, which may outlive the server."""
+    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    try:
+        return socket.create_server(
+            (settings.host, settings.port), family=family, backlog=_LISTEN_BACKLOG
+        )
+    except OSError as error:
+        log.error("Cannot listen on %s:%s: %s", settings.host, settings.port, error)
+        raise SystemExit(_STARTUP_FAILURE) from None
+
+
+# -- API-only processes ---------------------------------------------------------------------
+
+_LISTEN_BACKLOG = 2048  # uvicorn's default
+_STARTUP_FAILURE = 3  # uvicorn's exit status when it cannot start
+API_PROCESS_FLAG = "--internal-api-process"  # `batchyard server` as an API-only process
+_API_PROCESS_SPEC = "BATCHYARD_INTERNAL_API_PROCESS"  # its settings and inherited descriptors
+_READY_TIMEOUT_SECONDS = 60.0
+_RESTART_DELAY_SECONDS = 1.0
+_STOP_TIMEOUT_SECONDS = 30.0
+
+
+@dataclass(slots=True)
+class _Slot:
+    number: int  # 1 .. api_processes - 1 (the main process is 0)
+    process: subprocess.Popen[bytes] | None = None
+    listener: wakeup.Listener | None = None
+    ready: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
+
+
+class ApiProcesses:
+    """The main process's side of the API-only processes: spawns settings.api_processes - 1
+    fresh interpreters serving the listening socket, wakes the dispatcher on their writes,
+    starts one again _RESTART_DELAY_SECONDS after it exits, stops them all at shutdown."""
+
+    def __init__(self, settings: Settings, listening: socket.socket) -> None:
+        self._settings = settings
+        # A descriptor of our own: uvicorn closes the one it serves on when it stops accepting,
+        # while an API process that exits before shutdown is still started again.
+        self._listening = listening.dup()
+        self._slots = [_Slot(number) for number in range(1, settings.api_processes)]
+        self._on_write: Callable[[], None] = lambda: None
+        self._stopping = False
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self, on_write: Callable[[], None]) -> None:
+        """Spawn them all and wait until each serves (or _READY_TIMEOUT_SECONDS passed)."""
+        self._on_write = on_write
+        for slot in self._slots:
+            self._spawn(slot)
+        try:
+            await asyncio.wait_for(
+                asyncio.gather(*(slot.ready.wait() for slot in self._slots)),
+                _READY_TIMEOUT_SECONDS,
+            )
+        except TimeoutError:
+            late = [slot.number for slot in self._slots if not slot.ready.is_set()]
+            log.warning(
+                "API processes %s not ready after %gs; serving without them meanwhile",
+                late,
+                _READY_TIMEOUT_SECONDS,
+            )
+
+    def _spawn(self, slot: _Slot) -> None:
+        main_end, api_end = wakeup.channel()
+        spec = {
+            "number": slot.number,
+            "listen_fd": self._listening.fileno(),
+            "channel_fd": api_end.fileno(),
+            "settings": self._settings.to_json(),
+        }
+        try:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "batchyard", "server", API_PROCESS_FLAG],
+                env={**os.environ, _API_PROCESS_SPEC: json.dumps(spec)},
+                pass_fds=(self._listening.fileno(), api_end.fileno()),
+                # Not in the terminal's process group: Ctrl-C reaches the main process only,
+                # which stops them in order.
+                process_group=0,
+            )
+        except OSError:
+            log.exception("Starting API process %d failed", slot.number)
+            main_end.close()
+            self._later(self._restart(slot))
+            return
+        finally:
+            api_end.close()
+        slot.process = process
+        slot.ready.clear()
+        slot.listener = wakeup.Listener(
+            main_end,
+            on_wake=self._on_write,
+            on_ready=lambda: self._ready(slot, process),
+            on_gone=lambda: self._later(self._reap(slot, process)),
+        )
+        slot.listener.attach(asyncio.get_running_loop())
+
+    def _ready(self, slot: _Slot, process: subprocess.Popen[bytes]) -> None:
+        log.info("API process %d (pid %d) ready", slot.number, process.pid)
+        slot.ready.set()
+
+    def _later(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _reap(self, slot: _Slot, process: subprocess.Popen[bytes]) -> None:
+        """Its end of the channel closed: it is exiting (or gone)."""
+        # A write may have committed just before it died without its wake-up being read.
+        self._on_write()
+        code = await asyncio.to_thread(process.wait)
+        if self._stopping:
+            return
+        log.error(
+            "API process %d (pid %d) exited with %s; starting it again in %gs",
+            slot.number,
+            process.pid,
+            _exit_status(code),
+            _RESTART_DELAY_SECONDS,
+        )
+        await self._restart(slot)
+
+    async def _restart(self, slot: _Slot) -> None:
+        await asyncio.sleep(_RESTART_DELAY_SECONDS)
+        if not self._stopping:
+            self._spawn(slot)
+
+    async def stop(self) -> None:
+        """SIGTERM each (they finish their requests), SIGKILL what is left after a while."""
+        self._stopping = True
+        for task in list(self._tasks):
+            task.cancel()
+        running = [s.process for s in self._slots if s.process and s.process.poll() is None]
+        for process in running:
+            with contextlib.suppress(ProcessLookupError):
+                process.send_signal(signal.SIGTERM)
+        for process in running:
+            try:
+                code = await asyncio.to_thread(process.wait, _STOP_TIMEOUT_SECONDS)
+            except subprocess.TimeoutExpired:
+                log.error("API process (pid %d) did not stop: killing it", process.pid)
+                process.kill()
+                code = await asyncio.to_thread(process.wait)
+            if code != 0:
+                log.warning("API process (pid %d) exited with %s", process.pid, _exit_status(code))
+        # What noticed them exit is done once they have: let it finish before the loop ends.
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for slot in self._slots:
+            if slot.listener is not None:
+                slot.listener.close()
+        self._listening.close()
+
+
+def _exit_status(code: int) -> str:
+    if code < 0:
+        try:
+            return f"signal {signal.Signals(-code).name}"
+        except ValueError:
+            return f"signal {-code}"
+    return f"code {code}"
+
+
+class LogStoreView:
+    """The log store as an API-only process reads it: the main process's FileLogStore root,
+    looked up afresh on every call (a FileLogStore caches what its own process wrote, which
+    another process must not trust). Streams made in the last second that have no events yet
+    may be missing. An API process writes no logs: retention runs in the main process."""
+
+    def __init__(self, root: Path) -> None:
+        self._root = root
+
+    def _fresh(self) -> FileLogStore:
+        return FileLogStore(self._root)
+
+    def create_stream(self, group: str, stream: str, created_at: int) -> None:
+        raise RuntimeError("API processes do not write log streams")
+
+    def append(
+        self, group: str, stream: str, events: Sequence[tuple[int, str]], ingestion_time: int
+    ) -> None:
+        raise RuntimeError("API processes do not write log streams")
+
+    def delete_stream(self, group: str, stream: str) -> bool:
+        raise RuntimeError("API processes do not write log streams")
+
+    def read(self, group: str, stream: str, start: int, limit: int) -> list[LogEvent]:
+        return self._fresh().read(group, stream, start, limit)
+
+    def count(self, group: str, stream: str) -> int:
+        return self._fresh().count(group, stream)
+
+    def stream_info(self, group: str, stream: str) -> StreamInfo | None:
+        return self._fresh().stream_info(group, stream)
+
+    def list_streams(self, group: str, prefix: str | None = None) -> list[StreamInfo]:
+        return self._fresh().list_streams(group, prefix)
+
+    def list_groups(self) -> list[str]:
+        return self._fresh().list_groups()
+
+
+class ApiProcess:
+    """An API-only process: the same store, service context and app as the main process, and
+    no dispatcher, runtimes, retention or default resources. Its writes wake the main
+    process's dispatcher through the channel; it stops when the main process is gone."""
+
+    def __init__(self, settings: Settings, number: int, notifier: wakeup.Notifier) -> None:
+        self.settings = settings
+        self.number = number
+        self.notifier = notifier
+        self.store = open_store(settings)
+        self.context = _service_context(
+            settings, self.store, SystemClock(), LogStoreView(settings.data_dir / "logs")
+        )
+        self.ready = False
+        self.server: uvicorn.Server | None = None
+        self.app = create_app(
+            self.context,
+            is_ready=lambda: self.ready,
+            lifespan=self.lifespan,
+            rate_limits=_rate_limits(settings),
+        )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        _settle_startup()
+        self.store.on_change(self.notifier.wake)
+        self.notifier.watch_main(asyncio.get_running_loop(), self._main_gone)
+        self.ready = True
+        self.notifier.ready()
+        try:
+            yield
+        finally:
+            self.ready = False
+            self.store.close()
+            self.notifier.close()
+
+    def _main_gone(self) -> None:
+        log.warning("API process %d: the main server process is gone; stopping", self.number)
+        self.ready = False
+        if self.server is not None:
+            self.server.should_exit = True
+
+
+def serve_api_process() -> None:
+    """Run as an API-only process, from the spec the main process put in the environment."""
+    spec = json.loads(os.environ.pop(_API_PROCESS_SPEC))
+    settings = Settings.from_json(spec["settings"])
+    _configure_logging(settings)
+    listening = socket.socket(fileno=int(spec["listen_fd"]))
+    notifier = wakeup.Notifier(socket.socket(fileno=int(spec["channel_fd"])))
+    process = ApiProcess(settings, int(spec["number"]), notifier)
+    config = uvicorn.Config(
+        process.app, log_level=settings.log_level, access_log=False, lifespan="on"
+    )
+    process.server = _Server(config)
+    process.server.run(sockets=[listening])
