@@ -99,6 +99,9 @@ def _service_context(
     )
 
 
+GC_THRESHOLDS = (50_000, 20, 100)
+
+
 def _rate_limits(settings: Settings) -> RateLimits | None:
     # Each process keeps its own buckets: N API processes admit up to N times the rate.
     return RateLimits.parse(settings.rate_limits) if settings.rate_limits else None
@@ -112,6 +115,11 @@ def _settle_startup() -> None:
     protocol.logs_model()
     gc.collect()
     gc.freeze()
+    # The store's cache of decoded jobs holds about a million objects that live for minutes:
+    # with the default thresholds a full pass over them (~100 ms) would land in the middle of
+    # a request every few seconds (DescribeJobs p99 124 ms against 12 ms, measured in one
+    # run). Collect the young generation less often and the old one rarely.
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 class Service:

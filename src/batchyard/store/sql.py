@@ -9,7 +9,9 @@ is refused and never written to.
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import logging
+import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -312,9 +314,7 @@ _s = _share_usage.c
 _SELECT_SHARE_USAGE = sa.select(_s.job_queue, _s.share_identifier, _s.value, _s.at).order_by(
     _s.job_queue, _s.share_identifier
 )
-_SELECT_QUEUE_SHARES = sa.select(_s.share_identifier).where(
-    _s.job_queue == sa.bindparam("b_queue")
-)
+_SELECT_QUEUE_SHARES = sa.select(_s.share_identifier).where(_s.job_queue == sa.bindparam("b_queue"))
 _SELECT_ACTIVE_SHARES = (
     sa.select(_j.share_identifier)
     .where(
@@ -694,6 +694,10 @@ class SqlStore:
             self.where = parsed.render_as_string(hide_password=True)
             self.engine = sa.create_engine(parsed)
         self._write_lock = threading.Lock()
+        # Other processes writing the same SQLite file (`--api-processes`) queue on this lock
+        # file: flock wakes a waiter the moment the lock is free, where SQLite's busy handler
+        # sleeps 1, 2, 5... ms between tries while a write takes a fraction of one.
+        self._write_lock_fd: int | None = None
         self._owner = threading.get_ident()
         self._held: dict[bool, Connection] = {}  # write -> the owner thread's connection
         self._listeners: list[Callable[[], None]] = []
@@ -717,6 +721,10 @@ class SqlStore:
             self.close()
             raise StoreError(f"{self.where}: cannot open the Batchyard database: {exc}") from exc
         self._release_held()  # not the connection Alembic used: start from fresh ones
+        if self._is_sqlite:
+            self._write_lock_fd = os.open(
+                f"{self.where}.write-lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600
+            )
 
     def _migrate(self) -> None:
         with self._writing() as connection:
@@ -752,10 +760,22 @@ class SqlStore:
     def _writing(self) -> Iterator[Connection]:
         # One writer at a time in this process; SQLite allows only one anyway and BEGIN
         # IMMEDIATE makes other processes wait (busy_timeout) instead of failing mid-way.
-        with self._write_lock, self._connection(write=True) as connection:
+        with self._write_lock, self._across_processes(), self._connection(write=True) as connection:
             connection.execution_options(**{_WRITE_OPTION: True})
             with connection.begin():
                 yield connection
+
+    @contextmanager
+    def _across_processes(self) -> Iterator[None]:
+        fd = self._write_lock_fd
+        if fd is None:
+            yield
+            return
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
 
     @contextmanager
     def _connection(self, *, write: bool) -> Iterator[Connection]:
@@ -785,6 +805,9 @@ class SqlStore:
     def close(self) -> None:
         self._release_held()
         self.engine.dispose()
+        if self._write_lock_fd is not None:
+            os.close(self._write_lock_fd)
+            self._write_lock_fd = None
 
     def _release_held(self) -> None:
         held, self._held = self._held, {}
