@@ -644,3 +644,42 @@ class FileLogStore:
                 self._journals[group].pop(stream, None)
             self._streams[group][stream] = None
             return True
+
+
+class FileLogStoreReader:
+    """Another process's FileLogStore, read only: the root is looked up afresh on every call
+    (a FileLogStore caches what its own process wrote, which another process must not trust).
+    Streams made in the last second that have no events yet may be missing. Used by API-only
+    processes (`--api-processes`); the main process writes and expires the logs."""
+
+    def __init__(self, root: Path) -> None:
+        self._root = root
+
+    def _fresh(self) -> FileLogStore:
+        return FileLogStore(self._root)
+
+    def create_stream(self, group: str, stream: str, created_at: int) -> None:
+        raise RuntimeError("API processes do not write log streams")
+
+    def append(
+        self, group: str, stream: str, events: Sequence[tuple[int, str]], ingestion_time: int
+    ) -> None:
+        raise RuntimeError("API processes do not write log streams")
+
+    def delete_stream(self, group: str, stream: str) -> bool:
+        raise RuntimeError("API processes do not write log streams")
+
+    def read(self, group: str, stream: str, start: int, limit: int) -> list[LogEvent]:
+        return self._fresh().read(group, stream, start, limit)
+
+    def count(self, group: str, stream: str) -> int:
+        return self._fresh().count(group, stream)
+
+    def stream_info(self, group: str, stream: str) -> StreamInfo | None:
+        return self._fresh().stream_info(group, stream)
+
+    def list_streams(self, group: str, prefix: str | None = None) -> list[StreamInfo]:
+        return self._fresh().list_streams(group, prefix)
+
+    def list_groups(self) -> list[str]:
+        return self._fresh().list_groups()

@@ -18,7 +18,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -32,7 +32,7 @@ from batchyard.api import protocol
 from batchyard.api.app import RateLimits, create_app
 from batchyard.dispatcher import Dispatcher
 from batchyard.domain.model import Identity
-from batchyard.logs import FileLogStore, LogEvent, LogStore, StreamInfo
+from batchyard.logs import FileLogStore, FileLogStoreReader, LogStore
 from batchyard.runtimes.base import Runtime
 from batchyard.runtimes.docker import DockerRuntime, engine_unreachable
 from batchyard.runtimes.process import ProcessRuntime
@@ -411,45 +411,6 @@ def _exit_status(code: int) -> str:
     return f"code {code}"
 
 
-class LogStoreView:
-    """The log store as an API-only process reads it: the main process's FileLogStore root,
-    looked up afresh on every call (a FileLogStore caches what its own process wrote, which
-    another process must not trust). Streams made in the last second that have no events yet
-    may be missing. An API process writes no logs: retention runs in the main process."""
-
-    def __init__(self, root: Path) -> None:
-        self._root = root
-
-    def _fresh(self) -> FileLogStore:
-        return FileLogStore(self._root)
-
-    def create_stream(self, group: str, stream: str, created_at: int) -> None:
-        raise RuntimeError("API processes do not write log streams")
-
-    def append(
-        self, group: str, stream: str, events: Sequence[tuple[int, str]], ingestion_time: int
-    ) -> None:
-        raise RuntimeError("API processes do not write log streams")
-
-    def delete_stream(self, group: str, stream: str) -> bool:
-        raise RuntimeError("API processes do not write log streams")
-
-    def read(self, group: str, stream: str, start: int, limit: int) -> list[LogEvent]:
-        return self._fresh().read(group, stream, start, limit)
-
-    def count(self, group: str, stream: str) -> int:
-        return self._fresh().count(group, stream)
-
-    def stream_info(self, group: str, stream: str) -> StreamInfo | None:
-        return self._fresh().stream_info(group, stream)
-
-    def list_streams(self, group: str, prefix: str | None = None) -> list[StreamInfo]:
-        return self._fresh().list_streams(group, prefix)
-
-    def list_groups(self) -> list[str]:
-        return self._fresh().list_groups()
-
-
 class ApiProcess:
     """An API-only process: the same store, service context and app as the main process, and
     no dispatcher, runtimes, retention or default resources. Its writes wake the main
@@ -461,7 +422,7 @@ class ApiProcess:
         self.notifier = notifier
         self.store = open_store(settings)
         self.context = _service_context(
-            settings, self.store, SystemClock(), LogStoreView(settings.data_dir / "logs")
+            settings, self.store, SystemClock(), FileLogStoreReader(settings.data_dir / "logs")
         )
         self.ready = False
         self.server: uvicorn.Server | None = None
