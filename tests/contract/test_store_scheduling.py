@@ -532,12 +532,13 @@ def test_share_identifiers_seen_and_active(store: AnyStore) -> None:
             job("fifo"),
         ]
     )
-    assert store.share_identifiers("fq", active=False) == {"blue", "red", "green"}
-    assert store.share_identifiers("fq", active=True) == {"blue", "red"}
+    assert store.seen_share_count("fq") == 3
+    assert store.active_share_identifiers("fq") == {"blue", "red"}
     store.mutate_job("a", lambda j: replace(j, status=JobStatus.FAILED, stopped_at=5))
-    assert store.share_identifiers("fq", active=True) == {"red"}
-    assert store.share_identifiers("fq2", active=True) == {"gold"}
-    assert store.share_identifiers("q1", active=False) == set()
+    assert store.active_share_identifiers("fq") == {"red"}
+    assert store.seen_share_count("fq") == 3
+    assert store.active_share_identifiers("fq2") == {"gold"}
+    assert store.seen_share_count("q1") == 0
 
 
 def test_accruals_apply_only_with_their_jobs_update(store: AnyStore) -> None:

@@ -211,9 +211,9 @@ def _check_active_shares(ctx: ServiceContext, queue: JobQueue, share_identifier:
     """A queue has at most MAX_ACTIVE_SHARES share identifiers with unfinished jobs; a
     submission that would add one more is refused (SPEC §7.4)."""
     # Every active share has a usage row: a queue that has seen fewer cannot be at the limit.
-    if len(ctx.store.share_identifiers(queue.name, active=False)) < MAX_ACTIVE_SHARES:
+    if ctx.store.seen_share_count(queue.name) < MAX_ACTIVE_SHARES:
         return
-    active = ctx.store.share_identifiers(queue.name, active=True)
+    active = ctx.store.active_share_identifiers(queue.name)
     if share_identifier not in active and len(active) >= MAX_ACTIVE_SHARES:
         raise ClientException(
             f"Job queue {queue.name} already has {MAX_ACTIVE_SHARES} active share identifiers; "

@@ -204,9 +204,13 @@ class Store(Protocol):
         """Remove terminal jobs that stopped before cutoff; returns what was removed."""
         ...
 
-    def share_identifiers(self, job_queue: str, *, active: bool) -> set[str]:
-        """The share identifiers a queue has seen (active=False: those with a usage row), or
-        those with jobs not yet SUCCEEDED or FAILED (active=True; may read many jobs)."""
+    def seen_share_count(self, job_queue: str) -> int:
+        """How many share identifiers a queue has seen (each has a usage row)."""
+        ...
+
+    def active_share_identifiers(self, job_queue: str) -> set[str]:
+        """The share identifiers of a queue's jobs not yet SUCCEEDED or FAILED (reads the
+        queue's unfinished jobs: call it when seen_share_count says it matters)."""
         ...
 
     # -- scheduling -------------------------------------------------------------------------

@@ -277,10 +277,12 @@ class MemoryStore:
         self._notify()
         return stored
 
-    def share_identifiers(self, job_queue: str, *, active: bool) -> set[str]:
+    def seen_share_count(self, job_queue: str) -> int:
         with self._lock:
-            if not active:
-                return set(self._share_usage.get(job_queue, {}))
+            return len(self._share_usage.get(job_queue, {}))
+
+    def active_share_identifiers(self, job_queue: str) -> set[str]:
+        with self._lock:
             return {
                 job.share_identifier
                 for job in self._jobs.values()

@@ -314,7 +314,11 @@ _s = _share_usage.c
 _SELECT_SHARE_USAGE = sa.select(_s.job_queue, _s.share_identifier, _s.value, _s.at).order_by(
     _s.job_queue, _s.share_identifier
 )
-_SELECT_QUEUE_SHARES = sa.select(_s.share_identifier).where(_s.job_queue == sa.bindparam("b_queue"))
+_COUNT_QUEUE_SHARES = (
+    sa.select(sa.func.count())
+    .select_from(_share_usage)
+    .where(_s.job_queue == sa.bindparam("b_queue"))
+)
 _SELECT_ACTIVE_SHARES = (
     sa.select(_j.share_identifier)
     .where(
@@ -1001,10 +1005,13 @@ class SqlStore:
         self._notify()
         return stored
 
-    def share_identifiers(self, job_queue: str, *, active: bool) -> set[str]:
-        statement = _SELECT_ACTIVE_SHARES if active else _SELECT_QUEUE_SHARES
+    def seen_share_count(self, job_queue: str) -> int:
         with self._reading() as connection:
-            rows = connection.execute(statement, {"b_queue": job_queue})
+            return int(_fetch(connection, _COUNT_QUEUE_SHARES, {"b_queue": job_queue})[0][0])
+
+    def active_share_identifiers(self, job_queue: str) -> set[str]:
+        with self._reading() as connection:
+            rows = connection.execute(_SELECT_ACTIVE_SHARES, {"b_queue": job_queue})
             return {row[0] for row in rows}
 
     def list_jobs_by_consumable_resource(self, query: ConsumableJobQuery) -> list[Job]:
