@@ -20,7 +20,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from batchyard.api import protocol
+from batchyard.api import jobs_wire, protocol
+from batchyard.api.group_commit import GroupCommit
 from batchyard.api.jobs_wire import JOB_OPERATIONS, RENDERED_AS_MODELLED
 from batchyard.api.logs_wire import LOGS_OPERATIONS
 from batchyard.api.resources_wire import RESOURCE_OPERATIONS, Handler
@@ -176,6 +177,8 @@ def create_app(
     lifespan: Callable[[Starlette], AbstractAsyncContextManager[None]] | None = None,
     rate_limits: RateLimits | None = None,
 ) -> Starlette:
+    group_commit = GroupCommit(ctx.store)
+
     async def health(request: Request) -> Response:
         if not is_ready():
             return JSONResponse({"status": "starting"}, status_code=503)
@@ -208,7 +211,12 @@ def create_app(
                 operation, labels, request.url.query, request.headers, body
             )
             protocol.validate_input(operation, params)
-            result = handler(ctx, params)
+            if operation.name == "SubmitJob":
+                # Validated and built now; stored with the other submissions of this loop turn.
+                stored = await group_commit.insert(jobs_wire.submission(ctx, params))
+                result = jobs_wire.submitted(ctx, stored)
+            else:
+                result = handler(ctx, params)
             payload = (
                 result
                 if operation.name in RENDERED_AS_MODELLED

@@ -351,7 +351,16 @@ _LIST_JOBS_MEMBERS = (
 
 
 def submit_job(ctx: ServiceContext, request: dict[str, Any]) -> dict[str, Any]:
-    job = jobs.submit_job(ctx, **_arguments(request, _SUBMIT_JOB_MEMBERS))
+    return submitted(ctx, ctx.store.insert_jobs(submission(ctx, request))[0])
+
+
+def submission(ctx: ServiceContext, request: dict[str, Any]) -> list[Job]:
+    """The jobs a SubmitJob request stores (validated; nothing written yet)."""
+    return jobs.build_submission(ctx, **_arguments(request, _SUBMIT_JOB_MEMBERS))
+
+
+def submitted(ctx: ServiceContext, job: Job) -> dict[str, Any]:
+    """SubmitJob's response for the stored job (an array's parent)."""
     return {
         "jobArn": ctx.identity.arn("job", job.job_id),
         "jobName": job.job_name,

@@ -71,7 +71,15 @@ LIST_JOBS_BY_CONSUMABLE_RESOURCE_FILTERS = frozenset({"JOB_STATUS", "JOB_NAME"})
 # -- SubmitJob ----------------------------------------------------------------------------------
 
 
-def submit_job(
+def submit_job(ctx: ServiceContext, **request: Any) -> Job:
+    """Validate a submission, build the job (and its array children) and store them.
+
+    Returns the stored job; for an array job, the parent. Takes build_submission's arguments.
+    """
+    return ctx.store.insert_jobs(build_submission(ctx, **request))[0]
+
+
+def build_submission(
     ctx: ServiceContext,
     *,
     job_name: str,
@@ -91,11 +99,9 @@ def submit_job(
     ecs_properties_override: Document | None = None,
     eks_properties_override: Document | None = None,
     consumable_resource_properties_override: Document | None = None,
-) -> Job:
-    """Validate a submission, build the job (and its array children) and store them.
-
-    Returns the stored job; for an array job, the parent.
-    """
+) -> list[Job]:
+    """Validate a submission and build the jobs to store: the job, or an array parent first
+    and then its children. Stores nothing (the API groups the writes of several SubmitJobs)."""
     if not JOB_NAME_PATTERN.match(job_name):
         raise invalid("Job name should match valid pattern")
     queue = references.job_queue(ctx, job_queue)
@@ -177,8 +183,9 @@ def submit_job(
         "extra": extra,
     }
     if array_size is None:
-        job = Job(job_id=job_id, status=JobStatus.SUBMITTED, wait_for=dependencies.plain, **common)
-        return ctx.store.insert_jobs([job])[0]
+        return [
+            Job(job_id=job_id, status=JobStatus.SUBMITTED, wait_for=dependencies.plain, **common)
+        ]
 
     parent = Job(job_id=job_id, status=JobStatus.SUBMITTED, array_size=array_size, **common)
     jobs = [parent]
@@ -193,7 +200,7 @@ def submit_job(
         )
         for index in range(array_size)
     )
-    return ctx.store.insert_jobs(jobs)[0]
+    return jobs
 
 
 def _array_size(array_properties: Document | None) -> int | None:
