@@ -10,8 +10,8 @@ import dataclasses
 import logging
 import threading
 from collections import ChainMap, defaultdict
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, TypeVar
 
 from sortedcontainers import SortedList, SortedSet
 
@@ -113,6 +113,9 @@ def _matches_consumable(job: Job, query: ConsumableJobQuery) -> bool:
     )
 
 
+_Named = TypeVar("_Named")
+
+
 class MemoryStore:
     def __init__(self) -> None:
         # Re-entrant so a mutation may read the store; it must not write to it (the SQL
@@ -178,6 +181,14 @@ class MemoryStore:
             self._changes += 1
         self._notify()
 
+    def _get_named(self, table: Mapping[str, _Named], name: str) -> _Named | None:
+        with self._lock:
+            return table.get(name)
+
+    def _list_named(self, table: Mapping[str, _Named]) -> list[_Named]:
+        with self._lock:
+            return [table[name] for name in sorted(table)]
+
     def _delete_named(self, table: dict[str, Any], name: str) -> None:
         with self._lock:
             removed = table.pop(name, None) is not None
@@ -190,12 +201,10 @@ class MemoryStore:
         self._put_named(self._ces, ce.name, ce, create)
 
     def get_compute_environment(self, name: str) -> ComputeEnvironment | None:
-        with self._lock:
-            return self._ces.get(name)
+        return self._get_named(self._ces, name)
 
     def list_compute_environments(self) -> list[ComputeEnvironment]:
-        with self._lock:
-            return [self._ces[name] for name in sorted(self._ces)]
+        return self._list_named(self._ces)
 
     def delete_compute_environment(self, name: str) -> None:
         self._delete_named(self._ces, name)
@@ -204,12 +213,10 @@ class MemoryStore:
         self._put_named(self._queues, queue.name, queue, create)
 
     def get_job_queue(self, name: str) -> JobQueue | None:
-        with self._lock:
-            return self._queues.get(name)
+        return self._get_named(self._queues, name)
 
     def list_job_queues(self) -> list[JobQueue]:
-        with self._lock:
-            return [self._queues[name] for name in sorted(self._queues)]
+        return self._list_named(self._queues)
 
     def delete_job_queue(self, name: str) -> None:
         self._delete_named(self._queues, name)
@@ -218,12 +225,10 @@ class MemoryStore:
         self._put_named(self._policies, policy.name, policy, create)
 
     def get_scheduling_policy(self, name: str) -> SchedulingPolicy | None:
-        with self._lock:
-            return self._policies.get(name)
+        return self._get_named(self._policies, name)
 
     def list_scheduling_policies(self) -> list[SchedulingPolicy]:
-        with self._lock:
-            return [self._policies[name] for name in sorted(self._policies)]
+        return self._list_named(self._policies)
 
     def delete_scheduling_policy(self, name: str) -> None:
         self._delete_named(self._policies, name)
@@ -251,12 +256,10 @@ class MemoryStore:
         self._notify()
 
     def get_consumable_resource(self, name: str) -> ConsumableResource | None:
-        with self._lock:
-            return self._consumables.get(name)
+        return self._get_named(self._consumables, name)
 
     def list_consumable_resources(self) -> list[ConsumableResource]:
-        with self._lock:
-            return [self._consumables[name] for name in sorted(self._consumables)]
+        return self._list_named(self._consumables)
 
     def delete_consumable_resource(self, name: str) -> None:
         self._delete_named(self._consumables, name)
