@@ -1443,16 +1443,23 @@ class SqlStore:
             new = mutation(old)
             if new is None:
                 return old
-            [stored] = self._store_pairs(connection, [(old, new)], flag=True)
-            self._account_pairs(connection, [(old, new)])
-            self._consequences(connection, [(old, new)])
-            _fetch(connection, _BUMP_CHANGES)
+            [stored] = self._write_mutated(connection, [(old, new)])
             [row] = _fetch(connection, _SELECT_JOB, {"b_job_id": job_id})
         if row[14] == stored.version:
             self._remember([stored])
         else:
             stored = self._job(row)
         self._notify()
+        return stored
+
+    def _write_mutated(self, connection: Connection, pairs: list[tuple[Job, Job]]) -> list[Job]:
+        """Store mutated jobs (flagged for evaluation) and what follows from them: consumable
+        counts, dependents and parents, the change counter. Returns the stored versions."""
+        stored = self._store_pairs(connection, pairs, flag=True)
+        if pairs:
+            self._account_pairs(connection, pairs)
+            self._consequences(connection, pairs)
+            _fetch(connection, _BUMP_CHANGES)
         return stored
 
     def mutate_jobs(self, mutations: Sequence[tuple[str, JobMutation]]) -> int:
@@ -1472,11 +1479,7 @@ class SqlStore:
                     first.setdefault(job_id, old)
                     current[job_id] = new
             pairs = [(old, current[job_id]) for job_id, old in first.items()]
-            stored = self._store_pairs(connection, pairs, flag=True)
-            if pairs:
-                self._account_pairs(connection, pairs)
-                self._consequences(connection, pairs)
-                _fetch(connection, _BUMP_CHANGES)
+            stored = self._write_mutated(connection, pairs)
         if pairs:
             self._remember(stored)
             self._notify()
@@ -1495,11 +1498,7 @@ class SqlStore:
                 new = mutation(old)
                 if new is not None:
                     pairs.append((old, new))
-            stored = self._store_pairs(connection, pairs, flag=True)
-            if pairs:
-                self._account_pairs(connection, pairs)
-                self._consequences(connection, pairs)
-                _fetch(connection, _BUMP_CHANGES)
+            stored = self._write_mutated(connection, pairs)
         if pairs:
             self._remember(stored)
             self._notify()
