@@ -502,6 +502,24 @@ def directory_gone(directory: Path) -> Callable[[], bool]:
     return lambda: not directory.exists()
 
 
+def test_attempt_directories_are_recycled_and_nothing_is_left_after_close(tmp_path: Path) -> None:
+    async def main() -> None:
+        host = await open_host(tmp_path)
+        spare = host.work_dir / ".spare"
+        try:
+            for _ in range(3):  # one after the other: each reuses the one before
+                await host.run(a_spec(("true",)))
+            await poll(lambda: list(host.work_dir.glob("[0-9a-f]*")) == [])
+            # A directory and its two files, ready for the next attempt.
+            await poll(lambda: len(list(spare.iterdir())) == 3)
+            assert {path.suffix for path in spare.iterdir()} == {"", ".output", ".exit_code"}
+        finally:
+            await host.runtime.close()
+        await poll(lambda: list(spare.iterdir()) == [])
+
+    asyncio.run(main())
+
+
 def test_stdout_and_stderr_lines_land_in_order(tmp_path: Path) -> None:
     async def scenario(host: Host) -> None:
         script = "echo out; echo err >&2; echo; printf 'a\\n\\nb\\n'; printf 'no newline'"

@@ -9,18 +9,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
-import itertools
 import json
 import logging
 import os
 import shutil
 import signal
-import stat
 import sys
 import threading
-import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -50,6 +46,7 @@ _OUTPUT = ".output"
 _EXIT_CODE = ".exit_code"
 _NO_EXIT_CODE = b"   \n"  # an exit code is written over it in place: "%3d\n"
 _LAUNCHER_ARGS = (_OUTPUT, _EXIT_CODE, _NO_EXIT_CODE.decode())
+_SPARE = ".spare"  # under the work directory: the launcher's pool of empty attempt directories
 
 MAX_EVENT_BYTES = 256 * 1024 - 26
 """CloudWatch's largest event; longer lines are split at this many bytes."""
@@ -68,20 +65,28 @@ LAUNCHER_EXITED = "the process launcher exited"
 
 
 def _launcher_main() -> None:
-    """Spawn attempts on request (JSON lines on stdin) in their directories, made from the
-    spare the server names, reap them, record each exit code in <dir>.exit_code before
-    reaping, and report on stdout.
+    """Spawn attempts on request (JSON lines on stdin) in their directories, reap them, record
+    each exit code in <dir>.exit_code before reaping, and report on stdout. Directories come
+    from a pool of spares, and go back to it on a release request once the server has stored
+    the exit: on some disks creating and removing inodes costs milliseconds, renaming them
+    microseconds, and this process, not the server's, pays for it.
     Exits once stdin is closed and its attempts have ended, so attempts outlive the server."""
     import contextlib
+    import itertools
     import json
     import os
+    import queue
     import selectors
     import shutil
     import signal
+    import stat
     import sys
+    import threading
 
     output_suffix, exit_code_suffix = sys.argv[1], sys.argv[2]
     no_exit_code = sys.argv[3].encode()
+    spare_dir = sys.argv[4]
+    spare_high = 64  # spares kept at most; the rest of what comes back is removed
     os.chdir("/")
     for ignored in (signal.SIGINT, signal.SIGHUP):  # the terminal's, meant for the server
         signal.signal(ignored, signal.SIG_IGN)
@@ -107,6 +112,10 @@ def _launcher_main() -> None:
     out = bytearray()
     state = {"reading": True, "server_gone": False, "writing": False}
     pending = b""
+    prefix = f"{os.getpid()}-"
+    names = itertools.count()
+    spares: list[str] = []
+    fresh_mode: list[int] = []  # a new directory's mode under this process's umask
 
     def reply(message: dict[str, Any]) -> None:
         if not state["server_gone"]:
@@ -139,20 +148,25 @@ def _launcher_main() -> None:
         except OSError:
             shutil.rmtree(path, ignore_errors=True)
 
-    def prepare(directory: str, spare: str | None) -> None:
-        """The attempt's directory and its two files, empty: a spare's, moved (renaming is
-        cheap on any disk), or new ones."""
-        if os.path.lexists(directory):  # left by a server that died before cleaning up
-            remove(directory)
-        if spare:
-            try:
-                for suffix in (output_suffix, exit_code_suffix, ""):
-                    os.rename(spare + suffix, directory + suffix)
-                return
-            except OSError:
-                remove(directory)
-                remove(spare)
+    # Whole trees (what a job left in its directory, spares of earlier launchers) are removed
+    # on a thread of their own, so a big one never holds up starting or reaping attempts.
+    doomed: queue.SimpleQueue[str | None] = queue.SimpleQueue()
+
+    def remove_doomed() -> None:
+        with os.scandir(spare_dir) as entries:
+            stale = {e.name.split(".")[0] for e in entries if not e.name.startswith(prefix)}
+        for name in stale:
+            remove(os.path.join(spare_dir, name))
+        while (path := doomed.get()) is not None:
+            remove(path)
+
+    def spare_name() -> str:
+        return os.path.join(spare_dir, prefix + str(next(names)))
+
+    def create(directory: str) -> None:
         os.mkdir(directory, 0o755)
+        if not fresh_mode:
+            fresh_mode.append(stat.S_IMODE(os.stat(directory).st_mode))
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
         os.close(os.open(directory + output_suffix, flags, 0o644))
         fd = os.open(directory + exit_code_suffix, flags, 0o644)
@@ -161,10 +175,65 @@ def _launcher_main() -> None:
         finally:
             os.close(fd)
 
+    def move(source: str, target: str) -> None:
+        for suffix in (output_suffix, exit_code_suffix, ""):
+            os.rename(source + suffix, target + suffix)
+
+    def prepare(directory: str) -> None:
+        """The attempt's directory and its two files, empty: a spare's, moved, or new ones."""
+        if os.path.lexists(directory):  # left by a server that died before cleaning up
+            remove(directory)
+        if spares:
+            spare = spares.pop()
+            try:
+                move(spare, directory)
+                return
+            except OSError:
+                remove(directory)
+                remove(spare)
+        create(directory)
+
+    def release(directory: str) -> None:
+        """The attempt's exit is stored: its directory and files become a spare again when
+        the job left nothing in it, else they go."""
+        try:
+            with os.scandir(directory) as entries:
+                empty = next(entries, None) is None
+            wanted = empty and len(spares) < spare_high and bool(fresh_mode)
+            if wanted and stat.S_IMODE(os.stat(directory).st_mode) == fresh_mode[0]:
+                os.truncate(directory + output_suffix, 0)
+                fd = os.open(directory + exit_code_suffix, os.O_WRONLY)
+                try:
+                    os.pwrite(fd, no_exit_code, 0)
+                finally:
+                    os.close(fd)
+                spare = spare_name()
+                move(directory, spare)
+                spares.append(spare)
+                return
+        except OSError:
+            pass
+        if empty_of_files(directory):
+            remove(directory)
+        else:
+            doomed.put(directory)
+
+    def empty_of_files(directory: str) -> bool:
+        try:
+            os.rmdir(directory)  # fails unless empty: the cheap case, done here
+        except FileNotFoundError:
+            return True
+        except OSError:
+            return False
+        for suffix in (output_suffix, exit_code_suffix):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(directory + suffix)
+        return True
+
     def run(request: dict[str, Any]) -> None:
         task_id, directory, argv = request["id"], request["dir"], request["argv"]
         try:
-            prepare(directory, request.get("spare"))
+            prepare(directory)
         except OSError as error:
             reply({"id": task_id, "error": f"preparing {directory}: {error}"})
             return
@@ -191,6 +260,7 @@ def _launcher_main() -> None:
         except (OSError, ValueError) as error:
             reason = getattr(error, "strerror", None) or str(error)
             reply({"id": task_id, "error": f'exec: "{argv[0]}": {reason.lower()}'})
+            release(directory)
             return
         with open(f"/proc/{pid}/stat", "rb") as proc_stat:
             data = proc_stat.read()
@@ -226,6 +296,9 @@ def _launcher_main() -> None:
                         os.close(fd)
             os.waitpid(pid, 0)
 
+    os.makedirs(spare_dir, exist_ok=True)
+    remover = threading.Thread(target=remove_doomed, name="remover")
+    remover.start()
     while state["reading"] or attempts:
         for key, _ in selector.select():
             if key.fd == 0:
@@ -233,10 +306,18 @@ def _launcher_main() -> None:
                 if not data:
                     state["reading"] = False
                     selector.unregister(0)
+                    doomed.put(None)  # the server is gone: no more spares are needed
+                    for spare in spares:
+                        remove(spare)
+                    spares.clear()
                     continue
                 *lines, pending = (pending + data).split(b"\n")
                 for line in lines:
-                    run(json.loads(line))
+                    request = json.loads(line)
+                    if "release" in request:
+                        release(request["release"])
+                        continue
+                    run(request)
                     # Attempts started by earlier requests may have ended meanwhile: report
                     # their exits now (reap flushes), not after the whole batch of requests.
                     reap()
@@ -248,6 +329,7 @@ def _launcher_main() -> None:
                     pass
                 reap()
         flush()
+    remover.join()
 
 
 def _launcher_source() -> str:
@@ -264,6 +346,7 @@ class _Launcher:
         loop: asyncio.AbstractEventLoop,
         on_message: Callable[[dict[str, Any]], None],
         on_gone: Callable[[_Launcher], None],
+        spare_dir: str,
     ) -> None:
         self._loop = loop
         self._on_message = on_message
@@ -274,7 +357,7 @@ class _Launcher:
         try:
             self.pid = os.posix_spawn(
                 sys.executable,
-                [sys.executable, "-I", "-S", "-c", source, *_LAUNCHER_ARGS],
+                [sys.executable, "-I", "-S", "-c", source, *_LAUNCHER_ARGS, spare_dir],
                 {"PATH": os.environ.get("PATH", _DEFAULT_PATH)},
                 file_actions=[
                     (os.POSIX_SPAWN_DUP2, request_r, 0),
@@ -436,136 +519,6 @@ def _remove_attempt_files(directory: str) -> None:
         shutil.rmtree(directory, ignore_errors=True)
 
 
-def _create_attempt_files(directory: str) -> None:
-    os.mkdir(directory, 0o755)
-    os.close(os.open(directory + _OUTPUT, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
-    fd = os.open(directory + _EXIT_CODE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    try:
-        os.write(fd, _NO_EXIT_CODE)
-    finally:
-        os.close(fd)
-
-
-def _move_attempt_files(source: str, target: str) -> None:
-    os.rename(source + _OUTPUT, target + _OUTPUT)
-    os.rename(source + _EXIT_CODE, target + _EXIT_CODE)
-    os.rename(source, target)
-
-
-class _AttemptFiles:
-    """Attempt directories with their output and exit-code files, recycled through a pool of
-    empty ones: on some disks creating and removing inodes costs milliseconds, renaming them
-    microseconds. Slow work runs on two threads, never on the event loop."""
-
-    _LOW = 8  # keep at least this many ready
-    _HIGH = 64  # recycle up to this many
-    _GATHER_SECONDS = 0.02
-
-    def __init__(self, work_dir: str) -> None:
-        self._spare = os.path.join(work_dir, ".spare")
-        os.makedirs(self._spare, exist_ok=True)
-        self._prefix = f"{os.getpid()}-{id(self):x}-"
-        self._names = itertools.count()
-        self._lock = threading.Lock()
-        self._ready: list[str] = []
-        self._creating = 0
-        self._returned: list[str] = []  # given back, to recycle
-        self._recycling = False
-        self._mode: int | None = None  # of a fresh directory, under the current umask
-        self._executor = ThreadPoolExecutor(2, thread_name_prefix="batchyard-attempt-files")
-        self._executor.submit(self._remove_stale)
-        self._refill()
-
-    def take(self) -> str | None:
-        """A spare (a directory and its two files, empty) for a new attempt, None if none is
-        ready. The launcher moves it into place, off the server's event loop."""
-        with self._lock:
-            spare = self._ready.pop() if self._ready else None
-        self._refill()
-        return spare
-
-    def give_back(self, directory: str) -> None:
-        """The attempt has ended and its output is stored: recycle or remove its files."""
-        with self._lock:
-            self._returned.append(directory)
-            if self._recycling:
-                return  # the thread recycling the ones before takes this one too
-            self._recycling = True
-        self._executor.submit(self._recycle_returned)
-
-    def _recycle_returned(self) -> None:
-        # Let a burst of ended attempts gather: one wake-up of this thread (and one turn at
-        # the interpreter lock) per batch, not per attempt.
-        time.sleep(self._GATHER_SECONDS)
-        while True:
-            with self._lock:
-                returned, self._returned = self._returned, []
-                if not returned:
-                    self._recycling = False
-                    return
-            for directory in returned:
-                self._recycle(directory)
-
-    async def close(self) -> None:
-        with self._lock:
-            ready, self._ready = self._ready, []
-        for spare in ready:
-            self._executor.submit(_remove_attempt_files, spare)
-        await asyncio.to_thread(self._executor.shutdown, True)
-
-    def _refill(self) -> None:
-        with self._lock:
-            missing = self._LOW - len(self._ready) - self._creating
-            self._creating += max(0, missing)
-        for _ in range(missing):
-            self._executor.submit(self._create_spare)
-
-    def _create_spare(self) -> None:
-        spare = os.path.join(self._spare, self._prefix + str(next(self._names)))
-        try:
-            _create_attempt_files(spare)
-            self._mode = stat.S_IMODE(os.stat(spare).st_mode)
-        except OSError:
-            log.exception("Preparing a spare attempt directory failed")
-            _remove_attempt_files(spare)
-            spare = ""
-        with self._lock:
-            self._creating -= 1
-            if spare:
-                self._ready.append(spare)
-
-    def _recycle(self, directory: str) -> None:
-        try:
-            with os.scandir(directory) as entries:
-                empty = next(entries, None) is None
-            mode = stat.S_IMODE(os.stat(directory).st_mode)
-            with self._lock:
-                wanted = len(self._ready) < self._HIGH
-            if empty and mode == self._mode and wanted:
-                if os.stat(directory + _OUTPUT).st_size:
-                    os.truncate(directory + _OUTPUT, 0)
-                fd = os.open(directory + _EXIT_CODE, os.O_WRONLY)
-                try:
-                    os.pwrite(fd, _NO_EXIT_CODE, 0)
-                finally:
-                    os.close(fd)
-                spare = os.path.join(self._spare, self._prefix + str(next(self._names)))
-                _move_attempt_files(directory, spare)
-                with self._lock:
-                    self._ready.append(spare)
-                return
-        except OSError:
-            pass
-        _remove_attempt_files(directory)
-
-    def _remove_stale(self) -> None:
-        """Spares left by earlier runtimes (ours are named with our own prefix)."""
-        with os.scandir(self._spare) as entries:
-            stale = {e.name.split(".")[0] for e in entries if not e.name.startswith(self._prefix)}
-        for name in stale:
-            _remove_attempt_files(os.path.join(self._spare, name))
-
-
 def _meminfo_total_mib() -> int:
     with open("/proc/meminfo") as f:
         for line in f:
@@ -648,7 +601,6 @@ class ProcessRuntime:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._found: dict[tuple[str, str], str] = {}  # (name, PATH) -> executable
         self._launcher: _Launcher | None = None
-        self._attempt_files: _AttemptFiles | None = None
         self._starting: dict[str, AttemptSpec] = {}  # sent to the launcher, no answer yet
         self._stop_when_started: dict[str, float] = {}
         self._attempts: dict[str, _Attempt] = {}
@@ -667,8 +619,7 @@ class ProcessRuntime:
     async def open(self, report: Report) -> None:
         self._report = report
         self._loop = asyncio.get_running_loop()
-        self._attempt_files = _AttemptFiles(self._work_dir)
-        self._launcher = _Launcher(self._loop, self._on_launcher_message, self._on_launcher_gone)
+        self._launcher = self._new_launcher(self._loop)
         self._tailer = self._loop.create_task(self._tail_forever())
 
     async def start(self, spec: AttemptSpec) -> None:
@@ -685,7 +636,7 @@ class ProcessRuntime:
             return
         try:
             if self._launcher is None:
-                self._launcher = _Launcher(loop, self._on_launcher_message, self._on_launcher_gone)
+                self._launcher = self._new_launcher(loop)
         except OSError as error:
             self._failed_to_start(spec, f"starting the launcher: {error}")
             return
@@ -695,7 +646,6 @@ class ProcessRuntime:
             "argv": [executable, *spec.command[1:]],
             "env": env,
             "dir": directory,
-            "spare": self._files.take(),
         }
         # Returns without waiting for the launcher: its answer is reported as an event.
         self._launcher.send(request)
@@ -737,9 +687,7 @@ class ProcessRuntime:
                 attempt.out_fd = None
         self._attempts.clear()
         self._report = None
-        if self._attempt_files is not None:
-            await self._attempt_files.close()
-            self._attempt_files = None
+        self._loop = None
 
     # -- launcher events ----------------------------------------------------------------------
 
@@ -753,8 +701,7 @@ class ProcessRuntime:
         spec = self._starting.pop(task_id)
         if "error" in message:
             self._stop_when_started.pop(task_id, None)
-            self._failed_to_start(spec, str(message["error"]))
-            self._files.give_back(os.path.join(self._work_dir, spec.task_id))
+            self._failed_to_start(spec, str(message["error"]))  # its directory went back
         else:
             self._started(spec, int(message["pid"]), int(message["start"]))
 
@@ -974,7 +921,7 @@ class ProcessRuntime:
         now = self._clock.now_ms()
         if lost_reason is not None:
             self._emit(self._host_lost(attempt.job_id, attempt.task_id, lost_reason))
-            self._files.give_back(attempt.directory)
+            self._release(attempt.directory)
         else:
             # The directory holds the exit code recovery reads: it goes once the dispatcher
             # has stored the exit.
@@ -990,9 +937,16 @@ class ProcessRuntime:
             )
 
     def _release(self, directory: str) -> None:
+        """The attempt's exit is stored: the launcher recycles or removes its directory."""
         # Closed meanwhile: the directory stays (a few bytes) rather than race a new runtime.
-        if self._attempt_files is not None:
-            self._attempt_files.give_back(directory)
+        if self._loop is None:
+            return
+        try:
+            if self._launcher is None:
+                self._launcher = self._new_launcher(self._loop)
+            self._launcher.send({"release": directory})
+        except (OSError, RuntimeError):
+            _remove_attempt_files(directory)
 
     # -- reporting ----------------------------------------------------------------------------
 
@@ -1014,11 +968,13 @@ class ProcessRuntime:
     def _emit(self, event: RuntimeEvent) -> None:
         deliver(self._report, event)
 
-    @property
-    def _files(self) -> _AttemptFiles:
-        if self._attempt_files is None:
-            raise RuntimeError("ProcessRuntime.open() has not been called (or it was closed)")
-        return self._attempt_files
+    def _new_launcher(self, loop: asyncio.AbstractEventLoop) -> _Launcher:
+        return _Launcher(
+            loop,
+            self._on_launcher_message,
+            self._on_launcher_gone,
+            os.path.join(self._work_dir, _SPARE),
+        )
 
     def _require_open(self) -> asyncio.AbstractEventLoop:
         if self._loop is None or self._report is None:
