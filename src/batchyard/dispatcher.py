@@ -32,7 +32,7 @@ from batchyard.runtimes.base import (
     Runtime,
     RuntimeEvent,
 )
-from batchyard.scheduling.planner import plan, used_every_runnable_head
+from batchyard.scheduling.planner import heads_taken, plan
 from batchyard.scheduling.snapshot import Plan, Snapshot
 from batchyard.store.base import JobMutation, JobQuery, SnapshotLimits, Store
 
@@ -44,10 +44,12 @@ NETWORK_MODE_TAG = "batchyard:network-mode"  # a compute environment's container
 # each round (and so the wait of a request that arrives during one) in tens of milliseconds,
 # while a new 10,000-child array still takes only a handful of rounds.
 DEFAULT_LIMITS = SnapshotLimits(to_evaluate=1024)
-# RUNNABLE heads read per queue in a round, at least. A round places at most what its free
-# capacity allows, usually a few jobs, so reading up to limits.runnable_per_queue heads every
-# round would mostly read jobs that stay put; the read grows when a round used them all.
-_RUNNABLE_READ = 16
+# RUNNABLE heads read of a queue in a round, at least. A round places at most what its free
+# capacity allows, usually a few jobs, and a queue below one whose head is blocked places none,
+# so reading up to limits.runnable_per_queue heads of every queue would mostly read jobs that
+# stay put: each queue's read follows what its last rounds took, growing by four when a round
+# took all it was given (4, 16, 64, 256) and halving when it took less than half.
+_RUNNABLE_READ = 4
 # How long the next round may wait for runtime reports after a round that changed jobs.
 _GATHER_SECONDS = 0.001
 _UNFINISHED = (
@@ -76,7 +78,7 @@ class Dispatcher:
         self.log_group = log_group
         self.stop_grace_seconds = stop_grace_seconds
         self.limits = limits
-        self._runnable_read = min(_RUNNABLE_READ, limits.runnable_per_queue)
+        self._runnable_read: dict[str, int] = {}  # queue -> heads to read, when not the least
         self._more_to_evaluate = False
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -157,29 +159,39 @@ class Dispatcher:
         self._record_reported()
         # 2. Read a bounded snapshot. Resources whose status is in flux (CREATING, UPDATING,
         #    DELETING) settle first, then the snapshot is read again.
-        read = self._runnable_read
-        snapshot = self._snapshot(read)
+        reads = dict(self._runnable_read)
+        snapshot = self._snapshot(reads)
         if self._settle_resources(snapshot.compute_environments.values(), snapshot.job_queues):
-            snapshot = self._snapshot(read)
+            snapshot = self._snapshot(reads)
         # Every write so far (the reports just recorded, settled resources) is in this
         # snapshot: the wake-ups they caused are answered by this round.
         self._wake.clear()
         self._more_to_evaluate = len(snapshot.to_evaluate) >= self.limits.to_evaluate
-        # 3. Decide. A plan that used every RUNNABLE head read of a queue might have placed
-        #    more: decide again on a snapshot with four times the heads, up to the limit.
-        #    Growing by steps keeps a round that needs 20 heads from reading the limit's 256.
+        # 3. Decide. A plan that took every RUNNABLE head read of a queue might have placed
+        #    more: decide again on a snapshot with four times that queue's heads, up to the
+        #    limit. Growing by steps keeps a round that needs 20 heads from reading 256.
         now = self.clock.now_ms()
         decided = plan(snapshot, now)
         full = self.limits.runnable_per_queue
-        grown = read
-        while grown < full and used_every_runnable_head(snapshot, decided, grown):
-            grown = min(full, grown * 4)
-            snapshot = self._snapshot(grown)
+        least = self._least_read
+
+        def read_of(queue: str) -> int:
+            return reads.get(queue, least)
+
+        while True:
+            taken = heads_taken(snapshot, decided, read_of)
+            short = [q for q, (_, cut) in taken.items() if cut and read_of(q) < full]
+            if not short:
+                break
+            for queue in short:
+                reads[queue] = min(full, read_of(queue) * 4)
+            snapshot = self._snapshot(reads)
             decided = plan(snapshot, now)
-        if grown > read:
-            self._runnable_read = grown
-        elif read > _RUNNABLE_READ and len(decided.starts) * 2 < read:
-            self._runnable_read = max(_RUNNABLE_READ, read // 2)
+        self._runnable_read = {}
+        for queue, (took, _) in taken.items():
+            read = _next_read(read_of(queue), took, least)
+            if read > least:
+                self._runnable_read[queue] = min(read, full)
         if decided.is_empty:
             return decided
         # 4. Apply; only what committed is carried out. The store's wake-up for this write
@@ -197,15 +209,21 @@ class Dispatcher:
                 self._spawn(self._stop(updated[job_id]))
         return decided
 
-    def _snapshot(self, runnable_per_queue: int) -> Snapshot:
-        """A snapshot with that many RUNNABLE heads per queue, and the runtimes' host limits."""
-        snapshot = self.store.snapshot(replace(self.limits, runnable_per_queue=runnable_per_queue))
-        limits = {}
+    @property
+    def _least_read(self) -> int:
+        return min(_RUNNABLE_READ, self.limits.runnable_per_queue)
+
+    def _snapshot(self, reads: Mapping[str, int]) -> Snapshot:
+        """A snapshot with the RUNNABLE heads `reads` says (the least for a queue it does not
+        name), and the runtimes' host limits."""
+        read = replace(self.limits, runnable_per_queue=self._least_read, runnable_read=reads)
+        snapshot = self.store.snapshot(read)
+        host_limits = {}
         for name, ce in snapshot.compute_environments.items():
             runtime = self.runtimes.get(ce.runtime)
             if runtime is not None:
-                limits[name] = runtime.host_limits()
-        return replace(snapshot, host_limits=limits)
+                host_limits[name] = runtime.host_limits()
+        return replace(snapshot, host_limits=host_limits)
 
     def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(coroutine)
@@ -438,6 +456,13 @@ class Dispatcher:
                         job.job_id, lambda j: lifecycle.request_terminate(j, JOB_QUEUE_DELETED)
                     )
         return not left
+
+
+def _next_read(read: int, took: int, least: int) -> int:
+    """A queue's read of heads for the next round, from this round's and what its plan took."""
+    if took * 2 < read:
+        return max(least, read // 2)
+    return read
 
 
 def _fact(event: RuntimeEvent) -> JobMutation:

@@ -31,7 +31,7 @@ from batchyard.domain.model import (
 )
 from batchyard.scheduling import fairshare
 from batchyard.scheduling.ordering import fifo_order, front_of_queue, share_order
-from batchyard.scheduling.planner import plan, used_every_runnable_head
+from batchyard.scheduling.planner import plan
 from batchyard.scheduling.snapshot import Plan, Snapshot, UsageAccrual
 from tests.unit.test_planner import (
     ARN,
@@ -46,6 +46,7 @@ from tests.unit.test_planner import (
     needing,
     update_of,
 )
+from tests.unit.test_runnable_reads import cut_short
 
 S = JobStatus
 POLICY_ARN = f"{ARN}:scheduling-policy/fair"
@@ -629,11 +630,11 @@ def test_every_head_used_covers_the_heads_of_each_share() -> None:
     snapshot = a_fair_snapshot([a1, a2, b1])  # 4 vCPUs: all three placed
     decided = plan(snapshot, NOW)
     assert len(decided.starts) == 3
-    assert used_every_runnable_head(snapshot, decided, 2)  # A's two heads were both used
-    assert not used_every_runnable_head(snapshot, decided, 3)
+    assert cut_short(snapshot, decided, 2)  # A's two heads were both used
+    assert not cut_short(snapshot, decided, 3)
 
     full = a_fair_snapshot([a1, a2, b1], active=[holding("C", 4)])  # no room
-    assert not used_every_runnable_head(full, plan(full, NOW), 1)
+    assert not cut_short(full, plan(full, NOW), 1)
 
 
 # -- properties over random snapshots ----------------------------------------------------------
@@ -893,5 +894,5 @@ def test_fair_share_and_consumable_properties_on_random_snapshots(
     # Fewer heads per share change the plan only when the planner says it used them all.
     fewer = cut_per_share(case.snapshot, limit)
     decided = plan(fewer, case.now)
-    if not used_every_runnable_head(fewer, decided, limit):
+    if not cut_short(fewer, decided, limit):
         assert decided == result

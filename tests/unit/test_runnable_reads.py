@@ -1,29 +1,44 @@
 """Reading fewer RUNNABLE heads per queue never changes a plan unless the planner says so.
 
-The dispatcher reads a few heads per queue each round and reads again, up to the snapshot
-limit, when used_every_runnable_head() says the plan used all it was given.
+The dispatcher reads a few heads of each queue every round (how many follows what the queue's
+last rounds took) and reads a queue again, four times as many up to the snapshot limit, when
+heads_taken() says the plan went past the last head it was given.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from batchyard.scheduling.ordering import fifo_order
-from batchyard.scheduling.planner import plan, used_every_runnable_head
-from batchyard.scheduling.snapshot import Snapshot
+from batchyard.scheduling.planner import heads_taken, plan
+from batchyard.scheduling.snapshot import Plan, Snapshot
 from tests.unit.test_planner import NOW, a_job, a_running_job, a_snapshot, needing
 from tests.unit.test_planner_properties import Case, cases
 
 
-def cut(snapshot: Snapshot, limit: int) -> Snapshot:
-    """The snapshot a store gives with runnable_per_queue=limit: the first heads in run order."""
+def cut(snapshot: Snapshot, limit: int | Mapping[str, int]) -> Snapshot:
+    """The snapshot a store gives reading `limit` heads of each queue (or of each queue the
+    mapping names; the others whole): the first heads in run order."""
     return replace(
         snapshot,
-        runnable={name: fifo_order(heads)[:limit] for name, heads in snapshot.runnable.items()},
+        runnable={
+            name: fifo_order(heads)[: limit if isinstance(limit, int) else limit.get(name)]
+            for name, heads in snapshot.runnable.items()
+        },
     )
+
+
+def cut_short(snapshot: Snapshot, decided: Plan, limit: int | Mapping[str, int]) -> bool:
+    """Whether heads_taken says some queue's read was cut short."""
+
+    def read(queue: str) -> int:
+        return limit if isinstance(limit, int) else limit.get(queue, 1 << 30)
+
+    return any(short for _, short in heads_taken(snapshot, decided, read).values())
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -33,7 +48,7 @@ def test_a_plan_on_fewer_heads_is_the_same_unless_every_head_was_used(
 ) -> None:
     fewer = cut(case.snapshot, limit)
     decided = plan(fewer, case.now)
-    if not used_every_runnable_head(fewer, decided, limit):
+    if not cut_short(fewer, decided, limit):
         assert decided == plan(case.snapshot, case.now)
 
 
@@ -44,14 +59,39 @@ def test_every_head_used_is_reported_only_when_the_read_was_cut() -> None:
     one = cut(full, 1)
     decided = plan(one, NOW)
     assert decided.starts == ("job-1",)
-    assert used_every_runnable_head(one, decided, 1)
+    assert cut_short(one, decided, 1)
     decided = plan(full, NOW)
     assert decided.starts == ("job-1", "job-2")
-    assert used_every_runnable_head(full, decided, 2)
-    assert not used_every_runnable_head(full, decided, 3)  # fewer than read: all there are
+    assert cut_short(full, decided, 2)
+    assert not cut_short(full, decided, 3)  # fewer than read: all there are
 
     # No room: placement stops at the head, so more heads would change nothing.
     blocked = cut(a_snapshot(runnable=heads, active=[a_running_job(resources=needing(4))]), 1)
     decided = plan(blocked, NOW)
     assert decided.starts == ()
-    assert not used_every_runnable_head(blocked, decided, 1)
+    assert not cut_short(blocked, decided, 1)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=cases(), data=st.data())
+def test_a_plan_on_fewer_heads_of_some_queues_is_the_same_unless_one_was_cut_short(
+    case: Case, data: st.DataObject
+) -> None:
+    limits = {
+        name: data.draw(st.integers(1, 5), label=name) for name in sorted(case.snapshot.runnable)
+    }
+    fewer = cut(case.snapshot, limits)
+    decided = plan(fewer, case.now)
+    if not cut_short(fewer, decided, limits):
+        assert decided == plan(case.snapshot, case.now)
+
+
+def test_heads_taken_counts_each_queues_placements_and_says_which_read_was_cut() -> None:
+    heads = (a_job("job-1"), a_job("job-2"), a_job("job-3"))
+    snapshot = cut(a_snapshot(runnable=heads), 2)  # ce-a: maxvCpus 4, room for all
+    decided = plan(snapshot, NOW)
+    read: Callable[[str], int] = lambda _: 2  # noqa: E731
+    assert heads_taken(snapshot, decided, read) == {"high": (2, True)}
+    whole = a_snapshot(runnable=heads)
+    decided = plan(whole, NOW)
+    assert heads_taken(whole, decided, lambda _: 4) == {"high": (3, False)}

@@ -7,9 +7,8 @@ No clock, no randomness, no I/O: callers pass `now` and the facts they observed.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import fields, replace
-from operator import attrgetter
 from typing import Any
 
 from batchyard.domain.model import Attempt, Job, JobStatus, StopCause
@@ -41,23 +40,37 @@ BLOCKED_REASON_CODES: Mapping[str, str] = {
 # -- new versions ------------------------------------------------------------------------------
 
 _JOB_FIELDS = tuple(f.name for f in fields(Job))
-_JOB_FIELD_INDEX = {name: index for index, name in enumerate(_JOB_FIELDS)}
-_job_values = attrgetter(*_JOB_FIELDS)
 # Job's slots, written directly: a frozen dataclass's __init__ writes each field through
 # object.__setattr__, which costs twice as much. Job validates nothing on construction.
-_JOB_SLOTS = tuple(getattr(Job, name).__set__ for name in _JOB_FIELDS)
+_JOB_SLOTS = {name: getattr(Job, name).__set__ for name in _JOB_FIELDS}
 assert not hasattr(Job, "__post_init__"), "replace_job would skip Job.__post_init__"
+
+
+def _copier() -> Callable[[Job], Job]:
+    """A function copying every field of a Job, written out field by field as dataclasses
+    writes __init__: a loop over the fields costs twice as much."""
+    setters = ", ".join(f"_set_{name}=_slots[{name!r}]" for name in _JOB_FIELDS)
+    lines = [
+        f"def copy_job(job, _new=object.__new__, _Job=_Job, {setters}):",
+        "    new = _new(_Job)",
+    ]
+    lines += [f"    _set_{name}(new, job.{name})" for name in _JOB_FIELDS]
+    lines.append("    return new")
+    namespace: dict[str, Any] = {"_Job": Job, "_slots": _JOB_SLOTS}
+    exec("\n".join(lines), namespace)  # the source is built above from Job's own fields
+    copy: Callable[[Job], Job] = namespace["copy_job"]
+    return copy
+
+
+_copy_job = _copier()
 
 
 def replace_job(job: Job, **changes: Any) -> Job:
     """dataclasses.replace for a Job, several times faster: every decision and every store
     write makes a new version of a job, thousands a second."""
-    values = list(_job_values(job))
+    new = _copy_job(job)
     for name, value in changes.items():
-        values[_JOB_FIELD_INDEX[name]] = value
-    new = object.__new__(Job)
-    for write, value in zip(_JOB_SLOTS, values, strict=True):
-        write(new, value)
+        _JOB_SLOTS[name](new, value)
     return new
 
 

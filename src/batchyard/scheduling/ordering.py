@@ -148,7 +148,7 @@ def fair_share_order(
     stand, each followed in the same turn by its share's next job, and weigh nothing: the
     planner applies or skips them as it walks. Where the walk stops depends only on heads it
     reached, so a snapshot with more heads per share gives the same plan unless a share's
-    last head was reached (planner.used_every_runnable_head).
+    last head was reached (planner.heads_taken).
     """
     pending = {share: share_order(jobs) for share, jobs in heads.items() if jobs}
     position = dict.fromkeys(pending, 0)

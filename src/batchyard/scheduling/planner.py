@@ -7,7 +7,7 @@ clock, never mutates its input, and never touches a job's `version` (the store c
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from batchyard.domain import lifecycle
@@ -122,6 +122,9 @@ class _Reservation:
         self.held_vcpus += job.resources.vcpus
 
 
+_HOLDING = frozenset(status for status in JobStatus if status.is_active)
+
+
 def plan(snapshot: Snapshot, now: int) -> Plan:
     """Decide what happens next to the jobs of `snapshot` at time `now` (epoch ms)."""
     round_ = _Round(snapshot, now)
@@ -136,32 +139,31 @@ def plan(snapshot: Snapshot, now: int) -> Plan:
             if decided.stop_cause is not None and current.stop_cause is None:
                 round_.stops.append(job.job_id)
 
-    # 2. Timeouts: order a stop for every running attempt past its deadline.
-    for job in snapshot.active:
-        current = round_.latest(job)
-        if not current.status.is_active:
-            continue
-        stopped = lifecycle.order_timeout_stop(current, now)
-        if stopped is not None:
-            round_.write(stopped)
-            round_.stops.append(job.job_id)
-            continue
-        deadline = lifecycle.attempt_deadline(current)
-        if deadline is not None and current.stop_cause is None:
-            round_.wake_at(deadline)
-
-    # 3. Placement: queues by priority, each in its order (FIFO or fair share) up to its
-    #    first job that does not fit.
-    #    Jobs whose attempt ended in steps 1-2 hold nothing any more, but their fair-share
-    #    usage counts from this round on, not from the next snapshot's stored rows.
+    # 2. Timeouts: order a stop for every running attempt past its deadline. The jobs that
+    #    still hold capacity are those whose attempt did not end in step 1; the others hold
+    #    nothing any more, but their fair-share usage counts from this round on, not from the
+    #    next snapshot's stored rows. (One pass: hundreds of jobs hold capacity every round.)
     holding: list[Job] = []
     ended: list[Job] = []  # as the snapshot had them, with the attempt that ended
     for job in snapshot.active:
         current = round_.latest(job)
-        if current.status.is_active:
-            holding.append(current)
-        else:
+        if current.status not in _HOLDING:
             ended.append(job)
+            continue
+        if current.timeout_seconds is not None:
+            stopped = lifecycle.order_timeout_stop(current, now)
+            if stopped is not None:
+                round_.write(stopped)
+                round_.stops.append(job.job_id)
+                current = stopped
+            else:
+                deadline = lifecycle.attempt_deadline(current)
+                if deadline is not None and current.stop_cause is None:
+                    round_.wake_at(deadline)
+        holding.append(current)
+
+    # 3. Placement: queues by priority, each in its order (FIFO or fair share) up to its
+    #    first job that does not fit.
     capacity = _Capacity(snapshot, _used_capacity(holding))
     consumables = _Consumables(
         {name: r.available_quantity for name, r in snapshot.consumable_resources.items()}
@@ -193,28 +195,43 @@ def plan(snapshot: Snapshot, now: int) -> Plan:
     )
 
 
-def used_every_runnable_head(snapshot: Snapshot, decided: Plan, limit: int) -> bool:
-    """Whether `decided` went past the last RUNNABLE head of a queue that a read `limit` may
-    have cut short (the head was placed or ended this round): a snapshot holding more heads
-    could then give another plan. Otherwise more heads change nothing, since placement in
-    every queue stopped at a head it was given."""
+def heads_taken(
+    snapshot: Snapshot, decided: Plan, read: Callable[[str], int]
+) -> dict[str, tuple[int, bool]]:
+    """Per queue: how many of its RUNNABLE heads `decided` took (placed, or ended this round;
+    under fair share, the most of any one share), and whether it went past the last head of
+    a read that `read(queue)` may have cut short. A snapshot holding more heads of that queue
+    could then give another plan; otherwise more heads change nothing, since placement in the
+    queue stopped at a head it was given."""
     status = {job.job_id: job.status for job in decided.updates}
-    lasts = [
-        ordering.fifo_order(heads)[-1]
-        for heads in snapshot.runnable.values()
-        if heads and len(heads) >= limit
-    ]
-    for shares in snapshot.runnable_by_share.values():
+
+    def taken(heads: Sequence[Job]) -> int:
+        return sum(
+            status.get(job.job_id, JobStatus.RUNNABLE) is not JobStatus.RUNNABLE for job in heads
+        )
+
+    def reached_the_last(heads: Sequence[Job], last: Job, limit: int) -> bool:
+        return (
+            len(heads) >= limit
+            and status.get(last.job_id, JobStatus.RUNNABLE) is not JobStatus.RUNNABLE
+        )
+
+    result: dict[str, tuple[int, bool]] = {}
+    for name, heads in snapshot.runnable.items():
+        if heads:
+            last = ordering.fifo_order(heads)[-1]
+            result[name] = (taken(heads), reached_the_last(heads, last, read(name)))
+    for name, shares in snapshot.runnable_by_share.items():
         # Each share's heads are read up to the limit: a share that ran out of heads hands
         # its turn to the others, which more heads of its own might have taken.
-        lasts.extend(
-            ordering.share_order(heads)[-1]
-            for heads in shares.values()
-            if heads and len(heads) >= limit
-        )
-    return any(
-        status.get(last.job_id, JobStatus.RUNNABLE) is not JobStatus.RUNNABLE for last in lasts
-    )
+        most, short = 0, False
+        for heads in shares.values():
+            if heads:
+                most = max(most, taken(heads))
+                last = ordering.share_order(heads)[-1]
+                short = short or reached_the_last(heads, last, read(name))
+        result[name] = (most, short)
+    return result
 
 
 def _evaluate(job: Job, snapshot: Snapshot, now: int) -> Job | None:

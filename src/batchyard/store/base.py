@@ -6,8 +6,8 @@ the evaluation flag, array child counts, and flagging the dependents of a job th
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from batchyard.domain.model import (
@@ -73,9 +73,16 @@ class ConsumableJobQuery:
 
 @dataclass(frozen=True, slots=True)
 class SnapshotLimits:
-    # RUNNABLE heads read per FIFO queue, and per share of a fair-share queue.
+    # RUNNABLE heads read per FIFO queue, and per share of a fair-share queue...
     runnable_per_queue: int = 256
     to_evaluate: int = 4096
+    # ...unless this names the queue: a queue whose placement stops at its first head needs
+    # few, so the dispatcher reads each queue's heads by what its last rounds took.
+    runnable_read: Mapping[str, int] = field(default_factory=dict)
+
+    def heads_of(self, job_queue: str) -> int:
+        """How many RUNNABLE heads to read of this queue (of each share, under fair share)."""
+        return self.runnable_read.get(job_queue, self.runnable_per_queue)
 
 
 JobMutation = Callable[[Job], Job | None]

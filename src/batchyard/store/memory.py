@@ -683,14 +683,14 @@ class MemoryStore:
                     rows = self._share_usage.get(queue.name, {})
                     share_usage[queue.name] = {share: rows[share] for share in sorted(rows)}
                     runnable_by_share[queue.name] = self._share_heads(
-                        queue.name, sorted(rows), limits.runnable_per_queue
+                        queue.name, sorted(rows), limits.heads_of(queue.name)
                     )
                     continue
                 heads = self._runnable.get(queue.name)
                 if heads:
                     runnable[queue.name] = tuple(
                         self._jobs[job_id]
-                        for _, _, job_id in heads.islice(0, limits.runnable_per_queue)
+                        for _, _, job_id in heads.islice(0, limits.heads_of(queue.name))
                     )
                 else:
                     runnable[queue.name] = ()

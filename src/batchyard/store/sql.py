@@ -1566,6 +1566,7 @@ class SqlStore:
             for queue in queues:
                 if queue.name in fair:
                     by_share: dict[str, tuple[Job, ...]] = {}
+                    limit = limits.heads_of(queue.name)
                     for share in share_usage[queue.name]:
                         heads = self._jobs(
                             connection,
@@ -1573,7 +1574,7 @@ class SqlStore:
                             {
                                 "b_queue": queue.name,
                                 "b_share": share,
-                                "b_limit": limits.runnable_per_queue,
+                                "b_limit": limit,
                             },
                         )
                         if heads:
@@ -1583,7 +1584,7 @@ class SqlStore:
                 heads = self._jobs(
                     connection,
                     _RUNNABLE_HEAD_KEYS,
-                    {"b_queue": queue.name, "b_limit": limits.runnable_per_queue},
+                    {"b_queue": queue.name, "b_limit": limits.heads_of(queue.name)},
                 )
                 runnable[queue.name] = tuple(heads)
             consumables = [self._consumable(row) for row in _fetch(connection, _SELECT_CONSUMABLES)]
