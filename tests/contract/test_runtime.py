@@ -748,6 +748,68 @@ def test_an_exit_not_yet_stored_is_reported_again_after_a_restart(tmp_path: Path
     asyncio.run(main())
 
 
+def test_recover_removes_attempt_directories_no_attempt_owns(tmp_path: Path) -> None:
+    # A server died after storing an exit but before its runtime released the directory.
+    async def main() -> None:
+        first = await open_host(tmp_path, stores_exits=False)
+        left, unstored = a_spec(("sh", "-c", "echo x > file; exit 0")), a_spec(("true",))
+        await first.run(left)
+        await first.run(unstored)
+        handle = first.handle_of(unstored)
+        await first.runtime.close()
+        stray = first.work_dir / "not-an-attempt"
+        stray.mkdir()
+        for spec in (left, unstored):
+            assert (first.work_dir / spec.task_id).is_dir()
+
+        second = await open_host(tmp_path)
+        try:
+            # The store knows only `unstored` as running (its exit never reached the store).
+            ref = AttemptRef(
+                unstored.job_id, unstored.task_id, GROUP, unstored.log_stream_name, handle
+            )
+            await second.runtime.recover([ref])
+            assert (await second.exited(unstored)).exit_code == 0
+            left_dir = (second.work_dir / left.task_id).resolve()
+            await poll(
+                lambda: (
+                    not any(Path(f"{left_dir}{s}").exists() for s in ("", ".output", ".exit_code"))
+                )
+            )
+            await poll(directory_gone((second.work_dir / unstored.task_id).resolve()))
+            assert stray.is_dir()  # not an attempt's: left alone
+        finally:
+            await second.runtime.close()
+
+    asyncio.run(main())
+
+
+def test_recover_keeps_the_directory_of_an_exit_reported_but_not_stored(tmp_path: Path) -> None:
+    async def main() -> None:
+        first = await open_host(tmp_path, stores_exits=False)
+        spec = a_spec(("sh", "-c", "exit 3"))
+        await first.run(spec)
+        handle = first.handle_of(spec)
+        await first.runtime.close()
+
+        # The next server reports the exit again, but dies before storing it either.
+        second = await open_host(tmp_path, stores_exits=False)
+        try:
+            ref = AttemptRef(spec.job_id, spec.task_id, GROUP, spec.log_stream_name, handle)
+            await second.runtime.recover([ref])
+            assert (await second.exited(spec)).exit_code == 3
+            await second.runtime.recover([])  # a later sweep must not take it either
+            # The launcher takes requests in order: once this attempt has run, any release
+            # sent before it has been carried out.
+            assert (await second.run(a_spec(("true",)))).exit_code == 0
+            exit_code = second.work_dir / f"{spec.task_id}.exit_code"
+            assert exit_code.read_text().strip() == "3"
+        finally:
+            await second.runtime.close()
+
+    asyncio.run(main())
+
+
 def test_recover_of_a_process_that_is_gone_reports_host_lost(tmp_path: Path) -> None:
     dead_pid = int(Path("/proc/sys/kernel/pid_max").read_text())  # pids stay below pid_max
 

@@ -12,6 +12,7 @@ import inspect
 import json
 import logging
 import os
+import re
 import shutil
 import signal
 import sys
@@ -46,6 +47,7 @@ _OUTPUT = ".output"
 _EXIT_CODE = ".exit_code"
 _NO_EXIT_CODE = b"   \n"  # an exit code is written over it in place: "%3d\n"
 _LAUNCHER_ARGS = (_OUTPUT, _EXIT_CODE, _NO_EXIT_CODE.decode())
+_TASK_ID = re.compile("[0-9a-f]{32}")  # an attempt directory's name (lifecycle.new_task_id)
 _SPARE = ".spare"  # under the work directory: the launcher's pool of empty attempt directories
 
 MAX_EVENT_BYTES = 256 * 1024 - 26
@@ -604,6 +606,7 @@ class ProcessRuntime:
         self._starting: dict[str, AttemptSpec] = {}  # sent to the launcher, no answer yet
         self._stop_when_started: dict[str, float] = {}
         self._attempts: dict[str, _Attempt] = {}
+        self._exits_unstored: set[str] = set()  # directories of exits reported, not yet stored
         self._tailer: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -664,6 +667,21 @@ class ProcessRuntime:
         for ref in attempts:
             if ref.task_id not in self._attempts and ref.task_id not in self._starting:
                 self._reattach(ref)
+        self._release_orphans()
+
+    def _release_orphans(self) -> None:
+        """Attempt directories no attempt owns: a server that died after storing an exit but
+        before releasing its directory left them. Recovery has re-attached every attempt the
+        store still holds, so the rest go."""
+        owned = {attempt.directory for attempt in self._attempts.values()}
+        owned.update(self._exits_unstored)
+        owned.update(os.path.join(self._work_dir, task_id) for task_id in self._starting)
+        with os.scandir(self._work_dir) as entries:
+            names = {entry.name.split(".", 1)[0] for entry in entries}
+        for name in sorted(names):
+            directory = os.path.join(self._work_dir, name)
+            if _TASK_ID.fullmatch(name) and directory not in owned:
+                self._release(directory)
 
     async def close(self) -> None:
         if self._tailer is not None:
@@ -686,6 +704,7 @@ class ProcessRuntime:
                 os.close(attempt.out_fd)
                 attempt.out_fd = None
         self._attempts.clear()
+        self._exits_unstored.clear()
         self._report = None
         self._loop = None
 
@@ -925,6 +944,7 @@ class ProcessRuntime:
         else:
             # The directory holds the exit code recovery reads: it goes once the dispatcher
             # has stored the exit.
+            self._exits_unstored.add(attempt.directory)
             self._emit(
                 AttemptExited(
                     attempt.job_id,
@@ -938,6 +958,7 @@ class ProcessRuntime:
 
     def _release(self, directory: str) -> None:
         """The attempt's exit is stored: the launcher recycles or removes its directory."""
+        self._exits_unstored.discard(directory)
         # Closed meanwhile: the directory stays (a few bytes) rather than race a new runtime.
         if self._loop is None:
             return
