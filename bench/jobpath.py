@@ -96,14 +96,18 @@ class Server:
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def client(self) -> Any:
-        return boto3.client(
-            "batch",
-            endpoint_url=self.url,
-            region_name="us-east-1",
-            aws_access_key_id="bench",
-            aws_secret_access_key="bench",
-            config=Config(retries={"max_attempts": 1, "mode": "standard"}, max_pool_connections=4),
-        )
+        return _client(self.url)
+
+
+def _client(url: str) -> Any:
+    return boto3.client(
+        "batch",
+        endpoint_url=url,
+        region_name="us-east-1",
+        aws_access_key_id="bench",
+        aws_secret_access_key="bench",
+        config=Config(retries={"max_attempts": 1, "mode": "standard"}, max_pool_connections=4),
+    )
 
 
 @contextlib.contextmanager
@@ -216,10 +220,12 @@ def scenario_array(server: Server, size: int) -> dict[str, float]:
     }
 
 
-def scenario_separate(server: Server, total: int, clients: int = 8) -> dict[str, float]:
-    """(b): `total` separate jobs from `clients` concurrent boto3 clients, all SUCCEEDED."""
-    batch = server.client()
-    queue, definition = make_queue(batch, "b")
+def submit_concurrently(
+    url: str, queue: str, definition: str, total: int, clients: int = 8
+) -> tuple[list[str], float, float]:
+    """`total` SubmitJob calls from `clients` boto3 clients, each on a thread of this process
+    (one interpreter lock between them, as in one client program), made once every client is
+    ready: (job ids, perf_counter() at the first call, seconds to the last answer)."""
     per_client = total // clients
     ids: list[str] = []
     lock = threading.Lock()
@@ -227,14 +233,14 @@ def scenario_separate(server: Server, total: int, clients: int = 8) -> dict[str,
     barrier = threading.Barrier(clients + 1)
 
     def submitter() -> None:
-        client = server.client()
+        client = _client(url)
         barrier.wait()
         try:
             mine = [
                 client.submit_job(jobName="one", jobQueue=queue, jobDefinition=definition)["jobId"]
                 for _ in range(per_client)
             ]
-        except BaseException as exc:
+        except BaseException as exc:  # reported by the caller
             errors.append(exc)
             return
         with lock:
@@ -243,14 +249,29 @@ def scenario_separate(server: Server, total: int, clients: int = 8) -> dict[str,
     threads = [threading.Thread(target=submitter) for _ in range(clients)]
     for thread in threads:
         thread.start()
-    cpu = server.cpu_seconds()
     barrier.wait()
     started = time.perf_counter()
     for thread in threads:
         thread.join()
-    submitted = time.perf_counter() - started
+    seconds = time.perf_counter() - started
     if errors:
         raise RuntimeError(f"submit failed: {errors[0]!r}")
+    return ids, started, seconds
+
+
+def clients_alone(url: str, total: int, clients: int = 8) -> dict[str, float]:
+    """The clients of (b) against a server that answers SubmitJob with no work behind it
+    (bench/http_baseline.py): what they cost alone bounds the jobs/s (b) can reach."""
+    ids, _, seconds = submit_concurrently(url, "q", "d", total, clients)
+    return {"submits": len(ids), "submit_per_s": len(ids) / seconds}
+
+
+def scenario_separate(server: Server, total: int, clients: int = 8) -> dict[str, float]:
+    """(b): `total` separate jobs from `clients` concurrent boto3 clients, all SUCCEEDED."""
+    batch = server.client()
+    queue, definition = make_queue(batch, "b")
+    cpu = server.cpu_seconds()
+    ids, started, submitted = submit_concurrently(server.url, queue, definition, total, clients)
 
     def count(status: str) -> int:
         seen = 0
@@ -267,7 +288,7 @@ def scenario_separate(server: Server, total: int, clients: int = 8) -> dict[str,
             for status in ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING")
         )
 
-    done = per_client * clients
+    done = len(ids)
     _wait(drained, timeout=max(120.0, done / 5), what="separate jobs to end", interval=0.05)
     elapsed = time.perf_counter() - started
     cpu = server.cpu_seconds() - cpu

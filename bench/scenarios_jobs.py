@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import api_load
 import jobpath
 import profiling
 from baseline import Baseline
@@ -111,6 +112,20 @@ def separate_jobs(
         )
         scenario.add(
             Figure("SubmitJob rate of the 8 boto3 clients", float(measured["submit_per_s"]), "/s")
+        )
+        # What the clients cost alone bounds what the scenario can reach: no job ends before
+        # it is submitted. Same clients, same calls, against a server that does no work.
+        with api_load.http_baseline_server() as url:
+            alone = jobpath.clients_alone(url, total)
+        scenario.details["clients_alone_submit_per_s"] = alone["submit_per_s"]
+        scenario.add(
+            Figure(
+                "the same 8 boto3 clients alone: SubmitJob/s to a server doing no work",
+                float(alone["submit_per_s"]),
+                "/s",
+                baseline=baseline.last_around,
+                baseline_name="s1 (the bound this puts on s3's ratio)",
+            )
         )
     return scenario
 
