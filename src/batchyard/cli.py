@@ -89,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "user_command", None) is not None:
         return user_commands.run(args)
     if args.command == "server":
-        from batchyard.api.app import RateLimits
+        from batchyard.api.rate_limits import RateLimits
         from batchyard.server import Settings, serve, serve_api_process
         from batchyard.store.base import StoreError
 

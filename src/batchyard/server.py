@@ -29,7 +29,8 @@ from starlette.applications import Starlette
 
 from batchyard import wakeup
 from batchyard.api import protocol
-from batchyard.api.app import RateLimits, create_app
+from batchyard.api.app import create_app
+from batchyard.api.rate_limits import RateLimits
 from batchyard.dispatcher import Dispatcher
 from batchyard.domain.model import Identity
 from batchyard.logs import FileLogStore, FileLogStoreReader, LogStore
@@ -102,9 +103,15 @@ def _service_context(
 GC_THRESHOLDS = (50_000, 20, 100)
 
 
-def _rate_limits(settings: Settings) -> RateLimits | None:
-    # Each process keeps its own buckets: N API processes admit up to N times the rate.
-    return RateLimits.parse(settings.rate_limits) if settings.rate_limits else None
+def _rate_limits(settings: Settings, shared_fd: int | None = None) -> RateLimits | None:
+    """The configured limits; with several API processes, in buckets they all share (the
+    main process makes them, the others map them through shared_fd)."""
+    if not settings.rate_limits:
+        return None
+    limits = RateLimits.parse(settings.rate_limits, shared_fd=shared_fd)
+    if shared_fd is None and settings.api_processes > 1:
+        limits.share()
+    return limits
 
 
 def _settle_startup() -> None:
@@ -150,11 +157,12 @@ class Service:
         self.ready = False
         # The API-only processes sharing the listening socket (serve() sets them up).
         self.api_processes: ApiProcesses | None = None
+        self.rate_limits = _rate_limits(settings)
         self.app = create_app(
             self.context,
             is_ready=lambda: self.ready,
             lifespan=self.lifespan,
-            rate_limits=_rate_limits(settings),
+            rate_limits=self.rate_limits,
         )
 
     @contextlib.asynccontextmanager
@@ -240,7 +248,9 @@ def serve(settings: Settings) -> None:
     # Bound here, not by uvicorn, so that the API processes can inherit it.
     listening = _listening_socket(settings)
     service = Service(settings)
-    service.api_processes = ApiProcesses(settings, listening)
+    service.api_processes = ApiProcesses(
+        settings, listening, service.rate_limits.shared_fd if service.rate_limits else None
+    )
     config = uvicorn.Config(
         service.app, log_level=settings.log_level, access_log=False, lifespan="on"
     )
@@ -284,8 +294,11 @@ class ApiProcesses:
     fresh interpreters serving the listening socket, wakes the dispatcher on their writes,
     starts one again _RESTART_DELAY_SECONDS after it exits, stops them all at shutdown."""
 
-    def __init__(self, settings: Settings, listening: socket.socket) -> None:
+    def __init__(
+        self, settings: Settings, listening: socket.socket, rate_limits_fd: int | None = None
+    ) -> None:
         self._settings = settings
+        self._rate_limits_fd = rate_limits_fd  # the shared buckets, passed on to each process
         # A descriptor of our own: uvicorn closes the one it serves on when it stops accepting,
         # while an API process that exits before shutdown is still started again.
         self._listening = listening.dup()
@@ -318,13 +331,17 @@ class ApiProcesses:
             "number": slot.number,
             "listen_fd": self._listening.fileno(),
             "channel_fd": api_end.fileno(),
+            "rate_limits_fd": self._rate_limits_fd,
             "settings": self._settings.to_json(),
         }
+        passed = [self._listening.fileno(), api_end.fileno()]
+        if self._rate_limits_fd is not None:
+            passed.append(self._rate_limits_fd)
         try:
             process = subprocess.Popen(
                 [sys.executable, "-m", "batchyard", "server", API_PROCESS_FLAG],
                 env={**os.environ, _API_PROCESS_SPEC: json.dumps(spec)},
-                pass_fds=(self._listening.fileno(), api_end.fileno()),
+                pass_fds=passed,
                 # Not in the terminal's process group: Ctrl-C reaches the main process only,
                 # which stops them in order.
                 process_group=0,
@@ -416,7 +433,13 @@ class ApiProcess:
     no dispatcher, runtimes, retention or default resources. Its writes wake the main
     process's dispatcher through the channel; it stops when the main process is gone."""
 
-    def __init__(self, settings: Settings, number: int, notifier: wakeup.Notifier) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        number: int,
+        notifier: wakeup.Notifier,
+        rate_limits_fd: int | None = None,
+    ) -> None:
         self.settings = settings
         self.number = number
         self.notifier = notifier
@@ -430,7 +453,7 @@ class ApiProcess:
             self.context,
             is_ready=lambda: self.ready,
             lifespan=self.lifespan,
-            rate_limits=_rate_limits(settings),
+            rate_limits=_rate_limits(settings, rate_limits_fd),
         )
 
     @contextlib.asynccontextmanager
@@ -461,7 +484,7 @@ def serve_api_process() -> None:
     _configure_logging(settings)
     listening = socket.socket(fileno=int(spec["listen_fd"]))
     notifier = wakeup.Notifier(socket.socket(fileno=int(spec["channel_fd"])))
-    process = ApiProcess(settings, int(spec["number"]), notifier)
+    process = ApiProcess(settings, int(spec["number"]), notifier, spec.get("rate_limits_fd"))
     config = uvicorn.Config(
         process.app, log_level=settings.log_level, access_log=False, lifespan="on"
     )

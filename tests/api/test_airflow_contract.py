@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from batchyard.api.app import RateLimits
+from batchyard.api.rate_limits import RateLimits
 from tests.fixtures import (
     ServerProcess,
     define_job,

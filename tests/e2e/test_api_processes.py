@@ -273,6 +273,35 @@ def test_an_api_process_reads_the_logs_the_main_process_writes(two: ServerProces
 # -- lifecycle ------------------------------------------------------------------------------
 
 
+def test_a_rate_limit_holds_for_the_server_whichever_process_answers(tmp_path: Path) -> None:
+    # 4 a second, a burst of 4: from two processes that each kept their own buckets, a quick
+    # burst of 16 calls would get 8 through.
+    proc = ServerProcess(tmp_path / "data", "--api-processes", "2", "--rate-limit", "ListJobs=4")
+    proc.start()
+    try:
+        assert proc.process is not None
+        main = proc.process.pid
+        (worker,) = wait_api_pids(proc, 1)
+        connections = [connection_served_by(proc, pid, [main, worker]) for pid in (main, worker)]
+        started = time.monotonic()
+        statuses = [
+            call(connections[i % 2], "POST", "/v1/listjobs", {"jobQueue": "nope"})
+            for i in range(16)
+        ]
+        elapsed = time.monotonic() - started
+        # Admitted calls are answered (no such queue); the others are throttled.
+        admitted = [body for status, body in statuses if status == 400]
+        throttled = [body for status, body in statuses if status == 429]
+        assert len(admitted) + len(throttled) == 16, statuses
+        assert 4 <= len(admitted) <= 4 + int(elapsed * 4) + 1, (len(admitted), elapsed)
+        assert {body["__type"] for body in admitted} == {"ClientException"}
+        assert {body["__type"] for body in throttled} == {"TooManyRequestsException"}
+        for connection in connections:
+            connection.close()
+    finally:
+        assert proc.stop() == 0
+
+
 def test_sigterm_stops_every_process_and_exits_zero(tmp_path: Path) -> None:
     proc = ServerProcess(tmp_path / "data", env={"BATCHYARD_API_PROCESSES": "3"})
     proc.start()

@@ -8,7 +8,6 @@ answered with the operation's output shape or an AWS-style error; nothing escape
 from __future__ import annotations
 
 import logging
-import time
 import uuid
 from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager
@@ -24,6 +23,7 @@ from batchyard.api import jobs_wire, protocol
 from batchyard.api.group_commit import GroupCommit
 from batchyard.api.jobs_wire import JOB_OPERATIONS, RENDERED_AS_MODELLED
 from batchyard.api.logs_wire import LOGS_OPERATIONS
+from batchyard.api.rate_limits import RateLimits
 from batchyard.api.resources_wire import RESOURCE_OPERATIONS, Handler
 from batchyard.domain.errors import (
     BatchError,
@@ -70,53 +70,6 @@ class ThrottlingException(BatchError):
 
     code = "ThrottlingException"
     http_status = 400
-
-
-class RateLimits:
-    """Optional per-operation request rates (requests per second, token buckets with a burst of
-    one second's worth), so clients' throttling paths can be exercised. Off unless configured."""
-
-    def __init__(
-        self, rates: Mapping[str, float], monotonic: Callable[[], float] = time.monotonic
-    ) -> None:
-        unknown = sorted(set(rates) - set(OPERATIONS) - set(LOGS_OPERATIONS))
-        if unknown:
-            raise ValueError(f"rate limit for unknown operation(s): {', '.join(unknown)}")
-        if not all(0 < rate < float("inf") for rate in rates.values()):
-            raise ValueError("rate limits must be positive numbers (requests per second)")
-        self.rates = dict(rates)
-        self.monotonic = monotonic
-        # operation -> (tokens, time of the last refill)
-        self.buckets: dict[str, tuple[float, float]] = {}
-
-    @classmethod
-    def parse(cls, text: str) -> RateLimits:
-        """`DescribeJobs=5,GetLogEvents=10` (operation=requests per second, comma-separated)."""
-        rates: dict[str, float] = {}
-        for item in filter(None, (part.strip() for part in text.split(","))):
-            name, sep, value = item.partition("=")
-            try:
-                rates[name.strip()] = float(value)
-            except ValueError:
-                sep = ""
-            if not sep:
-                raise ValueError(f"rate limit {item!r} is not OPERATION=REQUESTS_PER_SECOND")
-        return cls(rates)
-
-    def admit(self, operation: str) -> bool:
-        """Take a token for one call of operation; False when its bucket is empty."""
-        rate = self.rates.get(operation)
-        if rate is None:
-            return True
-        now = self.monotonic()
-        capacity = max(rate, 1.0)
-        tokens, last = self.buckets.get(operation, (capacity, now))
-        tokens = min(capacity, tokens + (now - last) * rate)
-        if tokens < 1.0:
-            self.buckets[operation] = (tokens, now)
-            return False
-        self.buckets[operation] = (tokens - 1.0, now)
-        return True
 
 
 def _json(status: int, payload: Any, headers: dict[str, str]) -> Response:
