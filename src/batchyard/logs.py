@@ -12,9 +12,11 @@ import itertools
 import json
 import logging
 import os
+import re
 import threading
 from array import array
-from collections.abc import Iterable, Sequence
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
@@ -175,19 +177,26 @@ class MemoryLogStore:
 _MAX_FILE_STEM = 200  # leaves room for the suffix under the usual 255-byte name limit
 _GROUP_FILE = "group.json"
 _JOURNAL_FILE = "streams.jsonl"  # not a stream file: those end in .log
+_COMPACTING_FILE = "streams.compacting"
 _SPARE_DIR = ".spare"  # group directories never start with '.': it is always escaped
 _STREAM_SUFFIX = ".log"
 _READ_CHUNK = 1 << 20
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_/-]*")  # what quote() keeps, and '/', which it escapes
+
+
+def _quote(name: str) -> str:
+    if _PLAIN_NAME.fullmatch(name):  # most names, e.g. "<definition>/default/<task id>"
+        return name.replace("/", "%2F")
+    return quote(name.encode(), safe="").replace(".", "%2E").replace("~", "%7E")
 
 
 def _encode_name(name: str) -> str:
     """A file name for a group or stream name: reversible percent-encoding (everything outside
     [A-Za-z0-9_-] escaped, so no '/', '.' or '..'), or a hash when that would be too long (the
     real name is then read back from the file's header)."""
-    raw = name.encode()
-    encoded = quote(raw, safe="").replace(".", "%2E").replace("~", "%7E")
+    encoded = _quote(name)
     if len(encoded) > _MAX_FILE_STEM:
-        return "~" + hashlib.sha256(raw).hexdigest()
+        return "~" + hashlib.sha256(name.encode()).hexdigest()
     return encoded
 
 
@@ -207,6 +216,45 @@ def _journal_line(entry: dict[str, Any]) -> bytes:
 def _parse_event(line: bytes) -> LogEvent:
     timestamp, ingestion_time, message = json.loads(line)
     return LogEvent(int(timestamp), str(message), int(ingestion_time))
+
+
+def _parse_journal_line(line: bytes) -> dict[str, Any] | None:
+    try:
+        entry = json.loads(line.decode())  # from str: json need not guess the encoding
+    except ValueError:
+        return None  # a blank separator, or a line torn by a crash
+    return entry if isinstance(entry, dict) else None
+
+
+def _parse_create(entry: dict[str, Any]) -> tuple[str, int] | None:
+    """(stream, createdAt) of a journal line that declares a stream."""
+    if "stream" not in entry:
+        return None
+    try:
+        return str(entry["stream"]), int(entry["createdAt"])
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _journal_entries(f: BinaryIO, needle: bytes = b"") -> Iterator[tuple[int, str, int | None]]:
+    """(offset, stream, createdAt) of each line of a journal that declares a stream, and
+    (offset, stream, None) of each that ends one ({"written"}: it has a file now, or
+    {"deleted"}), in order; only lines holding needle (a quick filter)."""
+    offset = 0
+    for line in f:
+        start = offset
+        offset += len(line)
+        if needle not in line:
+            continue
+        entry = _parse_journal_line(line)
+        if entry is None:
+            continue
+        if "stream" in entry:
+            created = _parse_create(entry)
+            if created is not None:
+                yield start, created[0], created[1]
+        elif (ended := entry.get("written", entry.get("deleted"))) is not None:
+            yield start, str(ended), None
 
 
 class _SpareFiles:
@@ -253,6 +301,158 @@ class _SpareFiles:
         with self._lock:
             self._ready.extend(made)
             self._refilling = False
+
+
+class _JournalIndex:
+    """The streams a group's journal declares and that have neither a file nor a deletion, as
+    an open-addressing table of (hash of the name, offset of its create line in the journal):
+    two int64 arrays, 16 bytes a slot, at most 70% full (23 to 46 bytes a stream), where a
+    dict of name -> createdAt held about 170. The names and createdAt stay on disk: a hash
+    match is confirmed by reading the line at its offset, so every answer is exact, and a
+    name the journal never declared (every new stream) is answered without any I/O."""
+
+    _MAX_LOAD = 0.7
+    _MIN_SLOTS = 8
+    _REMOVED = -1  # in _offsets: a tombstone, which lookups probe past
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._hashes = array("q", bytes(8 * self._MIN_SLOTS))  # 0: a slot never used
+        self._offsets = array("q", bytes(8 * self._MIN_SLOTS))
+        self._mask = self._MIN_SLOTS - 1
+        self._live = 0
+        self._used = 0  # live entries and tombstones: what makes probes long
+
+    def __len__(self) -> int:
+        return self._live
+
+    @staticmethod
+    def _hash(name: str) -> int:
+        # The built-in hash is salted per process: fine, the table never leaves this process.
+        return hash(name) or 1
+
+    def _entry_at(self, offset: int, fd: int | None) -> tuple[str, int] | None:
+        own = fd is None
+        if fd is None:
+            try:
+                fd = os.open(self.path, os.O_RDONLY)
+            except FileNotFoundError:
+                return None
+        try:
+            data = b""
+            while b"\n" not in data:
+                chunk = os.pread(fd, max(256, len(data)), offset + len(data))
+                if not chunk:
+                    break
+                data += chunk
+        finally:
+            if own:
+                os.close(fd)
+        entry = _parse_journal_line(data.split(b"\n", 1)[0])
+        return None if entry is None else _parse_create(entry)
+
+    def locate(self, name: str, fd: int | None = None) -> tuple[int, int] | None:
+        """(slot, createdAt) of the stream's entry; reads the journal (through fd if given)
+        only for an entry whose hash is the name's."""
+        h = self._hash(name)
+        hashes, offsets, mask = self._hashes, self._offsets, self._mask
+        i = h & mask
+        while True:
+            found = hashes[i]
+            if found == 0:
+                return None
+            if found == h and offsets[i] != self._REMOVED:
+                entry = self._entry_at(offsets[i], fd)
+                if entry is not None and entry[0] == name:
+                    return i, entry[1]
+            i = (i + 1) & mask
+
+    def created_at(self, name: str, fd: int | None = None) -> int | None:
+        found = self.locate(name, fd)
+        return None if found is None else found[1]
+
+    def remove(self, slot: int) -> None:
+        self._offsets[slot] = self._REMOVED
+        self._live -= 1
+
+    def discard(self, name: str, fd: int | None = None) -> bool:
+        found = self.locate(name, fd)
+        if found is not None:
+            self.remove(found[0])
+        return found is not None
+
+    def holds(self, name: str, offset: int) -> bool:
+        """Whether the line at offset is the live declaration of name (no I/O)."""
+        h = self._hash(name)
+        hashes, offsets, mask = self._hashes, self._offsets, self._mask
+        i = h & mask
+        while hashes[i] != 0:
+            if hashes[i] == h and offsets[i] == offset:
+                return True
+            i = (i + 1) & mask
+        return False
+
+    def declare(self, name: str, offset: int, fd: int | None = None) -> bool:
+        """Declare a stream unless the table holds it (the first declaration wins), in one
+        probe; whether it was added."""
+        if self._used + 1 > self._MAX_LOAD * (self._mask + 1):
+            self._resize()
+        h = self._hash(name)
+        hashes, offsets, mask = self._hashes, self._offsets, self._mask
+        i = h & mask
+        free = -1
+        while (found := hashes[i]) != 0:
+            if offsets[i] == self._REMOVED:
+                if free < 0:
+                    free = i
+            elif found == h:
+                entry = self._entry_at(offsets[i], fd)
+                if entry is not None and entry[0] == name:
+                    return False
+            i = (i + 1) & mask
+        if free < 0:
+            free = i
+            self._used += 1
+        hashes[free] = h
+        offsets[free] = offset
+        self._live += 1
+        return True
+
+    def add(self, name: str, offset: int) -> None:
+        """Declare a stream the table does not hold."""
+        if self._used + 1 > self._MAX_LOAD * (self._mask + 1):
+            self._resize()
+        h = self._hash(name)
+        hashes, offsets, mask = self._hashes, self._offsets, self._mask
+        i = h & mask
+        while hashes[i] != 0 and offsets[i] != self._REMOVED:
+            i = (i + 1) & mask
+        if hashes[i] == 0:
+            self._used += 1
+        hashes[i] = h
+        offsets[i] = offset
+        self._live += 1
+
+    def _resize(self) -> None:
+        """Rehash the live entries (dropping tombstones) into a table at most half full: as
+        it only grows, it doubles, so it stays 35% to 70% full."""
+        slots = self._MIN_SLOTS
+        while self._live + 1 > slots // 2:
+            slots *= 2
+        old = zip(self._hashes, self._offsets, strict=True)
+        hashes, offsets, mask = (
+            array("q", bytes(8 * slots)),
+            array("q", bytes(8 * slots)),
+            slots - 1,
+        )
+        for h, offset in old:
+            if h != 0 and offset != self._REMOVED:
+                i = h & mask
+                while hashes[i] != 0:
+                    i = (i + 1) & mask
+                hashes[i] = h
+                offsets[i] = offset
+        self._hashes, self._offsets, self._mask, self._used = hashes, offsets, mask, self._live
 
 
 @dataclass(slots=True)
@@ -308,39 +508,94 @@ class FileLogStore:
     """A LogStore of append-only JSON-lines files under root, one file per stream.
 
     One process owns a root at a time. Each stream is looked up lazily; its line-offset index
-    is built on first read or append, so read(start, limit) costs O(limit). A stream gets its
-    file with its first event: until then it lives in memory and, within a second, in its
-    group's journal (so an empty stream created just before a crash may be lost; its events
-    never are). Most streams of short attempts thus cost no file until they have output.
+    grows with the appends from its first event on, or is built on first read of a stream
+    loaded from its file, so read(start, limit) costs O(limit) and append never reads back. A
+    stream gets its file with its first event: until then it lives in memory and, within a
+    second, in its group's journal (so an empty stream created just before a crash may be
+    lost; its events never are). Most streams of short attempts thus cost no file until they
+    have output.
+
+    Memory does not grow with the streams ever made: the disk is the truth, and only the most
+    recently used streams (`cache_streams`, holding at most `cache_offsets` line offsets in
+    all) and those created in the last second (not yet journaled) are kept; any other stream
+    is read again from its file or its journal entry when next used. What is kept per empty
+    stream is a slot of its group's _JournalIndex (tens of bytes).
     """
 
     FLUSH_SECONDS = 1.0
+    # The streams in use at once are those of running attempts (as many as the compute
+    # environments have vCPUs for: hundreds) and those clients are reading. A cached stream
+    # costs about 0.5 KB besides its offsets, so 4096 of them about 2 MB; the offsets (8
+    # bytes a line) are capped on their own, since one stream may have millions of lines.
+    CACHE_STREAMS = 4096
+    CACHE_OFFSETS = 1 << 22  # 32 MiB
 
-    def __init__(self, root: Path) -> None:
+    def __init__(
+        self,
+        root: Path,
+        *,
+        cache_streams: int = CACHE_STREAMS,
+        cache_offsets: int = CACHE_OFFSETS,
+        read_only: bool = False,
+    ) -> None:
+        """read_only: a view of another process's root, which must never write to it (no
+        journal compaction, no spare files); its write methods must not be called."""
+        if cache_streams < 1 or cache_offsets < 0:
+            raise ValueError("cache_streams must be >= 1 and cache_offsets >= 0")
         self._root = root
         self._root_str = str(root)
         root.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
-        # Per group: stream name -> stream, or None for a known miss (deleted, or absent from
-        # a listed group).
-        self._streams: dict[str, dict[str, _FileStream | None]] = {}
-        self._listed_groups: set[str] = set()
+        self._cache_streams = cache_streams
+        self._cache_offsets = cache_offsets
+        self._read_only = read_only
+        # Most recently used last: (group, stream) -> stream, or None for a known miss.
+        self._streams: OrderedDict[tuple[str, str], _FileStream | None] = OrderedDict()
+        self._cached_offsets = 0  # line offsets held by the streams in _streams
         self._groups: set[str] | None = None  # None until the root has been scanned
         self._ensured_groups: set[str] = set()  # directories known to exist
-        self._journals: dict[str, dict[str, int]] = {}  # group -> empty streams -> created_at
-        self._unjournaled: dict[str, list[_FileStream]] = {}  # created since the last flush
+        self._group_dirs: dict[str, str] = {}  # group -> its directory
+        self._journals: dict[str, _JournalIndex] = {}  # group -> its empty streams
+        # Per group, the empty streams created since the last flush: only in memory so far,
+        # so never dropped with the cache.
+        self._unjournaled: dict[str, dict[str, _FileStream]] = {}
         self._flush_timer: threading.Timer | None = None
-        self._spares = _SpareFiles(root / _SPARE_DIR)
+        self._spares: _SpareFiles | None = None  # made with the first file
+
+    # -- the cache ----------------------------------------------------------------------------
+
+    def _remember(self, group: str, stream: str, found: _FileStream | None) -> None:
+        key = (group, stream)
+        old = self._streams.pop(key, None)
+        if old is not None and old.offsets is not None:
+            self._cached_offsets -= len(old.offsets)
+        self._streams[key] = found
+        self._weigh(0 if found is None or found.offsets is None else len(found.offsets))
+
+    def _weigh(self, added: int) -> None:
+        """Count `added` more line offsets held by the most recently used stream, then evict
+        the least recently used streams past either bound (never the one in use)."""
+        self._cached_offsets += added
+        streams = self._streams
+        while len(streams) > 1 and (
+            len(streams) > self._cache_streams or self._cached_offsets > self._cache_offsets
+        ):
+            _, evicted = streams.popitem(last=False)
+            if evicted is not None and evicted.offsets is not None:
+                self._cached_offsets -= len(evicted.offsets)
 
     # -- lookup -------------------------------------------------------------------------------
 
-    def _group_dir(self, group: str) -> Path:
-        return self._root / _encode_name(group)
+    def _group_dir(self, group: str) -> str:
+        found = self._group_dirs.get(group)
+        if found is None:
+            if len(self._group_dirs) >= 1024:  # names asked for by clients need not exist
+                self._group_dirs.clear()
+            found = self._group_dirs[group] = os.path.join(self._root_str, _encode_name(group))
+        return found
 
     def _stream_path(self, group: str, stream: str) -> str:
-        return os.path.join(
-            self._root_str, _encode_name(group), _encode_name(stream) + _STREAM_SUFFIX
-        )
+        return f"{self._group_dir(group)}{os.sep}{_encode_name(stream)}{_STREAM_SUFFIX}"
 
     def _load(self, path: str, expected_name: str | None) -> _FileStream | None:
         """Read a stream's header and last line (not its whole body)."""
@@ -375,62 +630,72 @@ class FileLogStore:
             torn=size != end,
         )
 
-    def _empty(self, group: str, stream: str, created_at: int, journaled: bool) -> _FileStream:
+    def _empty(self, path: str, stream: str, created_at: int, journaled: bool) -> _FileStream:
         return _FileStream(
             name=stream,
-            path=self._stream_path(group, stream),
+            path=path,
             created_at=created_at,
             end=0,
             first_event_timestamp=None,
             last_event_timestamp=None,
             last_ingestion_time=None,
-            offsets=array("q"),
             on_disk=False,
             journaled=journaled,
         )
 
-    def _find(self, group: str, stream: str) -> _FileStream | None:
-        streams = self._streams.setdefault(group, {})
-        if stream in streams:
-            return streams[stream]
-        if group in self._listed_groups:
-            return None
-        found = self._load(self._stream_path(group, stream), stream)
+    def _find(self, group: str, stream: str, remember_miss: bool = True) -> _FileStream | None:
+        """The stream from the cache, else from what is not journaled yet, else from its file,
+        else from the group's journal; None if it has none of these."""
+        key = (group, stream)
+        if key in self._streams:
+            self._streams.move_to_end(key)
+            return self._streams[key]
+        found = self._unjournaled.get(group, {}).get(stream)
         if found is None:
-            created_at = self._journal(group).get(stream)
-            if created_at is not None:
-                found = self._empty(group, stream, created_at, journaled=True)
-        if found is not None:
-            streams[stream] = found
+            path = self._stream_path(group, stream)
+            if os.access(path, os.F_OK):  # a missing file costs no exception this way
+                found = self._load(path, stream)
+            if found is None:
+                if self._read_only and group not in self._journals:
+                    created_at = self._scan_journal(group, stream)
+                else:
+                    created_at = self._journal(group).created_at(stream)
+                if created_at is not None:
+                    found = self._empty(path, stream, created_at, journaled=True)
+        if found is not None or remember_miss:
+            self._remember(group, stream, found)
         return found
 
     def _index(self, s: _FileStream) -> array[int]:
+        """The stream's line offsets; s must be the most recently used cached stream."""
         if s.offsets is not None:
             return s.offsets
         offsets: array[int] = array("q")
-        with open(s.path, "rb") as f:
-            header_end = len(f.readline())
-            pos = header_end
-            line_start = header_end
-            while pos < s.end:
-                chunk = f.read(min(_READ_CHUNK, s.end - pos))
-                if not chunk:
-                    break
-                i = chunk.find(b"\n")
-                while i >= 0:
-                    offsets.append(line_start)
-                    line_start = pos + i + 1
-                    i = chunk.find(b"\n", i + 1)
-                pos += len(chunk)
+        if s.on_disk:
+            with open(s.path, "rb") as f:
+                header_end = len(f.readline())
+                pos = header_end
+                line_start = header_end
+                while pos < s.end:
+                    chunk = f.read(min(_READ_CHUNK, s.end - pos))
+                    if not chunk:
+                        break
+                    i = chunk.find(b"\n")
+                    while i >= 0:
+                        offsets.append(line_start)
+                        line_start = pos + i + 1
+                        i = chunk.find(b"\n", i + 1)
+                    pos += len(chunk)
         s.offsets = offsets
+        self._weigh(len(offsets))
         return offsets
 
-    def _ensure_group(self, group: str) -> Path:
+    def _ensure_group(self, group: str) -> str:
         directory = self._group_dir(group)
         if group in self._ensured_groups:
             return directory
-        directory.mkdir(exist_ok=True)
-        marker = directory / _GROUP_FILE
+        Path(directory).mkdir(exist_ok=True)
+        marker = Path(directory) / _GROUP_FILE
         if not marker.exists():
             marker.write_text(json.dumps({"group": group}) + "\n")
         self._ensured_groups.add(group)
@@ -440,41 +705,97 @@ class FileLogStore:
 
     # -- the group journal of empty streams ---------------------------------------------------
 
-    def _journal(self, group: str) -> dict[str, int]:
-        """Streams created in the group and still without a file, replayed from its journal:
-        {"stream", "createdAt"} creates, {"written"} (it has a file now) and {"deleted"} end."""
+    def _journal(self, group: str) -> _JournalIndex:
+        """The streams created in the group and still without a file, replayed from its
+        journal: {"stream", "createdAt"} creates, {"written"} (it has a file now) and
+        {"deleted"} end. Compacted when mostly ended."""
         found = self._journals.get(group)
         if found is not None:
             return found
-        declared: dict[str, int] = {}
-        entries = 0
-        path = self._group_dir(group) / _JOURNAL_FILE
-        with contextlib.suppress(FileNotFoundError), path.open("rb") as f:
-            for line in f:
-                try:
-                    entry = json.loads(line)
-                except ValueError:
-                    continue  # a blank separator, or a line torn by a crash
-                entries += 1
-                if "stream" in entry:
-                    declared.setdefault(str(entry["stream"]), int(entry["createdAt"]))
-                else:
-                    declared.pop(str(entry.get("written", entry.get("deleted"))), None)
-        if entries > 2 * len(declared) + 64:
-            compacted = path.with_suffix(".compacting")
-            compacted.write_bytes(
-                b"".join(_journal_line({"stream": n, "createdAt": t}) for n, t in declared.items())
-            )
-            os.replace(compacted, path)
-        self._journals[group] = declared
-        return declared
+        path = os.path.join(self._group_dir(group), _JOURNAL_FILE)
+        index, entries = self._replay(path)
+        if entries > 2 * len(index) + 64 and not self._read_only:
+            try:
+                index = self._compact(index)
+            except OSError as error:
+                log.warning("Could not compact the log stream journal %s: %s", path, error)
+        if entries or group in self._ensured_groups:
+            # Not kept for a group without a journal this process never wrote to: clients
+            # may ask about any name.
+            self._journals[group] = index
+        return index
 
-    def _write_journal(self, group: str, entries: list[dict[str, Any]]) -> None:
-        self._ensure_group(group)
-        # A leading newline ends any line a crash tore, so this batch parses whole.
-        data = b"\n" + b"".join(_journal_line(entry) for entry in entries)
-        with (self._group_dir(group) / _JOURNAL_FILE).open("ab") as f:
-            f.write(data)
+    @staticmethod
+    def _replay(path: str) -> tuple[_JournalIndex, int]:
+        index = _JournalIndex(path)
+        entries = 0
+        with contextlib.suppress(FileNotFoundError), open(path, "rb") as f:
+            fd = f.fileno()  # lookups read through it, beside the sequential read
+            for offset, stream, created_at in _journal_entries(f):
+                entries += 1
+                if created_at is not None:
+                    index.declare(stream, offset, fd)
+                else:
+                    index.discard(stream, fd)
+        return index, entries
+
+    def _scan_journal(self, group: str, stream: str) -> int | None:
+        """What the group's journal says of one stream, from the lines naming it: a read-only
+        view asks once, where building the whole index would cost far more."""
+        created: int | None = None
+        path = os.path.join(self._group_dir(group), _JOURNAL_FILE)
+        with contextlib.suppress(FileNotFoundError), open(path, "rb") as f:
+            for _, name, created_at in _journal_entries(f, json.dumps(stream).encode()):
+                if name == stream and (created is None or created_at is None):
+                    created = created_at  # the first creation wins until an end
+        return created
+
+    @staticmethod
+    def _compact(index: _JournalIndex) -> _JournalIndex:
+        """Rewrite the journal with only its live declarations, in their order."""
+        compacting = os.path.join(os.path.dirname(index.path), _COMPACTING_FILE)
+        compacted = _JournalIndex(index.path)
+        with open(index.path, "rb") as src, open(compacting, "wb") as dst:
+            written = 0
+            for offset, stream, created_at in _journal_entries(src):
+                if created_at is None or not index.holds(stream, offset):
+                    continue
+                data = _journal_line({"stream": stream, "createdAt": created_at})
+                dst.write(data)
+                compacted.add(stream, written)
+                written += len(data)
+        os.replace(compacting, index.path)
+        return compacted
+
+    def _journaled_streams(self, group: str, prefix: str | None) -> Iterator[tuple[str, int]]:
+        """(name, createdAt) of the group's empty streams in its journal, read in one pass."""
+        index = self._journal(group)
+        if not len(index):
+            return
+        # A name's JSON escape starts with its prefix's: lines without it need no parsing.
+        needle = json.dumps(prefix)[1:-1].encode() if prefix else b""
+        with contextlib.suppress(FileNotFoundError), open(index.path, "rb") as f:
+            for offset, stream, created_at in _journal_entries(f, needle):
+                if (
+                    created_at is not None
+                    and (prefix is None or stream.startswith(prefix))
+                    and index.holds(stream, offset)
+                ):
+                    yield stream, created_at
+
+    def _write_journal(self, group: str, entries: list[dict[str, Any]]) -> list[int]:
+        """Append entries to the group's journal; the offset of each one's line."""
+        directory = self._ensure_group(group)
+        lines = [_journal_line(entry) for entry in entries]
+        with open(os.path.join(directory, _JOURNAL_FILE), "ab") as f:
+            # A leading newline ends any line a crash tore, so this batch parses whole.
+            offset = f.tell() + 1
+            f.write(b"\n" + b"".join(lines))
+        offsets = []
+        for line in lines:
+            offsets.append(offset)
+            offset += len(line)
+        return offsets
 
     def flush(self) -> None:
         """Journal the empty streams created since the last flush (runs by itself within
@@ -484,20 +805,22 @@ class FileLogStore:
                 self._flush_timer.cancel()
                 self._flush_timer = None
             unjournaled, self._unjournaled = self._unjournaled, {}
-            for group, created in unjournaled.items():
-                still_empty = [
-                    s for s in created if not s.on_disk and self._streams[group].get(s.name) is s
-                ]
-                if not still_empty:
-                    continue
-                self._write_journal(
-                    group, [{"stream": s.name, "createdAt": s.created_at} for s in still_empty]
-                )
-                journal = self._journals.get(group)
-                for s in still_empty:
-                    s.journaled = True
-                    if journal is not None:
-                        journal.setdefault(s.name, s.created_at)
+            try:
+                for group in list(unjournaled):
+                    created = list(unjournaled[group].values())
+                    offsets = self._write_journal(
+                        group, [{"stream": s.name, "createdAt": s.created_at} for s in created]
+                    )
+                    del unjournaled[group]
+                    index = self._journals.get(group)
+                    for s, offset in zip(created, offsets, strict=True):
+                        s.journaled = True
+                        if index is not None:
+                            index.declare(s.name, offset)
+            finally:
+                # What could not be journaled stays in memory, for the next flush.
+                for group, created_in_group in unjournaled.items():
+                    self._unjournaled.setdefault(group, {}).update(created_in_group)
 
     def _flush_in_background(self) -> None:
         try:
@@ -509,9 +832,9 @@ class FileLogStore:
 
     def _create_empty(self, group: str, stream: str, created_at: int) -> _FileStream:
         self._ensure_group(group)
-        created = self._empty(group, stream, created_at, journaled=False)
-        self._streams.setdefault(group, {})[stream] = created
-        self._unjournaled.setdefault(group, []).append(created)
+        created = self._empty(self._stream_path(group, stream), stream, created_at, False)
+        self._remember(group, stream, created)
+        self._unjournaled.setdefault(group, {})[stream] = created
         if self._flush_timer is None:
             self._flush_timer = threading.Timer(self.FLUSH_SECONDS, self._flush_in_background)
             self._flush_timer.daemon = True
@@ -522,32 +845,40 @@ class FileLogStore:
         """The stream's first events are coming: write its file (header only, so far)."""
         self._ensure_group(group)
         header = (json.dumps({"stream": s.name, "createdAt": s.created_at}) + "\n").encode()
+        if self._spares is None:
+            self._spares = _SpareFiles(self._root / _SPARE_DIR)
         self._spares.place(s.path)
         with open(s.path, "r+b") as f:
             f.write(header)
         s.end = len(header)
         s.on_disk = True
+        if s.offsets is None:
+            s.offsets = array("q")  # known without reading: the file has no event yet
+        self._unjournaled.get(group, {}).pop(s.name, None)
         if s.journaled:
             self._write_journal(group, [{"written": s.name}])
-            self._journals.get(group, {}).pop(s.name, None)
+            index = self._journals.get(group)
+            if index is not None:
+                index.discard(s.name)
 
     # -- protocol -----------------------------------------------------------------------------
 
     def create_stream(self, group: str, stream: str, created_at: int) -> None:
         with self._lock:
-            if self._find(group, stream) is None:
+            if self._find(group, stream, remember_miss=False) is None:
                 self._create_empty(group, stream, created_at)
 
     def append(
         self, group: str, stream: str, events: Sequence[tuple[int, str]], ingestion_time: int
     ) -> None:
         with self._lock:
-            s = self._find(group, stream) or self._create_empty(group, stream, ingestion_time)
+            s = self._find(group, stream, remember_miss=False) or self._create_empty(
+                group, stream, ingestion_time
+            )
             if not events:
                 return
             if not s.on_disk:
                 self._give_file(group, s)
-            offsets = self._index(s)
             lines = [_event_line(ts, message, ingestion_time) for ts, message in events]
             with open(s.path, "r+b") as f:
                 if s.torn:
@@ -555,13 +886,19 @@ class FileLogStore:
                     s.torn = False
                 f.seek(s.end)
                 f.write(b"".join(lines))
+            # Offsets already built grow with the file; others wait for a read to need them,
+            # so appending to a stream the cache dropped never reads the file back.
+            offsets = s.offsets
             for line in lines:
-                offsets.append(s.end)
+                if offsets is not None:
+                    offsets.append(s.end)
                 s.end += len(line)
             if s.first_event_timestamp is None:
                 s.first_event_timestamp = events[0][0]
             s.last_event_timestamp = events[-1][0]
             s.last_ingestion_time = ingestion_time
+            if offsets is not None:
+                self._weigh(len(lines))
 
     def read(self, group: str, stream: str, start: int, limit: int) -> list[LogEvent]:
         _check_window(start, limit)
@@ -590,33 +927,55 @@ class FileLogStore:
             s = self._find(group, stream)
             return None if s is None else s.info()
 
-    def _list_group(self, group: str) -> Iterable[_FileStream]:
-        streams = self._streams.setdefault(group, {})
-        if group not in self._listed_groups:
-            directory = self._group_dir(group)
-            if directory.is_dir():
-                known = {os.path.basename(s.path) for s in streams.values() if s is not None}
-                for entry in os.scandir(directory):
-                    if not entry.name.endswith(_STREAM_SUFFIX) or entry.name in known:
-                        continue
-                    name = _decode_name(entry.name[: -len(_STREAM_SUFFIX)])
-                    loaded = self._load(entry.path, name)
-                    if loaded is not None:
-                        streams[loaded.name] = loaded
-            for name, created_at in self._journal(group).items():
-                if name not in streams:
-                    streams[name] = self._empty(group, name, created_at, journaled=True)
-            self._listed_groups.add(group)
-        return (s for s in streams.values() if s is not None)
+    def _list_group(self, group: str, prefix: str | None) -> dict[str, StreamInfo]:
+        """Every stream of the group whose name starts with prefix: the cached ones as they
+        are, the others from the directory, the journal and what is not journaled yet. Read
+        from disk each time, and not cached: a listing must not push the streams in use out."""
+        found: dict[str, StreamInfo] = {}
+        cached_files: set[str] = set()
+        for (in_group, name), s in self._streams.items():
+            if in_group != group or s is None:
+                continue
+            if s.on_disk:
+                cached_files.add(os.path.basename(s.path))
+            if prefix is None or name.startswith(prefix):
+                found[name] = s.info()
+        # Encoding keeps prefixes (one character at a time), but a hashed name hides its own.
+        encoded_prefix = _quote(prefix) if prefix else ""
+        directory = self._group_dir(group)
+        with (
+            contextlib.suppress(FileNotFoundError, NotADirectoryError),
+            os.scandir(directory) as it,
+        ):
+            for entry in it:
+                if not entry.name.endswith(_STREAM_SUFFIX) or entry.name in cached_files:
+                    continue
+                stem = entry.name[: -len(_STREAM_SUFFIX)]
+                if not stem.startswith(("~", encoded_prefix)):
+                    continue
+                try:
+                    expected = _decode_name(stem)
+                except ValueError:
+                    continue  # not a name this store encoded
+                loaded = self._load(entry.path, expected)
+                if (
+                    loaded is not None
+                    and loaded.name not in found
+                    and (prefix is None or loaded.name.startswith(prefix))
+                ):
+                    found[loaded.name] = loaded.info()
+        for name, created_at in self._journaled_streams(group, prefix):
+            if name not in found:
+                found[name] = StreamInfo(name, created_at, None, None, None, 0)
+        for name, s in self._unjournaled.get(group, {}).items():
+            if name not in found and (prefix is None or name.startswith(prefix)):
+                found[name] = s.info()
+        return found
 
     def list_streams(self, group: str, prefix: str | None = None) -> list[StreamInfo]:
         with self._lock:
-            found = [
-                s.info()
-                for s in self._list_group(group)
-                if prefix is None or s.name.startswith(prefix)
-            ]
-        return sorted(found, key=lambda info: info.name)
+            found = self._list_group(group, prefix)
+        return [found[name] for name in sorted(found)]
 
     def list_groups(self) -> list[str]:
         with self._lock:
@@ -639,10 +998,14 @@ class FileLogStore:
             if s.on_disk:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(s.path)
-            if s.journaled or stream in self._journal(group):
+            index = self._journal(group)
+            declared = index.locate(stream)
+            if s.journaled or declared is not None:
                 self._write_journal(group, [{"deleted": stream}])
-                self._journals[group].pop(stream, None)
-            self._streams[group][stream] = None
+                if declared is not None:
+                    index.remove(declared[0])
+            self._unjournaled.get(group, {}).pop(stream, None)
+            self._remember(group, stream, None)
             return True
 
 
@@ -656,7 +1019,7 @@ class FileLogStoreReader:
         self._root = root
 
     def _fresh(self) -> FileLogStore:
-        return FileLogStore(self._root)
+        return FileLogStore(self._root, read_only=True)
 
     def create_stream(self, group: str, stream: str, created_at: int) -> None:
         raise RuntimeError("API processes do not write log streams")

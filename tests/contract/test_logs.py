@@ -1,16 +1,27 @@
 """LogStore contract (logs.py): the file store and the memory store behave alike; the file store
-also survives a new instance, torn writes and hostile names."""
+also survives a new instance, torn writes and hostile names, and keeps its memory bounded."""
 
 from __future__ import annotations
 
+import gc
 import os
+import random
 import threading
 import time
+import tracemalloc
 from pathlib import Path
 
 import pytest
 
-from batchyard.logs import FileLogStore, LogEvent, LogStore, MemoryLogStore
+from batchyard.logs import (
+    FileLogStore,
+    FileLogStoreReader,
+    LogEvent,
+    LogStore,
+    MemoryLogStore,
+    StreamInfo,
+    _JournalIndex,
+)
 
 GROUP = "/aws/batch/job"
 STREAM = "render/default/a6768fc4fce04b809905ff65e71a9b38"
@@ -310,3 +321,290 @@ def test_file_store_compacts_a_journal_of_streams_that_got_files(tmp_path: Path)
     assert journal.stat().st_size < before / 10
     assert [s.name for s in FileLogStore(tmp_path).list_streams(GROUP, "e")] == ["empty"]
     assert len(FileLogStore(tmp_path).list_streams(GROUP)) == 201
+
+
+# -- the file store's memory stays bounded ---------------------------------------------------
+
+
+def _snapshot(store: LogStore, group: str, names: list[str]) -> dict[str, object]:
+    """Everything a client can read of these streams."""
+    return {
+        "events": {n: store.read(group, n, 0, 10_000) for n in names},
+        "pages": {n: store.read(group, n, 1, 2) for n in names},
+        "counts": {n: store.count(group, n) for n in names},
+        "infos": {n: store.stream_info(group, n) for n in names},
+        "listed": store.list_streams(group),
+        "listed_s": store.list_streams(group, "s"),
+        "groups": store.list_groups(),
+    }
+
+
+def test_file_store_memory_stays_bounded_as_streams_accumulate(tmp_path: Path) -> None:
+    # Attempt streams: one in ten gets output, the rest stay empty (most attempts of
+    # `true`-like jobs). Before the cache was bounded every stream ever seen stayed in memory:
+    # ~550 bytes a stream (10,000 streams: ~5.5 MB measured). Now streams with a file cost
+    # nothing once evicted, and an empty one a slot of its group's journal index (16 bytes,
+    # the table 35-70% full): measured ~26 bytes a stream (~260 KB for these 10,000).
+    store = FileLogStore(tmp_path)
+
+    def add(start: int, stop: int) -> None:
+        for i in range(start, stop):
+            name = f"job-{i // 7}/default/{i:08x}"
+            store.create_stream(GROUP, name, created_at=i)
+            if i % 10 == 0:
+                store.append(GROUP, name, [(i, f"output of {i}")], ingestion_time=i + 1)
+        store.flush()  # what is not journaled yet is bounded by time (1 s), not by count
+
+    tracemalloc.start()
+    try:
+        add(0, 10_000)
+        gc.collect()
+        at_10k = tracemalloc.get_traced_memory()[0]
+        add(10_000, 20_000)
+        gc.collect()
+        grown = tracemalloc.get_traced_memory()[0] - at_10k
+    finally:
+        tracemalloc.stop()
+
+    assert grown < 10_000 * 100, f"{grown / 10_000:.0f} bytes a stream"
+    # ... and every stream is still there, with what it holds.
+    assert store.stream_info(GROUP, "job-0/default/00000001") is not None
+    assert [e.message for e in store.read(GROUP, "job-0/default/00000000", 0, 5)] == ["output of 0"]
+    assert len(store.list_streams(GROUP)) == 20_000
+    assert len(FileLogStore(tmp_path).list_streams(GROUP, "job-2856/")) == 7
+
+
+def _fill(store: LogStore) -> list[str]:
+    """Streams of every kind; their names."""
+    names = [f"s{i:02d}" for i in range(12)] + ["t/ünï", "s.dot~", "s" + "x" * 300]
+    for i, name in enumerate(names):
+        store.create_stream(GROUP, name, created_at=100 + i)
+        if i % 3 == 0:
+            store.append(GROUP, name, [(1000 + i, f"{name} a"), (1001 + i, "b")], 2000 + i)
+    store.append(GROUP, "s00", [(5000 + j, f"late {j}") for j in range(40)], 6000)
+    store.append(GROUP, "u/appended-only", [(7, "made by append")], ingestion_time=8)
+    store.delete_stream(GROUP, "s01")
+    store.delete_stream(GROUP, "s03")
+    store.create_stream("/other", "x", created_at=1)
+    return [*names, "u/appended-only", "never-made"]
+
+
+def test_file_store_reads_back_evicted_streams_exactly(tmp_path: Path) -> None:
+    reference = FileLogStore(tmp_path / "reference")
+    small = FileLogStore(tmp_path / "small", cache_streams=3, cache_offsets=10)
+    names = _fill(reference)
+    assert _fill(small) == names
+
+    expected = _snapshot(reference, GROUP, names)
+    assert _snapshot(small, GROUP, names) == expected  # empty streams not journaled yet
+    small.flush()
+    assert _snapshot(small, GROUP, names) == expected  # and now from the journal
+    assert list(reversed([_snapshot(small, GROUP, [n]) for n in reversed(names)])) == [
+        _snapshot(reference, GROUP, [n]) for n in names
+    ]
+    reopened = FileLogStore(tmp_path / "small", cache_streams=3, cache_offsets=10)
+    assert _snapshot(reopened, GROUP, names) == expected
+    assert [s.name for s in reopened.list_streams(GROUP, "s0")] == [
+        "s00",
+        "s02",
+        "s04",
+        "s05",
+        "s06",
+        "s07",
+        "s08",
+        "s09",
+    ]
+    assert [s.name for s in reopened.list_streams(GROUP, "t/ü")] == ["t/ünï"]
+    assert [s.name for s in reopened.list_streams(GROUP, "sxx")] == ["s" + "x" * 300]
+
+
+def test_file_store_reloads_an_evicted_stream_from_its_file(tmp_path: Path) -> None:
+    store = FileLogStore(tmp_path, cache_streams=2)
+    store.append(GROUP, STREAM, [(1, "one")], ingestion_time=2)
+    assert store.count(GROUP, STREAM) == 1
+    [path] = list(tmp_path.rglob("*.log"))
+    with path.open("ab") as f:  # the disk changes behind the store's back ...
+        f.write(b'[3, 4, "written by someone else"]\n')
+    for i in range(3):  # ... and the stream leaves the cache: the disk is the truth again
+        store.create_stream(GROUP, f"other-{i}", created_at=i)
+
+    assert [e.message for e in store.read(GROUP, STREAM, 0, 5)] == [
+        "one",
+        "written by someone else",
+    ]
+    info = store.stream_info(GROUP, STREAM)
+    assert info is not None
+    assert (info.last_event_timestamp, info.last_ingestion_time) == (3, 4)
+
+
+def test_file_store_empty_streams_survive_eviction_and_a_reopen(tmp_path: Path) -> None:
+    store = FileLogStore(tmp_path, cache_streams=4)
+    quiet = [f"quiet/{i}" for i in range(50)]
+    for i, name in enumerate(quiet):
+        store.create_stream(GROUP, name, created_at=1000 + i)
+    for i in range(20):  # push every quiet stream out of the cache before any is journaled
+        store.append(GROUP, f"loud/{i}", [(i, "x")], ingestion_time=i)
+
+    def check(s: FileLogStore) -> None:
+        for i, name in enumerate(quiet):
+            info = s.stream_info(GROUP, name)
+            assert info is not None, name
+            assert (info.created_at, info.stored_bytes, info.first_event_timestamp) == (
+                1000 + i,
+                0,
+                None,
+            )
+            assert (s.count(GROUP, name), s.read(GROUP, name, 0, 5)) == (0, [])
+        assert [i.name for i in s.list_streams(GROUP, "quiet/")] == sorted(quiet)
+
+    check(store)  # in memory only, yet evicted
+    store.create_stream(GROUP, "quiet/7", created_at=1)  # exists: keeps its createdAt
+    check(store)
+    store.flush()
+    check(store)  # from the journal
+    check(FileLogStore(tmp_path, cache_streams=4))
+
+    store.append(GROUP, "quiet/3", [(5, "finally")], ingestion_time=6)
+    assert store.delete_stream(GROUP, "quiet/4") is True
+    assert store.delete_stream(GROUP, "quiet/4") is False
+    for i in range(10):
+        store.create_stream(GROUP, f"evict/{i}", created_at=i)
+    reopened = FileLogStore(tmp_path, cache_streams=4)
+    assert reopened.stream_info(GROUP, "quiet/4") is None
+    assert [e.message for e in reopened.read(GROUP, "quiet/3", 0, 5)] == ["finally"]
+    info = reopened.stream_info(GROUP, "quiet/3")
+    assert info is not None
+    assert info.created_at == 1003
+    assert len(reopened.list_streams(GROUP, "quiet/")) == 49
+
+
+def test_file_store_with_a_tiny_cache_behaves_like_the_memory_store(tmp_path: Path) -> None:
+    rng = random.Random(20261121)
+    memory = MemoryLogStore()
+    reference = FileLogStore(tmp_path / "reference")
+
+    def tiny() -> FileLogStore:
+        return FileLogStore(tmp_path / "tiny", cache_streams=3, cache_offsets=8)
+
+    store = tiny()
+    names = [f"{p}/{i}" for p in ("a", "b", "ab") for i in range(6)] + ["ü/x", "a" * 250]
+    groups = [GROUP, "/g2"]
+
+    def without_size(infos: list[StreamInfo]) -> list[tuple[object, ...]]:
+        return [(i.name, i.created_at, i.first_event_timestamp, i.last_event_timestamp,
+                 i.last_ingestion_time) for i in infos]  # fmt: skip
+
+    for now in range(1, 1500):
+        group, name = rng.choice(groups), rng.choice(names)
+        op = rng.random()
+        if op < 0.25:
+            for s in (memory, reference, store):
+                s.create_stream(group, name, created_at=now)
+        elif op < 0.45:
+            events = [(now, f"{now}:{j}") for j in range(rng.randrange(0, 5))]
+            for s in (memory, reference, store):
+                s.append(group, name, events, ingestion_time=now)
+        elif op < 0.5:
+            assert store.delete_stream(group, name) == memory.delete_stream(group, name)
+            reference.delete_stream(group, name)
+        elif op < 0.52:
+            store.flush()
+            store = tiny()
+        elif op < 0.55:
+            store.flush()
+        else:
+            start, limit = rng.randrange(0, 6), rng.randrange(0, 6)
+            assert store.read(group, name, start, limit) == memory.read(group, name, start, limit)
+            assert store.count(group, name) == memory.count(group, name)
+            assert store.stream_info(group, name) == reference.stream_info(group, name)
+            prefix = rng.choice([None, "a", "ab/", "b/1", "ü", "a" * 100, "zz"])
+            listed = store.list_streams(group, prefix)
+            assert listed == reference.list_streams(group, prefix)
+            assert without_size(listed) == without_size(memory.list_streams(group, prefix))
+    assert store.list_groups() == memory.list_groups()
+
+
+def test_file_store_answers_exactly_when_every_name_hashes_alike(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The journal index keeps hashes, not names: a hash match is confirmed on disk.
+    monkeypatch.setattr(_JournalIndex, "_hash", staticmethod(lambda name: 12345))
+    store = FileLogStore(tmp_path, cache_streams=1)
+    for i in range(30):
+        store.create_stream(GROUP, f"c{i}", created_at=i)
+    store.flush()
+    store.append(GROUP, "c5", [(1, "x")], ingestion_time=2)
+    store.delete_stream(GROUP, "c6")
+    store.create_stream(GROUP, "c6", created_at=600)
+
+    for s in (store, FileLogStore(tmp_path, cache_streams=1)):
+        for i in range(30):
+            info = s.stream_info(GROUP, f"c{i}")
+            assert info is not None
+            assert info.created_at == (600 if i == 6 else i)
+        assert s.stream_info(GROUP, "c30") is None
+        assert len(s.list_streams(GROUP)) == 30
+        s.flush()
+
+
+def test_file_store_reader_sees_evicted_and_empty_streams_and_writes_nothing(
+    tmp_path: Path,
+) -> None:
+    writer = FileLogStore(tmp_path, cache_streams=2)
+    for i in range(200):
+        writer.create_stream(GROUP, f"s{i}", created_at=i)
+    writer.flush()
+    for i in range(150):  # the journal is now mostly ended: a writer would compact it
+        writer.append(GROUP, f"s{i}", [(i, f"line {i}")], ingestion_time=i)
+    writer.delete_stream(GROUP, "s198")
+    writer.delete_stream(GROUP, "s197")
+    writer.create_stream(GROUP, "s197", created_at=1970)
+    writer.flush()
+
+    def files() -> dict[str, bytes]:
+        # Not the writer's spare files: its own thread keeps making them.
+        return {
+            str(p): p.read_bytes()
+            for p in sorted(tmp_path.rglob("*"))
+            if p.is_file() and p.parent.name != ".spare"
+        }
+
+    before = files()
+    reader = FileLogStoreReader(tmp_path)
+    info = reader.stream_info(GROUP, "s199")
+    assert info is not None
+    assert (info.created_at, info.stored_bytes) == (199, 0)
+    assert reader.stream_info(GROUP, "s198") is None
+    assert [(i.name, i.created_at) for i in reader.list_streams(GROUP, "s197")] == [("s197", 1970)]
+    for s in ("s197", "s196", "s3"):  # single lookups scan the journal for the name
+        assert reader.stream_info(GROUP, s) == writer.stream_info(GROUP, s)
+    assert [e.message for e in reader.read(GROUP, "s3", 0, 5)] == ["line 3"]
+    assert reader.count(GROUP, "s3") == 1
+    assert reader.count(GROUP, "s196") == 0
+    assert len(reader.list_streams(GROUP)) == 199
+    assert [s.name for s in reader.list_streams(GROUP, "s19")] == ["s19"] + [
+        f"s19{i}" for i in range(10) if i != 8
+    ]
+    assert reader.list_groups() == [GROUP]
+    assert files() == before
+    with pytest.raises(RuntimeError):
+        reader.create_stream(GROUP, "new", created_at=1)
+
+
+def test_file_store_a_stream_journaled_twice_is_one_stream(tmp_path: Path) -> None:
+    # A flush that failed after writing is retried: its streams are declared again.
+    first = FileLogStore(tmp_path)
+    first.create_stream(GROUP, "twice", created_at=5)
+    first.flush()
+    [journal] = list(tmp_path.rglob("streams.jsonl"))
+    with journal.open("ab") as f:
+        f.write(b'\n{"stream": "twice", "createdAt": 9}\n')
+
+    second = FileLogStore(tmp_path)
+    info = second.stream_info(GROUP, "twice")
+    assert info is not None
+    assert info.created_at == 5
+    assert [s.name for s in second.list_streams(GROUP)] == ["twice"]
+    assert second.delete_stream(GROUP, "twice") is True
+    assert second.stream_info(GROUP, "twice") is None
+    assert FileLogStore(tmp_path).stream_info(GROUP, "twice") is None
