@@ -1,8 +1,9 @@
 """The store contract for fair share and consumable resources, for MemoryStore and SqlStore.
 
 Consumable resources: CRUD, listing jobs by resource, in-use accounting on every job write, the
-commit guard. Fair share: share usage rows, accruals, per-share RUNNABLE heads. SQL only at the
-end: the 0002 migration of an existing database, index use.
+commit guard. Fair share: share usage rows, accruals, per-share RUNNABLE heads (the same in both
+stores). SQL only at the end: the 0002 migration of an existing database, index use, statements
+per snapshot.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from batchyard.domain.model import (
     ShareUsage,
 )
 from batchyard.scheduling import fairshare
-from batchyard.scheduling.snapshot import Plan, UsageAccrual
+from batchyard.scheduling.snapshot import Plan, Snapshot, UsageAccrual
 from batchyard.store import codec
 from batchyard.store.base import ConsumableJobQuery, JobQuery, SnapshotLimits
 from batchyard.store.memory import MemoryStore
@@ -694,6 +695,117 @@ def test_memory_and_sql_snapshots_agree(tmp_path: Path) -> None:
         sql.close()
 
 
+# Share names whose order differs between case, length and code point (SQL and Python must agree).
+_SHARES = ("a", "B", "b", "a b", "ab", "10", "9", "\u00e9", "z" * 40)
+_PRIORITIES = (None, 0, 1, 5, 9999)
+_STATUSES = (S.RUNNABLE, S.RUNNABLE, S.RUNNABLE, S.PENDING, S.RUNNING, S.SUCCEEDED)
+# A fair-share job: (queue 0/1, share among the example's, scheduling_priority, status).
+_fair_job = st.tuples(
+    st.integers(0, 1),
+    st.integers(0, len(_SHARES) - 1),
+    st.sampled_from(_PRIORITIES),
+    st.sampled_from(_STATUSES),
+)
+# A later change of job i: its priority, a retry's run order (ahead of others), or its status.
+_change = st.one_of(
+    st.tuples(st.just("scheduling_priority"), st.integers(0), st.sampled_from(_PRIORITIES)),
+    st.tuples(st.just("run_order"), st.integers(0), st.integers(0, 150)),
+    st.tuples(st.just("status"), st.integers(0), st.sampled_from(_STATUSES)),
+)
+
+
+def _expected_heads(jobs: list[Job], queue: str, limit: int) -> list[tuple[str, list[str]]]:
+    """The documented heads: per share seen, in share order, its first RUNNABLE jobs by
+    schedulingPriority descending (absent = 0), then run order."""
+    shares = sorted({j.share_identifier or "" for j in jobs if j.job_queue == queue})
+    heads = []
+    for share in shares:
+        runnable = sorted(
+            (
+                j
+                for j in jobs
+                if j.job_queue == queue and j.share_identifier == share and j.status is S.RUNNABLE
+            ),
+            key=lambda j: (-(j.scheduling_priority or 0), j.run_order, j.seq),
+        )
+        if runnable:  # even when none is to be read (limit 0)
+            heads.append((share, [j.job_id for j in runnable[:limit]]))
+    return heads
+
+
+def _heads(snap: Snapshot) -> dict[str, list[tuple[str, list[str]]]]:
+    """runnable_by_share with its order made visible (dict equality ignores order)."""
+    return {
+        queue: [(share, [j.job_id for j in jobs]) for share, jobs in shares.items()]
+        for queue, shares in snap.runnable_by_share.items()
+    }
+
+
+@settings(
+    max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    shares=st.lists(st.sampled_from(_SHARES), min_size=1, max_size=len(_SHARES), unique=True),
+    jobs=st.lists(_fair_job, min_size=20, max_size=120),
+    batches=st.integers(1, 3),
+    changes=st.lists(_change, max_size=40),
+    per_queue=st.integers(1, 5),
+    read=st.dictionaries(st.sampled_from(["fa", "fb", "fifo"]), st.integers(0, 5), max_size=3),
+)
+def test_runnable_by_share_is_the_same_in_both_stores(
+    tmp_path: Path,
+    shares: list[str],
+    jobs: list[tuple[int, int, int | None, JobStatus]],
+    batches: int,
+    changes: list[tuple[str, int, Any]],
+    per_queue: int,
+    read: dict[str, int],
+) -> None:
+    memory = MemoryStore()
+    sql = SqlStore(f"sqlite:///{tmp_path / f'heads{next(_example)}.db'}")
+    try:
+        submitted = [
+            job(
+                f"j{i}",
+                job_queue=("fa", "fb")[queue],
+                share_identifier=shares[share % len(shares)],
+                scheduling_priority=priority,
+                status=status,
+            )
+            for i, (queue, share, priority, status) in enumerate(jobs)
+        ]
+        for store in (memory, sql):
+            store.put_scheduling_policy(scheduling_policy("fair"), create=True)
+            for name in ("fa", "fb", "idle"):
+                store.put_job_queue(job_queue(name, scheduling_policy_arn=FAIR_ARN), create=True)
+            store.put_job_queue(job_queue("fifo"), create=True)
+            size = -(-len(submitted) // batches) or 1
+            for start in range(0, len(submitted), size):
+                store.insert_jobs(submitted[start : start + size])
+            store.insert_jobs([job("f0", job_queue="fifo", status=S.RUNNABLE)])
+            for field, index, value in changes:
+                store.mutate_job(f"j{index % len(submitted)}", _set_field(field, value))
+        limits = SnapshotLimits(runnable_per_queue=per_queue, runnable_read=read)
+        from_memory, from_sql = memory.snapshot(limits), sql.snapshot(limits)
+        assert _heads(from_sql) == _heads(from_memory)
+        assert from_sql.runnable_by_share == from_memory.runnable_by_share  # the same jobs
+        assert from_sql.share_usage == from_memory.share_usage
+        stored = sql.get_jobs([f"j{i}" for i in range(len(submitted))])
+        assert _heads(from_sql) == {
+            queue: _expected_heads(stored, queue, limits.heads_of(queue))
+            for queue in ("fa", "fb", "idle")
+        }
+    finally:
+        sql.close()
+
+
+def _set_field(name: str, value: Any) -> Any:
+    def mutation(current: Job) -> Job:
+        return replace(current, **{name: value})
+
+    return mutation
+
+
 # -- SQL only: the 0002 migration ------------------------------------------------------------------
 
 
@@ -840,16 +952,76 @@ def test_share_heads_and_resource_listing_use_indexes(tmp_path: Path) -> None:
         ConsumableJobQuery(resource="lic", status=S.RUNNABLE, limit=5)
     )
     sa.event.remove(store.engine, "before_cursor_execute", capture)
+    share_heads = []
     with store.engine.connect() as connection:
         raw = connection.connection.dbapi_connection
         assert raw is not None
         for statement, parameters in statements:
             plan = [row[3] for row in raw.execute(f"EXPLAIN QUERY PLAN {statement}", parameters)]
             assert not any(step.startswith("SCAN") for step in plan), (statement, plan)
-            if "LIMIT" in statement:
+            if "FROM share_usage JOIN jobs" in statement:
+                share_heads.append(plan)
+                # Each share's heads come from the index, then only they are sorted, one share
+                # (one share_usage row) at a time.
+                assert "CORRELATED LIST SUBQUERY 1" in plan, plan
+                assert any("COVERING INDEX ix_jobs_runnable_share" in step for step in plan), plan
+                sorts = [step for step in plan if "TEMP B-TREE" in step]
+                assert sorts == ["USE TEMP B-TREE FOR RIGHT PART OF ORDER BY"], plan
+            elif "LIMIT" in statement:
                 assert not any("TEMP B-TREE" in step for step in plan), (statement, plan)
     store.close()
+    assert len(share_heads) == 1
     assert len(statements) >= 6
+
+
+def test_snapshot_statements_do_not_grow_with_the_shares(tmp_path: Path) -> None:
+    store = SqlStore(f"sqlite:///{tmp_path / 'n.db'}")
+    try:
+        _fair_queues(store)
+        store.insert_jobs(
+            [
+                job(f"a{i}", job_queue="fq", share_identifier=f"s{i % 2}", status=S.RUNNABLE)
+                for i in range(6)
+            ]
+        )
+        statements: list[str] = []
+
+        @sa.event.listens_for(store.engine, "before_cursor_execute")
+        def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+            statements.append(statement)
+
+        def snapshot() -> tuple[int, Snapshot]:
+            # Counted on a warm store: no job to evaluate, every job already decoded (whole
+            # rows of jobs not yet decoded are read in chunks, a count that grows with them).
+            evaluate_all(store)
+            store.snapshot()
+            statements.clear()
+            taken = store.snapshot(SnapshotLimits(runnable_per_queue=3))
+            return len(statements), taken
+
+        few, snap = snapshot()
+        assert len(snap.runnable_by_share["fq"]) == 2
+        # 200 shares more: half with RUNNABLE jobs, half whose jobs ended (their rows stay).
+        store.insert_jobs(
+            [
+                job(
+                    f"b{i}",
+                    job_queue="fq",
+                    share_identifier=f"t{i % 200:03d}",
+                    status=S.RUNNABLE if i % 200 < 100 else S.SUCCEEDED,
+                    scheduling_priority=i % 3,
+                )
+                for i in range(800)
+            ]
+        )
+        many, snap = snapshot()
+        assert len(snap.share_usage["fq"]) == 202
+        heads = snap.runnable_by_share["fq"]
+        assert len(heads) == 102
+        assert [len(jobs) for jobs in heads.values()] == [3] * 102
+        assert many == few > 0
+    finally:
+        store.close()
 
 
 def test_list_jobs_still_work_with_fair_share_jobs(store: AnyStore) -> None:

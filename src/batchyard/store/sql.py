@@ -223,15 +223,6 @@ _INSERT_DEPENDENCY = _deps.insert()
 _SELECT_JOB = _SELECT_JOBS.where(_j.job_id == sa.bindparam("b_job_id"))
 _LOCK_JOBS_BY_ID = _SELECT_JOBS_BY_ID.with_for_update()
 _SELECT_ACTIVE = _SELECT_JOBS.where(_j.status.in_(_ACTIVE)).order_by(_j.seq)
-_SELECT_RUNNABLE_SHARE_HEADS = (
-    _SELECT_JOBS.where(
-        _j.job_queue == sa.bindparam("b_queue"),
-        _j.status == JobStatus.RUNNABLE.value,
-        _j.share_identifier == sa.bindparam("b_share"),
-    )
-    .order_by(_j.scheduling_priority.desc(), _j.run_order, _j.seq)
-    .limit(sa.bindparam("b_limit"))
-)
 _SELECT_RUNNABLE_HEADS = (
     _SELECT_JOBS.where(
         _j.job_queue == sa.bindparam("b_queue"), _j.status == JobStatus.RUNNABLE.value
@@ -248,7 +239,6 @@ _KEYS_BY_ID = _SELECT_JOBS_BY_ID.with_only_columns(*_KEYS)
 _LOCK_KEYS_BY_ID = _LOCK_JOBS_BY_ID.with_only_columns(*_KEYS)
 _ACTIVE_KEYS = _SELECT_ACTIVE.with_only_columns(*_KEYS)
 _RUNNABLE_HEAD_KEYS = _SELECT_RUNNABLE_HEADS.with_only_columns(*_KEYS)
-_RUNNABLE_SHARE_HEAD_KEYS = _SELECT_RUNNABLE_SHARE_HEADS.with_only_columns(*_KEYS)
 _FLAGGED_KEYS = _SELECT_FLAGGED.with_only_columns(*_KEYS)
 _SELECT_STATUS_BY_ID = sa.select(_j.job_id, _j.status).where(
     _j.job_id.in_(sa.bindparam("ids", expanding=True))
@@ -318,6 +308,46 @@ _COUNT_QUEUE_SHARES = (
     sa.select(sa.func.count())
     .select_from(_share_usage)
     .where(_s.job_queue == sa.bindparam("b_queue"))
+)
+# The heads of every share of one fair-share queue in one statement (a round must not cost a
+# statement per share): for each share_usage row of b_queue, the first b_limit RUNNABLE jobs of
+# that share in share order, read along ix_jobs_runnable_share, so the work is bounded by
+# shares x b_limit and never by the queue's length (a window function would read every
+# RUNNABLE job of the queue). Rows come share by share, each share's heads in share order.
+_h = _jobs.alias("heads")
+_share_heads = (
+    sa.select(_h.c.job_id, _h.c.seq, _h.c.version, _h.c.scheduling_priority, _h.c.run_order)
+    .where(
+        _h.c.job_queue == _s.job_queue,
+        _h.c.status == JobStatus.RUNNABLE.value,
+        _h.c.share_identifier == _s.share_identifier,
+    )
+    .order_by(_h.c.scheduling_priority.desc(), _h.c.run_order, _h.c.seq)
+    .limit(sa.bindparam("b_limit"))
+)
+_head = _share_heads.lateral("head")
+_SHARE_HEAD_KEYS_LATERAL = (
+    sa.select(_head.c.job_id, _head.c.seq, _head.c.version)
+    .select_from(_share_usage.join(_head, sa.true()))
+    .where(_s.job_queue == sa.bindparam("b_queue"))
+    .order_by(
+        _s.share_identifier, _head.c.scheduling_priority.desc(), _head.c.run_order, _head.c.seq
+    )
+)
+# SQLite has no LATERAL: a correlated subquery, run once per share row, picks the same heads by
+# rowid; only those heads are sorted, one share at a time.
+_SHARE_HEAD_KEYS_SQLITE = (
+    sa.select(*_KEYS)
+    .select_from(
+        _share_usage.join(
+            _jobs,
+            sa.literal_column(f"{_jobs.name}.rowid").in_(
+                _share_heads.with_only_columns(sa.literal_column(f"{_h.name}.rowid"))
+            ),
+        )
+    )
+    .where(_s.job_queue == sa.bindparam("b_queue"))
+    .order_by(_s.share_identifier, _j.scheduling_priority.desc(), _j.run_order, _j.seq)
 )
 _SELECT_ACTIVE_SHARES = (
     sa.select(_j.share_identifier)
@@ -597,6 +627,30 @@ def _execute_many(
 def _chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
     for start in range(0, len(items), _CHUNK):
         yield items[start : start + _CHUNK]
+
+
+def _share_blocks(heads: Sequence[Job], limit: int) -> dict[str | None, tuple[Job, ...]]:
+    """Each share's heads, from heads that come share by share and at most `limit` of each.
+
+    A share's block ends within `limit` heads of its start, so bisection finds its end without
+    looking at each head: a round may read thousands.
+    """
+    blocks: dict[str | None, tuple[Job, ...]] = {}
+    start, count = 0, len(heads)
+    while start < count:
+        share = heads[start].share_identifier
+        stop = count if limit <= 0 else min(start + limit, count)  # SQLite: LIMIT -1 is none
+        # heads[start:low] are of the share, heads[high:stop] of shares after it.
+        low, high = start + 1, stop
+        while low < high:
+            middle = (low + high) // 2
+            if heads[middle].share_identifier == share:
+                low = middle + 1
+            else:
+                high = middle
+        blocks[share] = tuple(heads[start:low])
+        start = low
+    return blocks
 
 
 def _zero_summary() -> dict[str, int]:
@@ -1563,23 +1617,25 @@ class SqlStore:
                         share_usage[queue_name][share] = ShareUsage(queue_name, share, value, at)
             runnable: dict[str, tuple[Job, ...]] = {}
             runnable_by_share: dict[str, dict[str, tuple[Job, ...]]] = {}
+            share_heads = _SHARE_HEAD_KEYS_SQLITE if self._is_sqlite else _SHARE_HEAD_KEYS_LATERAL
             for queue in queues:
                 if queue.name in fair:
-                    by_share: dict[str, tuple[Job, ...]] = {}
                     limit = limits.heads_of(queue.name)
-                    for share in share_usage[queue.name]:
-                        heads = self._jobs(
-                            connection,
-                            _RUNNABLE_SHARE_HEAD_KEYS,
-                            {
-                                "b_queue": queue.name,
-                                "b_share": share,
-                                "b_limit": limit,
-                            },
-                        )
-                        if heads:
-                            by_share[share] = tuple(heads)
-                    runnable_by_share[queue.name] = by_share
+                    # A share with RUNNABLE jobs has its entry even when none is to be read
+                    # (limit 0), as in MemoryStore: one head tells, then is left out.
+                    read = limit or 1
+                    params = {"b_queue": queue.name, "b_limit": read}
+                    heads_of = (
+                        _share_blocks(self._jobs(connection, share_heads, params), read)
+                        if share_usage[queue.name]
+                        else {}
+                    )
+                    # Shares in the order of their usage rows, those with no RUNNABLE job left out.
+                    runnable_by_share[queue.name] = {
+                        share: heads_of[share] if limit else ()
+                        for share in share_usage[queue.name]
+                        if share in heads_of
+                    }
                     continue
                 heads = self._jobs(
                     connection,
