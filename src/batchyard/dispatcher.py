@@ -167,31 +167,8 @@ class Dispatcher:
         # snapshot: the wake-ups they caused are answered by this round.
         self._wake.clear()
         self._more_to_evaluate = len(snapshot.to_evaluate) >= self.limits.to_evaluate
-        # 3. Decide. A plan that took every RUNNABLE head read of a queue might have placed
-        #    more: decide again on a snapshot with four times that queue's heads, up to the
-        #    limit. Growing by steps keeps a round that needs 20 heads from reading 256.
-        now = self.clock.now_ms()
-        decided = plan(snapshot, now)
-        full = self.limits.runnable_per_queue
-        least = self._least_read
-
-        def read_of(queue: str) -> int:
-            return reads.get(queue, least)
-
-        while True:
-            taken = heads_taken(snapshot, decided, read_of)
-            short = [q for q, (_, cut) in taken.items() if cut and read_of(q) < full]
-            if not short:
-                break
-            for queue in short:
-                reads[queue] = min(full, read_of(queue) * 4)
-            snapshot = self._snapshot(reads)
-            decided = plan(snapshot, now)
-        self._runnable_read = {}
-        for queue, (took, _) in taken.items():
-            read = _next_read(read_of(queue), took, least)
-            if read > least:
-                self._runnable_read[queue] = min(read, full)
+        # 3. Decide.
+        snapshot, decided = self._plan(snapshot, reads, self.clock.now_ms())
         if decided.is_empty:
             return decided
         # 4. Apply; only what committed is carried out. The store's wake-up for this write
@@ -208,6 +185,35 @@ class Dispatcher:
             if job_id in updated:
                 self._spawn(self._stop(updated[job_id]))
         return decided
+
+    def _plan(self, snapshot: Snapshot, reads: dict[str, int], now: int) -> tuple[Snapshot, Plan]:
+        """The plan for `snapshot`, read with `reads` heads of each queue. A plan that took
+        every RUNNABLE head read of a queue might have placed more: plan again on a snapshot
+        with four times that queue's heads, up to the limit (growing by steps keeps a round
+        that needs 20 heads from reading 256). Sets each queue's read for the next round."""
+        decided = plan(snapshot, now)
+        full, least = self.limits.runnable_per_queue, self._least_read
+
+        def read_of(queue: str) -> int:
+            return reads.get(queue, least)
+
+        while True:
+            taken = heads_taken(snapshot, decided, read_of)
+            short = [q for q, (_, cut) in taken.items() if cut and read_of(q) < full]
+            if not short:
+                break
+            for queue in short:
+                reads[queue] = min(full, read_of(queue) * 4)
+            snapshot = self._snapshot(reads)
+            decided = plan(snapshot, now)
+        self._runnable_read = {}
+        for queue, (took, _) in taken.items():
+            read = read_of(queue)
+            if took * 2 < read:  # took less than half: read half next time
+                read = max(least, read // 2)
+            if read > least:
+                self._runnable_read[queue] = read
+        return snapshot, decided
 
     @property
     def _least_read(self) -> int:
@@ -456,13 +462,6 @@ class Dispatcher:
                         job.job_id, lambda j: lifecycle.request_terminate(j, JOB_QUEUE_DELETED)
                     )
         return not left
-
-
-def _next_read(read: int, took: int, least: int) -> int:
-    """A queue's read of heads for the next round, from this round's and what its plan took."""
-    if took * 2 < read:
-        return max(least, read // 2)
-    return read
 
 
 def _fact(event: RuntimeEvent) -> JobMutation:
