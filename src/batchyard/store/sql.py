@@ -1235,12 +1235,17 @@ class SqlStore:
         return [job or decoded[key[0]] for job, key in zip(found, keys, strict=True)]
 
     def _remember(self, jobs: Iterable[Job]) -> None:
-        """Keep decoded or just-written jobs (call after their transaction committed)."""
+        """Keep decoded or just-written jobs (call after their transaction committed), those
+        that have not ended: they are what the dispatcher reads every round and clients poll.
+        A finished job is read rarely, and reads of many (DescribeJobs of old ids) would only
+        churn the cache: each decoded job kept is a few dozen objects the collector walks
+        until they reach its oldest generation, and those passes were DescribeJobs' p99."""
         seen = self._seen
         with self._seen_lock:
             for job in jobs:
                 seen.pop(job.job_id, None)  # re-inserted at the end: oldest first out
-                seen[job.job_id] = job
+                if not job.status.is_terminal:
+                    seen[job.job_id] = job
             while len(seen) > _SEEN_JOBS:
                 del seen[next(iter(seen))]
 
