@@ -1,5 +1,6 @@
-"""Fair-share scheduling measured over virtual time (SPEC §7.4): the real Dispatcher and
-planner on the memory store with the fake runtime, driven by tests/simulation.py.
+"""Fair-share scheduling measured over virtual time (docs/aws-behaviour.md#fair-share): the
+real Dispatcher and planner on the memory store with the fake runtime, driven by
+tests/simulation.py.
 
 Each test states the figure AWS documents, the tolerance it allows and why.
 """

@@ -953,7 +953,8 @@ def _walk(value: Any) -> Iterator[Any]:
 
 def _shape_errors(shape_name: str, value: dict[str, Any]) -> list[str]:
     report = ParamValidator().validate(value, service_model().shape_for(shape_name))
-    # startedAt is "required" in the model but AWS omits it until the job runs (SPEC §1.4).
+    # startedAt is "required" in the model but AWS omits it until the job runs
+    # (docs/aws-behaviour.md#job-states).
     return [
         line
         for line in report.generate_report().splitlines()

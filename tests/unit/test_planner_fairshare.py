@@ -1,4 +1,5 @@
-"""plan() on fair-share queues and consumable resources, on hand-built snapshots (SPEC §7.4, §7.7).
+"""plan() on fair-share queues and consumable resources, on hand-built snapshots
+(docs/aws-behaviour.md#fair-share, #consumable-resources).
 
 Expected orders and amounts are worked out by hand (or with math.exp) in each test, not with
 the planner's own helpers.

@@ -417,7 +417,8 @@ def no_higher_priority_head_is_skipped(case: Case, result: Plan) -> None:
 
 
 def each_queue_places_a_fifo_prefix(case: Case, result: Plan) -> None:
-    """Head-of-line: a queue places nothing behind a job it left waiting (SPEC §7.3)."""
+    """Head-of-line: a queue places nothing behind a job it left waiting
+    (docs/aws-behaviour.md#queues-and-compute-environments)."""
     started = set(result.starts)
     for queue in case.snapshot.job_queues:
         in_order = sorted(

@@ -145,7 +145,8 @@ def _retry_strategy(strategy: RetryStrategy) -> dict[str, Any]:
 
 
 def status_summary(job: Job) -> dict[str, int]:
-    """Children per status, every one of the seven statuses present (DESIGN.md §4)."""
+    """Children per status, every one of the seven statuses present
+    (docs/aws-behaviour.md#array-jobs)."""
     counts = job.array_status_summary or {}
     return {status.value: int(counts.get(status.value, 0)) for status in ALL_JOB_STATUSES}
 
@@ -159,7 +160,8 @@ def _array_properties(job: Job) -> dict[str, Any] | None:
 
 
 def _timestamps(job: Job, rendered: dict[str, Any]) -> None:
-    # AWS omits startedAt/stoppedAt until they happen; 0 would read as 1970 (SPEC §1.4).
+    # AWS omits startedAt/stoppedAt until they happen; 0 would read as 1970
+    # (docs/aws-behaviour.md#job-states).
     if job.started_at is not None:
         rendered["startedAt"] = job.started_at
     if job.stopped_at is not None:

@@ -13,7 +13,7 @@ from typing import Any
 
 from batchyard.domain.model import Attempt, Job, JobStatus, StopCause
 
-# -- exact AWS strings (SPEC §1.3, §7.6) ---------------------------------------------------------
+# -- exact AWS strings (docs/aws-behaviour.md#status-reasons) -------------------------------------
 DEPENDENT_JOB_FAILED = "Dependent Job failed"
 ARRAY_CHILD_JOB_FAILED = "Array Child Job failed"
 ATTEMPT_TIMEOUT = "Job attempt duration exceeded timeout"
@@ -74,7 +74,7 @@ def replace_job(job: Job, **changes: Any) -> Job:
     return new
 
 
-# -- transitions (SPEC §1.1) ---------------------------------------------------------------------
+# -- transitions (docs/aws-behaviour.md#job-states) -----------------------------------------------
 _S = JobStatus
 
 LEGAL_TRANSITIONS: Mapping[JobStatus, frozenset[JobStatus]] = {
@@ -115,7 +115,7 @@ def is_legal_transition(job: Job, to: JobStatus) -> bool:
     return to in table[job.status]
 
 
-# -- retry (SPEC §3) -----------------------------------------------------------------------------
+# -- retry (docs/aws-behaviour.md#retries) --------------------------------------------------------
 
 
 def glob_matches(pattern: str, value: str) -> bool:
@@ -145,7 +145,7 @@ def should_retry(job: Job, attempt: Attempt) -> bool:
     return True
 
 
-# -- requests (SPEC §1.2) ------------------------------------------------------------------------
+# -- requests (docs/aws-behaviour.md#cancel-and-terminate) ----------------------------------------
 
 
 def request_cancel(job: Job, reason: str) -> Job | None:
@@ -262,7 +262,7 @@ def cancel_unstarted(job: Job, now: int) -> Job | None:
 
 
 def array_parent_outcome(job: Job, now: int) -> Job | None:
-    """An array parent's status from its children's counts (SPEC §2.1)."""
+    """An array parent's status from its children's counts (docs/aws-behaviour.md#array-jobs)."""
     if job.array_size is None or job.status.is_terminal:
         return None
     summary = job.array_status_summary or {}
@@ -339,7 +339,7 @@ def settle_ended_attempt(job: Job) -> Job | None:
         )
     if job.terminate_reason is not None:
         # TerminateJob arrived after the attempt ended but before this decision: terminated
-        # jobs are never retried (SPEC §1.2).
+        # jobs are never retried (docs/aws-behaviour.md#cancel-and-terminate).
         return replace_job(
             job,
             **ended,
@@ -351,7 +351,8 @@ def settle_ended_attempt(job: Job) -> Job | None:
         return replace_job(
             job,
             status=JobStatus.RUNNABLE,
-            run_order=-job.seq,  # a retry goes to the front of its queue (SPEC §3)
+            # A retry goes to the front of its queue (docs/aws-behaviour.md#retries).
+            run_order=-job.seq,
             compute_environment=None,
             stop_cause=None,
             status_reason=attempt.status_reason,

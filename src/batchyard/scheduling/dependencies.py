@@ -26,7 +26,8 @@ def evaluate_waiting(job: Job, dependency_status: Mapping[str, JobStatus], now: 
     if job.status not in (JobStatus.SUBMITTED, JobStatus.PENDING):
         return None
     if lifecycle.requested_stop_reason(job) is not None:
-        # CancelJob on a PENDING job takes effect only once its dependencies completed (§1.2).
+        # CancelJob on a PENDING job takes effect only once its dependencies completed
+        # (docs/aws-behaviour.md#cancel-and-terminate).
         if job.status is JobStatus.SUBMITTED or dependencies_terminal(job, dependency_status):
             return lifecycle.cancel_unstarted(job, now)
         return None
@@ -41,5 +42,5 @@ def evaluate_waiting(job: Job, dependency_status: Mapping[str, JobStatus], now: 
 
 
 def evaluate_array_parent(job: Job, now: int) -> Job | None:
-    """An array parent follows its children's counts (SPEC §2.1)."""
+    """An array parent follows its children's counts (docs/aws-behaviour.md#array-jobs)."""
     return lifecycle.array_parent_outcome(job, now)

@@ -1,4 +1,5 @@
-"""Fair-share arithmetic (SPEC §7.4): decay window, share weights, usage, compute reservation.
+"""Fair-share arithmetic: decay window, share weights, usage, compute reservation
+(docs/aws-behaviour.md#fair-share).
 
 Pure functions of a scheduling policy's `fairsharePolicy` document and of times in epoch ms.
 The planner orders shares with them; the store applies a plan's usage accruals with `decayed`.
@@ -12,7 +13,8 @@ from collections.abc import Collection, Iterable
 from batchyard.domain.model import Document
 
 DEFAULT_DECAY_SECONDS = 600
-"""`shareDecaySeconds: 0` (or absent) means AWS's default minimum window of 600 s (SPEC §13.7)."""
+"""`shareDecaySeconds: 0` (or absent) means AWS's default minimum window of 600 s
+(docs/aws-behaviour.md#fair-share)."""
 
 
 def decay_window_ms(fairshare_policy: Document | None) -> int:

@@ -1,5 +1,6 @@
 """The order in which RUNNABLE work is considered: queues by priority; jobs FIFO by run order,
-or on a fair-share queue share by share, lowest usage first (SPEC §7.1, §7.3, §7.4).
+or on a fair-share queue share by share, lowest usage first (docs/aws-behaviour.md#fair-share,
+#queues-and-compute-environments).
 
 Only ordering lives here; whether a job fits is the planner's call. The planner walks exactly
 the order `front_of_queue` reports, so GetJobQueueSnapshot shows the order jobs start in.
@@ -20,7 +21,8 @@ from batchyard.scheduling.snapshot import Snapshot
 
 
 def dispatch_order(job_queues: Iterable[JobQueue]) -> tuple[JobQueue, ...]:
-    """Queues that may place jobs, highest priority first (SPEC §7.1).
+    """Queues that may place jobs, highest priority first
+    (docs/aws-behaviour.md#queues-and-compute-environments).
 
     Equal priorities are undefined in AWS; the name breaks the tie so a plan is reproducible.
     A DISABLED queue places nothing new.
@@ -138,7 +140,7 @@ def fair_share_order(
     state: FairShare,
     waiting: Callable[[Job], bool] = is_waiting,
 ) -> Iterator[Job]:
-    """Jobs of a fair-share queue in dispatch order (SPEC §7.4).
+    """Jobs of a fair-share queue in dispatch order (docs/aws-behaviour.md#fair-share).
 
     Repeatedly the share with the lowest usage that still has heads gives its next head (ties:
     the share whose next head is earliest in run order); each job counts towards its share's

@@ -300,7 +300,8 @@ def _place_queue(
     jobs: Iterable[Job],
     reservation: _Reservation | None,
 ) -> None:
-    """Place `jobs` in the order given, up to the first that does not fit (SPEC §7.3, §7.4)."""
+    """Place `jobs` in the order given, up to the first that does not fit (head-of-line:
+    docs/aws-behaviour.md#queues-and-compute-environments)."""
     now = round_.now
     known = _compute_environments(round_.snapshot, queue)
     usable = [ce for ce in known if ce.can_place]

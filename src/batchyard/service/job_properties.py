@@ -1,5 +1,6 @@
 """Rules for the job properties RegisterJobDefinition and SubmitJob share: environment, command,
-resource requirements, retry strategy, timeout and tags (SPEC.md §3, §4, §6, §9, §10).
+resource requirements, retry strategy, timeout and tags (docs/aws-behaviour.md: #retries,
+#timeouts, #environment-variables, #overrides-and-resources, #tags, #validation-and-errors).
 """
 
 from __future__ import annotations

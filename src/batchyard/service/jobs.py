@@ -216,7 +216,7 @@ def _array_size(array_properties: Document | None) -> int | None:
 
 def _check_active_shares(ctx: ServiceContext, queue: JobQueue, share_identifier: str) -> None:
     """A queue has at most MAX_ACTIVE_SHARES share identifiers with unfinished jobs; a
-    submission that would add one more is refused (SPEC §7.4)."""
+    submission that would add one more is refused (docs/aws-behaviour.md#fair-share)."""
     # Every active share has a usage row: a queue that has seen fewer cannot be at the limit.
     if ctx.store.seen_share_count(queue.name) < MAX_ACTIVE_SHARES:
         return
@@ -375,7 +375,8 @@ def _timeout_seconds(submitted: Document | None, defined: Document | None) -> in
 
 
 def substitute(command: Iterable[str], values: Mapping[str, str]) -> list[str]:
-    """Replace each whole-argument `Ref::name` with its value (DESIGN.md §4)."""
+    """Replace each whole-argument `Ref::name` with its value
+    (docs/aws-behaviour.md#parameter-substitution)."""
     resolved: list[str] = []
     for argument in command:
         if argument.startswith(_REF_PREFIX):

@@ -2,7 +2,7 @@
 and tags.
 
 One function per API operation, taking snake_case arguments and returning domain objects.
-Validation follows AWS Batch (SPEC.md §7-§10); nothing here knows HTTP or runtimes.
+Validation follows AWS Batch (docs/aws-behaviour.md); nothing here knows HTTP or runtimes.
 """
 
 from __future__ import annotations
