@@ -78,6 +78,14 @@ def build_parser() -> argparse.ArgumentParser:
         "the scheduler and the runtimes. More than 1 helps when clients call faster than "
         "one core answers and the machine has cores to spare",
     )
+    server.add_argument(
+        "--min-free-disk-mb",
+        type=int,
+        default=int(_env("MIN_FREE_DISK_MB", "64") or 64),
+        metavar="MB",
+        help="GET /health reports the disk full when less than this is free for the data "
+        "directory (default 64)",
+    )
     # An API-only process started by the main server process (settings come from it).
     server.add_argument("--internal-api-process", action="store_true", help=argparse.SUPPRESS)
     user_commands.register(commands)
@@ -113,6 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             job_retention_days=args.job_retention_days,
             rate_limits=args.rate_limit,
             api_processes=args.api_processes,
+            min_free_disk_mb=args.min_free_disk_mb,
         )
         try:
             RateLimits.parse(settings.rate_limits)

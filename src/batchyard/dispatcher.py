@@ -14,6 +14,7 @@ from collections.abc import Coroutine, Iterable, Mapping
 from dataclasses import replace
 from typing import Any
 
+from batchyard import health
 from batchyard.domain import lifecycle
 from batchyard.domain.clock import Clock
 from batchyard.domain.model import (
@@ -128,13 +129,16 @@ class Dispatcher:
 
     async def run(self) -> None:
         """Rounds forever: a round whenever something changed or a deadline is due."""
+        reports = health.current()
         while True:
             try:
                 result = await self.step()
-            except Exception:
+            except Exception as error:
                 log.exception("dispatch round failed; retrying")
+                reports.round_failed(error)
                 await asyncio.sleep(0.5)
                 continue
+            reports.round_succeeded()
             if result.updates or self._more_to_evaluate:
                 # Decisions beget decisions (dependents, array parents), and flagged jobs may
                 # remain: go again soon, once the attempts just placed have started and the

@@ -27,7 +27,7 @@ from typing import Any
 import uvicorn
 from starlette.applications import Starlette
 
-from batchyard import wakeup
+from batchyard import health, wakeup
 from batchyard.api import protocol
 from batchyard.api.app import create_app
 from batchyard.api.rate_limits import RateLimits
@@ -66,6 +66,8 @@ class Settings:
     rate_limits: str = ""  # "Operation=requests per second,..."; empty: no limits
     # Processes serving the API; the first also runs the dispatcher, runtimes and retention.
     api_processes: int = 1
+    # GET /health reports the disk full below this much free space for the data directory.
+    min_free_disk_mb: int = 64
 
     @property
     def store_url(self) -> str:
@@ -83,9 +85,19 @@ class Settings:
         return cls(**{**fields, "data_dir": Path(fields["data_dir"])})
 
 
-def open_store(settings: Settings) -> Store:
+def open_store(settings: Settings, *, dispatching: bool = False) -> Store:
+    """The store, with this process's health checks watching its files and data directory."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    return SqlStore(settings.store_url)
+    store = SqlStore(settings.store_url)
+    files = [Path(store.where), Path(f"{store.where}-wal")] if store.is_sqlite else []
+    health.current().watch(
+        data_dir=settings.data_dir,
+        store_files=files,
+        dispatching=dispatching,
+        min_free_bytes=settings.min_free_disk_mb * 1024 * 1024,
+        store_probe=store.probe_write,
+    )
+    return store
 
 
 def _service_context(
@@ -135,7 +147,7 @@ class Service:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.clock = SystemClock()
-        self.store = open_store(settings)
+        self.store = open_store(settings, dispatching=True)
         self.logs = FileLogStore(settings.data_dir / "logs")
         self.runtimes: dict[str, Runtime] = {
             "process": ProcessRuntime(settings.data_dir / "attempts", self.logs, self.clock),

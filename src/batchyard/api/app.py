@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from batchyard import health as server_health
 from batchyard.api import jobs_wire, protocol
 from batchyard.api.group_commit import GroupCommit
 from batchyard.api.jobs_wire import JOB_OPERATIONS, RENDERED_AS_MODELLED
@@ -129,13 +130,24 @@ def create_app(
     is_ready: Callable[[], bool] = lambda: True,
     lifespan: Callable[[Starlette], AbstractAsyncContextManager[None]] | None = None,
     rate_limits: RateLimits | None = None,
+    health: server_health.Health | None = None,
 ) -> Starlette:
     group_commit = GroupCommit(ctx.store)
+    checked = health or server_health.current()
 
-    async def health(request: Request) -> Response:
+    async def health_check(request: Request) -> Response:
         if not is_ready():
             return JSONResponse({"status": "starting"}, status_code=503)
-        return JSONResponse({"status": "ok"})
+        checks = checked.checks()
+        ok = all(check.ok for check in checks)
+        body = {
+            "status": "ok" if ok else "unhealthy",
+            "checks": {
+                check.name: {"status": "ok" if check.ok else "failing", "detail": check.detail}
+                for check in checks
+            },
+        }
+        return JSONResponse(body, status_code=200 if ok else 503)
 
     async def batch_api(request: Request) -> Response:
         # Batch is rest-json and sends no X-Amz-Target; json-1.1 services (Logs) name the call
@@ -187,7 +199,7 @@ def create_app(
     methods = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD"]
     return Starlette(
         routes=[
-            Route("/health", health, methods=["GET"]),
+            Route("/health", health_check, methods=["GET"]),
             Route("/{path:path}", batch_api, methods=methods),
         ],
         lifespan=lifespan,

@@ -30,6 +30,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
 from sqlalchemy.sql.compiler import SQLCompiler
 
+from batchyard import health
 from batchyard.domain.model import (
     ALL_JOB_STATUSES,
     ComputeEnvironment,
@@ -784,6 +785,11 @@ class SqlStore:
                 f"{self.where}.write-lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600
             )
 
+    @property
+    def is_sqlite(self) -> bool:
+        """Whether the database is a SQLite file (`where` is then its path)."""
+        return self._is_sqlite
+
     def _migrate(self) -> None:
         with self._writing() as connection:
             tables = set(sa.inspect(connection).get_table_names())
@@ -818,10 +824,21 @@ class SqlStore:
     def _writing(self) -> Iterator[Connection]:
         # One writer at a time in this process; SQLite allows only one anyway and BEGIN
         # IMMEDIATE makes other processes wait (busy_timeout) instead of failing mid-way.
-        with self._write_lock, self._across_processes(), self._connection(write=True) as connection:
-            connection.execution_options(**{_WRITE_OPTION: True})
-            with connection.begin():
-                yield connection
+        try:
+            with (
+                self._write_lock,
+                self._across_processes(),
+                self._connection(write=True) as connection,
+            ):
+                connection.execution_options(**{_WRITE_OPTION: True})
+                with connection.begin():
+                    yield connection
+        except IntegrityError:
+            raise  # a lost race or a duplicate: the store itself is fine
+        except (SQLAlchemyError, OSError) as error:
+            health.current().store_write_failed(error)
+            raise
+        health.current().store_write_succeeded()
 
     @contextmanager
     def _across_processes(self) -> Iterator[None]:
@@ -871,6 +888,14 @@ class SqlStore:
         held, self._held = self._held, {}
         for connection in held.values():
             connection.close()
+
+    def probe_write(self) -> None:
+        """A write transaction that changes nothing stored, to learn whether writes succeed
+        (GET /health, after a write failed). Raises what a write would."""
+        with self._writing() as connection:
+            connection.execute(
+                _meta.update().where(_meta.c.key == "schema").values(value=_meta.c.value)
+            )
 
     def change_counter(self) -> int:
         with self._reading() as connection:
