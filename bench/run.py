@@ -1,4 +1,4 @@
-"""The benchmark suite's entry point: runs the scenarios of the performance issue, prints one
+"""The benchmark suite's entry point: runs the scenarios of docs/performance.md, prints one
 table and writes the JSON (machine facts, versions, every figure with its baseline and target).
 
     python bench/run.py [--quick|--full] [--only s1,s5,...] [--json PATH] [--profile]
@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     size = parser.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_true", help="smaller sizes, under 3 minutes")
-    size.add_argument("--full", action="store_true", help="the sizes of the issue")
+    size.add_argument("--full", action="store_true", help="the full sizes of docs/performance.md")
     parser.add_argument("--only", default=",".join(SCENARIOS), help="e.g. s1,s5")
     parser.add_argument(
         "--json", type=Path, default=BENCH / "results" / "latest.json", help="results file"

@@ -1,6 +1,7 @@
-"""Scenarios 2-4, the job path on the process runtime, through bench/jobpath.py's scenarios
-(another helper owns that file: this module only calls it): a 10,000-child array, 2,000 jobs
-from 8 boto3 clients, and the latency of sequential jobs on an idle server.
+"""Scenarios 2-4, the job path on the process runtime: bench/jobpath.py drives the jobs, this
+module runs each scenario on its own server and reports its figures against the baselines: a
+10,000-child array, 2,000 jobs from 8 boto3 clients, and the latency of sequential jobs on an
+idle server.
 """
 
 from __future__ import annotations

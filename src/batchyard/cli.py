@@ -66,8 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=_env("RATE_LIMIT", ""),
         metavar="OPERATION=N[,...]",
         help="throttle these operations to N requests per second each (answering "
-        "TooManyRequestsException, HTTP 429); off by default; with several API processes, "
-        "each process admits N per second",
+        "TooManyRequestsException, HTTP 429); off by default; the server as a whole admits N "
+        "per second, however many API processes share the load",
     )
     server.add_argument(
         "--api-processes",

@@ -93,7 +93,7 @@ class ComputeEnvironment:
     state: ResourceState
     status: ResourceStatus
     status_reason: str
-    runtime: str  # process | docker | slurm
+    runtime: str  # process | docker (slurm: a name reserved for a later runtime)
     compute_resources: Document | None = None
     service_role: str | None = None
     unmanagedv_cpus: int | None = None

@@ -1,4 +1,5 @@
-"""SQL Store on SQLAlchemy Core: SQLite by default (WAL), PostgreSQL by URL.
+"""SQL Store on SQLAlchemy Core: SQLite (WAL). PostgreSQL is planned: the dialect branches
+here are written, but no test runs them yet.
 
 Saves and applies only: versions, evaluation flags, array child counts and dependents,
 consumable resources' in-use counts and share usage; no business rules. The schema comes from
