@@ -136,8 +136,8 @@ def _settle_startup() -> None:
     gc.freeze()
     # The store's cache of decoded jobs holds about a million objects that live for minutes:
     # with the default thresholds a full pass over them (~100 ms) would land in the middle of
-    # a request every few seconds (DescribeJobs p99 124 ms against 12 ms, measured in one
-    # run). Collect the young generation less often and the old one rarely.
+    # a request every few seconds. Collect the young generation less often and the old one
+    # rarely (what it buys: docs/performance.md#ledger-of-optimisations).
     gc.set_threshold(*GC_THRESHOLDS)
 
 

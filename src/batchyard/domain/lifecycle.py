@@ -48,7 +48,8 @@ assert not hasattr(Job, "__post_init__"), "replace_job would skip Job.__post_ini
 
 def _copier() -> Callable[[Job], Job]:
     """A function copying every field of a Job, written out field by field as dataclasses
-    writes __init__: a loop over the fields costs twice as much."""
+    writes __init__: a loop over the fields costs twice as much
+    (docs/performance.md#ledger-of-optimisations)."""
     setters = ", ".join(f"_set_{name}=_slots[{name!r}]" for name in _JOB_FIELDS)
     lines = [
         f"def copy_job(job, _new=object.__new__, _Job=_Job, {setters}):",

@@ -578,7 +578,8 @@ def _fetch(
 
     A dispatch round runs small statements; SQLAlchemy's per-execution work (cache keys,
     execution contexts, result metadata) costs more than the database's, so these are
-    compiled once and run on the DBAPI cursor. ids fills an expanding IN parameter.
+    compiled once and run on the DBAPI cursor. ids fills an expanding IN parameter. What it
+    buys and the SQLAlchemy internals it relies on: docs/performance.md#ledger-of-optimisations.
     """
     values = dict(params or {})
     expanding = None
