@@ -32,6 +32,7 @@ from batchyard.domain.model import (
 )
 from batchyard.service import jobs, queue_snapshot, resources
 from batchyard.service.context import ServiceContext
+from batchyard.store.base import JobQuery
 from batchyard.store.memory import MemoryStore
 
 S = JobStatus
@@ -484,9 +485,9 @@ def test_legacy_vcpus_and_memory(ctx: ServiceContext) -> None:
     fractional = submit(
         ctx,
         job_definition="legacy",
-        container_overrides={"resourceRequirements": [{"type": "VCPU", "value": "0.5"}]},
+        container_overrides={"resourceRequirements": [{"type": "VCPU", "value": "1.5"}]},
     )
-    assert fractional.resources.vcpus == 0.5
+    assert fractional.resources.vcpus == 1.5
 
 
 def test_default_resources(ctx: ServiceContext) -> None:
@@ -502,6 +503,57 @@ def test_invalid_resource_override_is_rejected(ctx: ServiceContext) -> None:
         "VCPU",
         "lots",
     )
+
+
+def test_definition_stored_with_hostile_values_cannot_submit(ctx: ServiceContext) -> None:
+    """A definition stored before values were parsed strictly: SubmitJob refuses it cleanly
+    (a ClientException, nothing stored) instead of storing a job no one can schedule."""
+    for name, kind, value in (("huge", "MEMORY", "1e308"), ("nan", "VCPU", "nan")):
+        define(
+            ctx,
+            name,
+            container_properties={
+                "image": "busybox",
+                "resourceRequirements": [{"type": kind, "value": value}],
+            },
+        )
+        rejected(lambda n=name: submit(ctx, job_definition=n), kind, repr(value))
+    assert ctx.store.list_jobs(JobQuery(job_queue="q", status=S.SUBMITTED, limit=10)) == []
+
+
+def test_node_overrides_are_checked(ctx: ServiceContext) -> None:
+    define(
+        ctx,
+        "mnp",
+        type="multinode",
+        node_properties={
+            "numNodes": 2,
+            "mainNode": 0,
+            "nodeRangeProperties": [{"targetNodes": "0:", "container": {"image": "busybox"}}],
+        },
+    )
+    for overrides, fragment in (
+        ({"numNodes": 0}, "numNodes"),
+        ({"numNodes": 1001}, "numNodes"),
+        ({"nodePropertyOverrides": [{"targetNodes": "0:1_0"}]}, "targetNodes"),
+        ({"nodePropertyOverrides": [{"targetNodes": "\u0661"}]}, "targetNodes"),
+        (
+            {
+                "nodePropertyOverrides": [
+                    {
+                        "targetNodes": "0:",
+                        "containerOverrides": {
+                            "resourceRequirements": [{"type": "VCPU", "value": "inf"}]
+                        },
+                    }
+                ]
+            },
+            "VCPU",
+        ),
+    ):
+        rejected(lambda o=overrides: submit(ctx, job_definition="mnp", node_overrides=o), fragment)
+    job = submit(ctx, job_definition="mnp", node_overrides={"numNodes": 3})
+    assert job.extra["nodeProperties"]["numNodes"] == 3
 
 
 def test_retry_strategy_replaces_definition(ctx: ServiceContext) -> None:

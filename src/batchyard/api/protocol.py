@@ -20,10 +20,14 @@ import orjson
 from botocore.model import ListShape, MapShape, OperationModel, ServiceModel, Shape, StructureShape
 
 from batchyard.domain.errors import BatchError, ClientException, InvalidParameterException
+from batchyard.domain.numerals import INT32_MAX, INT32_MIN, INT64_MAX, INT64_MIN
 
 MAX_REPORTED_ERRORS = 10
 # Enums AWS documents as case-insensitive ("values aren't case sensitive").
 CASE_INSENSITIVE_ENUMS = frozenset({"RetryAction"})
+# What botocore's integer shapes hold at AWS (Java Integer and Long); nothing wider reaches
+# the service, and so nothing the store (signed 64-bit) cannot hold.
+INTEGER_WIDTHS = {"integer": (INT32_MIN, INT32_MAX), "long": (INT64_MIN, INT64_MAX)}
 
 
 @cache
@@ -61,7 +65,7 @@ def _compile(request_uri: str) -> re.Pattern[str]:
                 regex += f"(?P<{name}>[^/]+)"
         else:
             regex += re.escape(part)
-    return re.compile(f"^{regex}/?$")
+    return re.compile(f"{regex}/?")
 
 
 @cache
@@ -82,7 +86,7 @@ def find_operation(method: str, raw_path: str) -> tuple[OperationModel, dict[str
     for route in routes():
         if route.method != method:
             continue
-        match = route.pattern.match(path)
+        match = route.pattern.fullmatch(path)
         if match is not None:
             return route.operation, {k: unquote(v) for k, v in match.groupdict().items()}
     return None
@@ -166,8 +170,11 @@ class _Validator:
         elif kind == "string":
             self._string(shape, value, path)
         elif kind in ("integer", "long"):
+            low, high = INTEGER_WIDTHS[kind]
             if isinstance(value, bool) or not isinstance(value, int):
                 self.fail(path, value, "Member must be an integer")
+            elif not low <= value <= high:
+                self.fail(path, value, f"Member must have value between {low} and {high}")
             else:
                 self._range(shape, value, path)
         elif kind in ("double", "float"):

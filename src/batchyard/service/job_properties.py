@@ -1,6 +1,6 @@
 """Rules for the job properties RegisterJobDefinition and SubmitJob share: environment, command,
-resource requirements, retry strategy, timeout and tags (docs/aws-behaviour.md: #retries,
-#timeouts, #environment-variables, #overrides-and-resources, #tags, #validation-and-errors).
+retry strategy, timeout and tags (docs/aws-behaviour.md: #retries, #timeouts,
+#environment-variables, #overrides-and-resources, #tags, #validation-and-errors).
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ MAX_TAGS = 50
 RESERVED_ENVIRONMENT_PREFIX = "AWS_BATCH"
 
 # AWS's own patterns for EvaluateOnExit (API reference): only a trailing `*` is a wildcard.
-_EXIT_CODE_PATTERN = re.compile(r"^[0-9]*\*?$")
-_REASON_PATTERN = re.compile(r"^[a-zA-Z0-9.:\s]*\*?$")
+_EXIT_CODE_PATTERN = re.compile(r"[0-9]*\*?")
+_REASON_PATTERN = re.compile(r"[a-zA-Z0-9.:\s]*\*?")
 
 
 def invalid(text: str) -> ClientException:
@@ -54,29 +54,6 @@ def check_environment(environment: Iterable[Document] | None, where: str = "the 
 def check_command(command: Sequence[str], where: str) -> None:
     if any(argument == "" for argument in command):
         raise invalid(f"{where}.command must not contain empty strings.")
-
-
-def check_resource_requirements(requirements: Sequence[Document] | None, where: str) -> None:
-    seen: set[str] = set()
-    for requirement in requirements or ():
-        kind, value = requirement.get("type"), requirement.get("value", "")
-        if kind in seen:
-            raise invalid(f"resourceRequirements in {where} lists {kind} twice.")
-        seen.add(str(kind))
-        try:
-            number = float(value)
-        except ValueError:
-            raise invalid(
-                f"resourceRequirements {kind} value {value!r} in {where} is not a number."
-            ) from None
-        if kind == "VCPU" and number <= 0:
-            raise invalid(f"VCPU must be greater than 0 in {where}; got {value}.")
-        if kind == "MEMORY" and (number < 4 or number != int(number)):
-            raise invalid(
-                f"MEMORY must be an integer number of MiB of at least 4 in {where}; got {value}."
-            )
-        if kind == "GPU" and (number < 0 or number != int(number)):
-            raise invalid(f"GPU must be a non-negative integer in {where}; got {value}.")
 
 
 def check_retry_strategy(document: Document | None) -> RetryStrategy | None:
@@ -112,7 +89,7 @@ def check_retry_strategy(document: Document | None) -> RetryStrategy | None:
         ):
             value = condition.get(key)
             if value is not None and (
-                not 1 <= len(value) <= MAX_EVALUATE_PATTERN or not pattern.match(value)
+                not 1 <= len(value) <= MAX_EVALUATE_PATTERN or not pattern.fullmatch(value)
             ):
                 raise invalid("Evaluate on exit condition contains restricted characters")
         evaluate.append(

@@ -28,6 +28,7 @@ from batchyard.domain.model import (
     Resources,
     RetryStrategy,
 )
+from batchyard.domain.numerals import NumeralError, parse_integer
 from batchyard.service import references
 from batchyard.service.context import ServiceContext
 from batchyard.service.job_properties import (
@@ -39,10 +40,24 @@ from batchyard.service.job_properties import (
     invalid,
 )
 from batchyard.service.pagination import decode_token, encode_token
-from batchyard.service.resources import consumable_requirements, find_consumable_resource
+from batchyard.service.resource_requirements import (
+    EC2,
+    Requested,
+    check_platform,
+    combined,
+    container_requested,
+    platform_of,
+    requested,
+    requirement_values,
+)
+from batchyard.service.resources import (
+    consumable_requirements,
+    find_consumable_resource,
+    node_range,
+)
 from batchyard.store.base import ConsumableJobQuery, JobMutation, JobQuery
 
-JOB_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
+JOB_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
 MIN_ARRAY_SIZE = 2
 MAX_ARRAY_SIZE = 10_000
 MAX_DEPENDENCIES = 20
@@ -56,8 +71,7 @@ LIST_JOBS_DEFAULT_RESULTS = 100
 LIST_JOBS_MAX_RESULTS = 1000
 LIST_JOBS_MAX_FILTERED_RESULTS = 100
 LIST_JOBS_BY_CONSUMABLE_RESOURCE_MAX_RESULTS = 100
-DEFAULT_VCPUS = 1.0
-DEFAULT_MEMORY_MIB = 2048
+MAX_NUM_NODES = 1000
 
 
 _REF_PREFIX = "Ref::"
@@ -102,7 +116,7 @@ def build_submission(
 ) -> list[Job]:
     """Validate a submission and build the jobs to store: the job, or an array parent first
     and then its children. Stores nothing (the API groups the writes of several SubmitJobs)."""
-    if not JOB_NAME_PATTERN.match(job_name):
+    if not JOB_NAME_PATTERN.fullmatch(job_name):
         raise invalid("Job name should match valid pattern")
     queue = references.job_queue(ctx, job_queue)
     if not queue.accepts_jobs:
@@ -131,11 +145,13 @@ def build_submission(
         else "consumableResourceProperties",
     )
     _check_node_consumable_overrides(ctx, node_overrides)
+    _check_node_property_overrides(node_overrides)
 
     values = {**definition.parameters, **(parameters or {})}
     container, resources, extra = _resolve_workload(
         definition,
         values,
+        platform=platform_of(definition.platform_capabilities),
         container_overrides=container_overrides,
         node_overrides=node_overrides,
         ecs_properties_override=ecs_properties_override,
@@ -266,6 +282,20 @@ def _check_node_consumable_overrides(ctx: ServiceContext, node_overrides: Docume
             override.get("consumableResourcePropertiesOverride"),
             f"nodeOverrides.nodePropertyOverrides[{position}].consumableResourcePropertiesOverride",
         )
+
+
+def _check_node_property_overrides(node_overrides: Document | None) -> None:
+    """Node-range container overrides are kept with the job (a multi-node job runs as its main
+    node here), so they are checked as they would be applied: strict node ranges and
+    resource values, on EC2 (multi-node jobs do not run on Fargate)."""
+    for position, override in enumerate((node_overrides or {}).get("nodePropertyOverrides") or ()):
+        where = f"nodeOverrides.nodePropertyOverrides[{position}]"
+        target_nodes = override.get("targetNodes")
+        # The job's node count is settled later; any index a job may have is allowed here.
+        node_range(str(target_nodes), MAX_NUM_NODES)
+        container = override.get("containerOverrides")
+        if container is not None:
+            container_requested(container, EC2, f"{where}.containerOverrides")
 
 
 # -- dependencies -------------------------------------------------------------------------------
@@ -418,6 +448,8 @@ def _override_container(
             base.get("environment") or (), overrides["environment"], "name"
         )
     if overrides.get("resourceRequirements") is not None:
+        # Parsed before the merge, which would hide a type listed twice.
+        requirement_values(overrides["resourceRequirements"], where)
         container["resourceRequirements"] = _merge_by(
             base.get("resourceRequirements") or (), overrides["resourceRequirements"], "type"
         )
@@ -430,43 +462,10 @@ def _override_container(
     return container
 
 
-def _number(value: Any, kind: str) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError) as exc:
-        raise invalid(f"Resource requirement {kind} value {value!r} is not a number.") from exc
-    if number < 0 or (kind != "GPU" and number == 0):
-        raise invalid(f"Resource requirement {kind} value {value!r} is out of range.")
-    return number
-
-
-def container_resources(container: Document) -> Resources:
-    """What a resolved container needs: resourceRequirements, else legacy fields, else defaults."""
-    required = {r.get("type"): r.get("value") for r in container.get("resourceRequirements") or ()}
-    if "VCPU" in required:
-        vcpus = _number(required["VCPU"], "VCPU")
-    elif container.get("vcpus") is not None:
-        vcpus = _number(container["vcpus"], "VCPU")
-    else:
-        vcpus = DEFAULT_VCPUS
-    if "MEMORY" in required:
-        memory = int(_number(required["MEMORY"], "MEMORY"))
-    elif container.get("memory") is not None:
-        memory = int(_number(container["memory"], "MEMORY"))
-    else:
-        memory = DEFAULT_MEMORY_MIB
-    gpus = int(_number(required["GPU"], "GPU")) if "GPU" in required else 0
-    return Resources(vcpus=vcpus, memory_mib=memory, gpus=gpus)
-
-
 def _covers(target_nodes: str, index: int, num_nodes: int) -> bool:
-    start, sep, end = target_nodes.partition(":")
     try:
-        if not sep:
-            return int(start) == index
-        low = int(start) if start else 0
-        high = int(end) if end else num_nodes - 1
-    except ValueError:
+        low, high = node_range(target_nodes, num_nodes)
+    except ClientException:
         return False
     return low <= index <= high
 
@@ -475,6 +474,7 @@ def _resolve_workload(
     definition: JobDefinition,
     values: Mapping[str, str],
     *,
+    platform: str,
     container_overrides: Document | None,
     node_overrides: Document | None,
     ecs_properties_override: Document | None,
@@ -494,11 +494,14 @@ def _resolve_workload(
         container = _override_container(
             definition.container_properties, container_overrides, values, "containerOverrides"
         )
-        return container, container_resources(container), extra
+        needs = container_requested(container, platform, "containerOverrides")
+        return container, needs.resources(), extra
     if definition.node_properties is not None:
         return _resolve_multinode(definition.node_properties, node_overrides, values, extra)
     if definition.ecs_properties is not None:
-        return _resolve_ecs(definition.ecs_properties, ecs_properties_override, values, extra)
+        return _resolve_ecs(
+            definition.ecs_properties, ecs_properties_override, values, extra, platform
+        )
     if definition.eks_properties is not None:
         # EKS pods do not run here yet; kept whole so DescribeJobs shows what was asked.
         extra["eksProperties"] = definition.eks_properties
@@ -517,18 +520,23 @@ def _resolve_multinode(
     if node_overrides is not None:
         extra["nodeOverrides"] = node_overrides
         if node_overrides.get("numNodes") is not None:
-            num_nodes = int(node_overrides["numNodes"])
+            num_nodes = node_overrides["numNodes"]
     main_node = int(node_properties.get("mainNode") or 0)
+    if not main_node < num_nodes <= MAX_NUM_NODES:
+        raise invalid(
+            f"nodeOverrides.numNodes must be greater than the main node index ({main_node}) "
+            f"and at most {MAX_NUM_NODES}; got {num_nodes}."
+        )
     ranges = []
     container: dict[str, Any] = {}
-    for node_range in node_properties.get("nodeRangeProperties") or ():
-        resolved = dict(node_range)
-        if node_range.get("container") is not None:
+    for range_properties in node_properties.get("nodeRangeProperties") or ():
+        resolved = dict(range_properties)
+        if range_properties.get("container") is not None:
             resolved["container"] = _override_container(
-                node_range["container"], None, values, "nodeRangeProperties.container"
+                range_properties["container"], None, values, "nodeRangeProperties.container"
             )
             if not container and _covers(
-                str(node_range.get("targetNodes", "")), main_node, num_nodes
+                str(range_properties.get("targetNodes", "")), main_node, num_nodes
             ):
                 container = resolved["container"]
         ranges.append(resolved)
@@ -537,7 +545,11 @@ def _resolve_multinode(
         "numNodes": num_nodes,
         "nodeRangeProperties": ranges,
     }
-    resources = container_resources(container) if container else Resources()
+    resources = (
+        container_requested(container, EC2, "nodeRangeProperties.container").resources()
+        if container
+        else Resources()
+    )
     return container, resources, extra
 
 
@@ -546,12 +558,14 @@ def _resolve_ecs(
     override: Document | None,
     values: Mapping[str, str],
     extra: dict[str, Any],
+    platform: str,
 ) -> tuple[dict[str, Any], Resources, dict[str, Any]]:
     if override is not None:
         extra["ecsPropertiesOverride"] = override
     task_overrides = (override or {}).get("taskProperties") or ()
     tasks = []
     vcpus, memory, gpus = 0.0, 0, 0
+    stated: list[Requested] = []
     for position, task in enumerate(ecs_properties.get("taskProperties") or ()):
         by_name: dict[Any, Document] = {}
         if position < len(task_overrides):
@@ -564,10 +578,13 @@ def _resolve_ecs(
                 values,
                 "ecsPropertiesOverride.taskProperties.containers",
             )
-            needs = container_resources(resolved)
+            container_needs = requested(resolved, f"container {container.get('name')}")
+            stated.append(container_needs)
+            needs = container_needs.resources()
             vcpus, memory, gpus = vcpus + needs.vcpus, memory + needs.memory_mib, gpus + needs.gpus
             containers.append(resolved)
         tasks.append({**task, "containers": containers})
+    check_platform(combined(stated), platform, "ecsProperties.taskProperties")
     extra["ecsProperties"] = {**ecs_properties, "taskProperties": tasks}
     resources = Resources(vcpus=vcpus, memory_mib=memory, gpus=gpus) if tasks else Resources()
     # A multi-container job's top-level container is empty (BM:JobDetail.container).
@@ -731,8 +748,8 @@ def _filter_criteria(ctx: ServiceContext, document: Document) -> dict[str, Any]:
         return {"job_definition_name": value}
     if name in ("BEFORE_CREATED_AT", "AFTER_CREATED_AT"):
         try:
-            moment = int(value)
-        except ValueError as exc:
+            moment = parse_integer(value)
+        except NumeralError as exc:
             raise invalid(f"Filter {name} value {value} is not epoch milliseconds.") from exc
         key = "created_before" if name == "BEFORE_CREATED_AT" else "created_after"
         return {key: moment}

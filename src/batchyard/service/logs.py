@@ -18,6 +18,7 @@ from typing import Any
 from batchyard.domain import lifecycle
 from batchyard.domain.errors import InvalidParameterException, ResourceNotFoundException
 from batchyard.domain.model import Identity, Job
+from batchyard.domain.numerals import INT64_MAX
 from batchyard.logs import EVENT_OVERHEAD_BYTES, LogEvent, LogStore, StreamInfo
 from batchyard.service.context import ServiceContext
 
@@ -30,7 +31,7 @@ DAY_MS = 86_400_000
 
 _READ_CHUNK = 1000
 _TOKEN_DIGITS = 56  # CloudWatch's event tokens: "f/" or "b/" and 56 digits
-_EVENT_TOKEN = re.compile(r"^([fb])/(\d{1,56})$")
+_EVENT_TOKEN = re.compile(r"([fb])/([0-9]{1,56})")
 _GROUP_NOT_FOUND = "The specified log group does not exist."
 _STREAM_NOT_FOUND = "The specified log stream does not exist."
 _INVALID_TOKEN = "The specified nextToken is invalid."
@@ -139,8 +140,8 @@ def _event_token(direction: str, position: int) -> str:
 
 
 def _parse_event_token(token: str) -> tuple[str, int]:
-    match = _EVENT_TOKEN.match(token)
-    if match is None:
+    match = _EVENT_TOKEN.fullmatch(token)
+    if match is None or int(match.group(2)) > INT64_MAX:
         raise InvalidParameterException(_INVALID_TOKEN)
     return match.group(1), int(match.group(2))
 

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import Any, TypeVar
 
 from batchyard.domain.errors import ClientException
+from batchyard.domain.numerals import INT64_MAX, INT64_MIN
 
 T = TypeVar("T")
 
@@ -23,9 +24,13 @@ def decode_token(token: str | None) -> Any:
         return None
     try:
         padded = token + "=" * (-len(token) % 4)
-        return json.loads(base64.urlsafe_b64decode(padded.encode()))["p"]
+        position = json.loads(base64.urlsafe_b64decode(padded.encode()))["p"]
     except (ValueError, KeyError, TypeError) as exc:
         raise ClientException(f"Invalid nextToken: {token!r}") from exc
+    # A forged position past 64 bits would reach the store's queries.
+    if isinstance(position, int) and not INT64_MIN <= position <= INT64_MAX:
+        raise ClientException(f"Invalid nextToken: {token!r}")
+    return position
 
 
 def page(

@@ -6,14 +6,15 @@ import re
 
 from batchyard.domain.errors import ClientException
 from batchyard.domain.model import ComputeEnvironment, JobDefinition, JobQueue, SchedulingPolicy
+from batchyard.domain.numerals import INT32_MAX, NumeralError, parse_integer
 from batchyard.service.context import ServiceContext
 
-_ARN = re.compile(r"^arn:aws[a-z-]*:batch:[^:]*:[^:]*:(?P<kind>[a-z-]+)/(?P<rest>.+)$")
+_ARN = re.compile(r"arn:aws[a-z-]*:batch:[^:]*:[^:]*:(?P<kind>[a-z-]+)/(?P<rest>.+)")
 
 
 def name_from_reference(reference: str, kind: str) -> str:
     """The name in `name` or `arn:aws:batch:<region>:<account>:<kind>/<name>`."""
-    match = _ARN.match(reference)
+    match = _ARN.fullmatch(reference)
     if match is None:
         return reference
     if match["kind"] != kind:
@@ -48,9 +49,13 @@ def split_job_definition(reference: str) -> tuple[str, int | None]:
     name, sep, revision = body.partition(":")
     if not sep:
         return name, None
-    if not revision.isdigit():
-        raise ClientException(f"JobDefinition {reference} is not a valid job definition reference.")
-    return name, int(revision)
+    try:
+        # Revisions count from 1 (a Java Integer at AWS).
+        return name, parse_integer(revision, 1, INT32_MAX)
+    except NumeralError:
+        raise ClientException(
+            f"JobDefinition {reference} is not a valid job definition reference."
+        ) from None
 
 
 def job_definition(ctx: ServiceContext, reference: str) -> JobDefinition:

@@ -31,16 +31,25 @@ from batchyard.domain.model import (
     ResourceStatus,
     SchedulingPolicy,
 )
+from batchyard.domain.numerals import INT64_MAX, NumeralError, parse_integer
 from batchyard.service import references
 from batchyard.service.context import ServiceContext
 from batchyard.service.job_properties import (
     check_environment,
-    check_resource_requirements,
     check_retry_strategy,
     check_tags,
     check_timeout,
 )
 from batchyard.service.pagination import decode_token, encode_token, page
+from batchyard.service.resource_requirements import (
+    EC2,
+    FARGATE,
+    check_platform,
+    combined,
+    container_requested,
+    platform_of,
+    requested,
+)
 from batchyard.store.base import ConflictError, Store
 
 RUNTIME_TAG = "batchyard:runtime"
@@ -60,13 +69,14 @@ TIME_LIMIT_REASONS = (
     "MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT",
     "MISCONFIGURATION:EC2_INSTANCE_CONFIGURATION_UNSUPPORTED",
 )
-_NAME = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
-_SHARE_IDENTIFIER = re.compile(r"^[A-Za-z0-9]{1,255}\*?$")
-_USER = re.compile(r"^([a-z0-9_][a-z0-9_-]{0,30})$")
+# Matched whole (fullmatch): with match(), `$` also matches before a final "\n".
+_NAME = re.compile(r"[A-Za-z0-9_-]{1,128}")
+_SHARE_IDENTIFIER = re.compile(r"[A-Za-z0-9]{1,255}\*?")
+_USER = re.compile(r"[a-z0-9_][a-z0-9_-]{0,30}")
 
 
 def _check_name(name: str, what: str) -> None:
-    if not _NAME.match(name):
+    if not _NAME.fullmatch(name):
         raise ClientException(
             f"{what} name {name!r} is invalid: up to 128 letters (uppercase and lowercase), "
             "numbers, hyphens, and underscores are allowed."
@@ -490,25 +500,21 @@ def describe_job_queues(
 # -- job definitions ---------------------------------------------------------------------
 
 
-def _check_container_properties(props: Document) -> None:
+def _check_container_properties(props: Document, platform: str, where: str) -> None:
     if not props.get("image"):
-        raise ClientException("containerProperties.image is required.")
-    check_environment(props.get("environment"), "containerProperties")
-    check_resource_requirements(props.get("resourceRequirements"), "containerProperties")
+        raise ClientException(f"{where}.image is required.")
+    check_environment(props.get("environment"), where)
     kinds = {r.get("type") for r in props.get("resourceRequirements") or ()}
     if "VCPU" in kinds and props.get("vcpus") is not None:
         raise ClientException("Specify vCPUs in resourceRequirements or vcpus, not both.")
     if "MEMORY" in kinds and props.get("memory") is not None:
         raise ClientException("Specify memory in resourceRequirements or memory, not both.")
-    if props.get("vcpus") is not None and props["vcpus"] < 1:
-        raise ClientException("vcpus must be at least 1.")
-    if props.get("memory") is not None and props["memory"] < 4:
-        raise ClientException("memory must be at least 4 MiB.")
+    container_requested(props, platform, where)
     command = props.get("command")
     if command is not None and any(part == "" for part in command):
-        raise ClientException("containerProperties.command must not contain empty strings.")
+        raise ClientException(f"{where}.command must not contain empty strings.")
     user = props.get("user")
-    if user is not None and not _USER.match(user):
+    if user is not None and not _USER.fullmatch(user):
         raise ClientException(f"User '{user}' does not match regex")
 
 
@@ -523,29 +529,35 @@ def _check_node_properties(props: Document) -> None:
     if not 1 <= len(ranges) <= 5:
         raise ClientException("nodeProperties.nodeRangeProperties must have 1 to 5 entries.")
     covered: set[int] = set()
-    for entry in ranges:
-        start_text, sep, end_text = entry["targetNodes"].partition(":")
-        try:
-            start = int(start_text) if start_text else 0
-            end = int(end_text) if end_text else num_nodes - 1
-            if not sep:
-                end = start
-        except ValueError:
-            raise ClientException(
-                f"targetNodes {entry['targetNodes']!r} is not a node range."
-            ) from None
-        if not 0 <= start <= end < num_nodes:
-            raise ClientException(
-                f"targetNodes {entry['targetNodes']!r} is outside 0..{num_nodes - 1}."
-            )
+    for position, entry in enumerate(ranges):
+        start, end = node_range(entry["targetNodes"], num_nodes)
         covered.update(range(start, end + 1))
         if entry.get("container") is not None:
-            _check_container_properties(entry["container"])
+            # Multi-node parallel jobs run on EC2 only (Fargate was refused above).
+            _check_container_properties(
+                entry["container"], EC2, f"nodeRangeProperties[{position}].container"
+            )
     if len(covered) != num_nodes:
         raise ClientException("nodeRangeProperties must cover every node from 0 to numNodes-1.")
 
 
-def _check_ecs_properties(props: Document) -> None:
+def node_range(target_nodes: str, num_nodes: int) -> tuple[int, int]:
+    """(first, last) node of a targetNodes range `n`, `n:m`, `:m`, `n:` or `:` among
+    num_nodes nodes; a ClientException unless both ends are node indexes in order."""
+    start_text, sep, end_text = target_nodes.partition(":")
+    try:
+        start = parse_integer(start_text) if start_text else 0
+        end = parse_integer(end_text) if end_text else num_nodes - 1
+    except NumeralError:
+        raise ClientException(f"targetNodes {target_nodes!r} is not a node range.") from None
+    if not sep:
+        end = start
+    if not 0 <= start <= end < num_nodes:
+        raise ClientException(f"targetNodes {target_nodes!r} is outside 0..{num_nodes - 1}.")
+    return start, end
+
+
+def _check_ecs_properties(props: Document, platform: str) -> None:
     tasks = props["taskProperties"]
     if len(tasks) != 1:
         raise ClientException("ecsProperties.taskProperties must have exactly one task.")
@@ -554,11 +566,13 @@ def _check_ecs_properties(props: Document) -> None:
         raise ClientException("A task must have between 1 and 10 containers.")
     if not any(c.get("essential", True) for c in containers):
         raise ClientException("At least one container of a task must be essential.")
+    needs = []
     for container in containers:
-        check_environment(container.get("environment"), f"container {container.get('name')}")
-        check_resource_requirements(
-            container.get("resourceRequirements"), f"container {container.get('name')}"
-        )
+        where = f"container {container.get('name')}"
+        check_environment(container.get("environment"), where)
+        needs.append(requested(container, where))
+    # A task is sized by what its containers need together (Fargate's pairs apply to the sum).
+    check_platform(combined(needs), platform, "ecsProperties.taskProperties")
 
 
 def register_job_definition(
@@ -608,16 +622,17 @@ def register_job_definition(
     elif type == "multinode":
         if given != ["nodeProperties"]:
             raise ClientException("A multinode job definition needs nodeProperties only.")
-        if "FARGATE" in (platform_capabilities or ()):
+        if FARGATE in (platform_capabilities or ()):
             raise ClientException("Multi-node parallel jobs are not supported on Fargate.")
     else:
         raise ClientException(f"Job definition type must be container or multinode; got {type!r}.")
+    platform = platform_of(platform_capabilities or ())
     if container_properties is not None:
-        _check_container_properties(container_properties)
+        _check_container_properties(container_properties, platform, "containerProperties")
     if node_properties is not None:
         _check_node_properties(node_properties)
     if ecs_properties is not None:
-        _check_ecs_properties(ecs_properties)
+        _check_ecs_properties(ecs_properties, platform)
     consumable_requirements(ctx, consumable_resource_properties, "consumableResourceProperties")
     for position, node_range in enumerate((node_properties or {}).get("nodeRangeProperties") or ()):
         consumable_requirements(
@@ -730,7 +745,7 @@ def _check_fairshare_policy(policy: Document | None) -> None:
     identifiers: list[str] = []
     for share in shares:
         identifier = share["shareIdentifier"]
-        if not _SHARE_IDENTIFIER.match(identifier):
+        if not _SHARE_IDENTIFIER.fullmatch(identifier):
             raise ClientException(
                 f"shareIdentifier {identifier!r} is invalid: up to 255 letters and numbers, "
                 "optionally ending with *."
@@ -1024,6 +1039,11 @@ def update_consumable_resource(
             total = quantity
         elif action == "ADD":
             total = current.total_quantity + quantity
+            if total > INT64_MAX:
+                raise ClientException(
+                    f"Cannot add {quantity} to consumable resource {current.name}: its "
+                    f"totalQuantity ({current.total_quantity}) would exceed {INT64_MAX}."
+                )
         else:
             total = current.total_quantity - quantity
             if total < 0:
@@ -1108,14 +1128,14 @@ def _client_tokens(store: Store) -> _ClientTokens:
 # -- tags --------------------------------------------------------------------------------
 
 _TAGGABLE = re.compile(
-    r"^arn:aws[a-z-]*:batch:[^:]*:[^:]*:"
+    r"arn:aws[a-z-]*:batch:[^:]*:[^:]*:"
     r"(?P<kind>compute-environment|job-queue|job-definition|scheduling-policy|consumable-resource"
-    r"|job)/(?P<rest>.+)$"
+    r"|job)/(?P<rest>.+)"
 )
 
 
 def _tag_target(ctx: ServiceContext, resource_arn: str) -> tuple[str, Any]:
-    match = _TAGGABLE.match(resource_arn)
+    match = _TAGGABLE.fullmatch(resource_arn)
     if match is None:
         raise ClientException(f"{resource_arn} is not the ARN of a taggable AWS Batch resource.")
     kind, rest = match["kind"], match["rest"]
