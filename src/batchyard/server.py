@@ -30,6 +30,7 @@ from starlette.applications import Starlette
 from batchyard import health, wakeup
 from batchyard.api import protocol
 from batchyard.api.app import create_app
+from batchyard.api.limits import uvicorn_options
 from batchyard.api.rate_limits import RateLimits
 from batchyard.dispatcher import Dispatcher
 from batchyard.domain.model import Identity
@@ -254,6 +255,7 @@ def serve(settings: Settings) -> None:
             log_level=settings.log_level,
             access_log=False,
             lifespan="on",
+            **uvicorn_options(),
         )
         _Server(config).run()
         return
@@ -264,7 +266,11 @@ def serve(settings: Settings) -> None:
         settings, listening, service.rate_limits.shared_fd if service.rate_limits else None
     )
     config = uvicorn.Config(
-        service.app, log_level=settings.log_level, access_log=False, lifespan="on"
+        service.app,
+        log_level=settings.log_level,
+        access_log=False,
+        lifespan="on",
+        **uvicorn_options(),
     )
     _Server(config).run(sockets=[listening])
 
@@ -498,7 +504,11 @@ def serve_api_process() -> None:
     notifier = wakeup.Notifier(socket.socket(fileno=int(spec["channel_fd"])))
     process = ApiProcess(settings, int(spec["number"]), notifier, spec.get("rate_limits_fd"))
     config = uvicorn.Config(
-        process.app, log_level=settings.log_level, access_log=False, lifespan="on"
+        process.app,
+        log_level=settings.log_level,
+        access_log=False,
+        lifespan="on",
+        **uvicorn_options(),
     )
     process.server = _Server(config)
     process.server.run(sockets=[listening])

@@ -15,12 +15,13 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from batchyard import health as server_health
-from batchyard.api import jobs_wire, protocol
+from batchyard.api import jobs_wire, limits, protocol
 from batchyard.api.group_commit import GroupCommit
 from batchyard.api.jobs_wire import JOB_OPERATIONS, RENDERED_AS_MODELLED
 from batchyard.api.logs_wire import LOGS_OPERATIONS
@@ -105,7 +106,8 @@ async def _logs_api(
             raise ThrottlingException("Rate exceeded")
         if request.method != "POST":
             raise InvalidParameterException(f"{operation.name} is called with POST.")
-        params = protocol.parse_json_input(await request.body())
+        body = await limits.read_body(request, operation.name, InvalidParameterException)
+        params = protocol.parse_json_input(body)
         protocol.validate_input(operation, params, InvalidParameterException)
         # Reading a stream is file I/O of up to 1 MB a page: keep it off the event loop.
         result = await run_in_threadpool(handler, ctx, params)
@@ -171,7 +173,7 @@ def create_app(
                 raise NotImplementedOperation(operation.name)
             if rate_limits is not None and not rate_limits.admit(operation.name):
                 raise TooManyRequestsException("Too Many Requests")
-            body = await request.body()
+            body = await limits.read_body(request, operation.name, ClientException)
             params = protocol.parse_input(
                 operation, labels, request.url.query, request.headers, body
             )
@@ -203,4 +205,5 @@ def create_app(
             Route("/{path:path}", batch_api, methods=methods),
         ],
         lifespan=lifespan,
+        middleware=[Middleware(limits.CloseUnreadBodies)],
     )
