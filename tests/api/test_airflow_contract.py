@@ -249,8 +249,12 @@ def test_rate_limit_bucket_refills_at_its_rate() -> None:
 
 
 @pytest.mark.parametrize(
-    "text", ["DescribeJobs", "DescribeJobs=x", "DescribeJobs=0", "DescribeJobs=nan", "Nope=1"]
-)
+    "text",
+    [
+        "DescribeJobs", "DescribeJobs=x", "DescribeJobs=0", "DescribeJobs=nan",
+        "DescribeJobs=inf", "DescribeJobs=1e3", "DescribeJobs=1_0", "Nope=1",
+    ],
+)  # fmt: skip
 def test_rate_limit_parse_rejects(text: str) -> None:
     with pytest.raises(ValueError, match=r"rate limit"):
         RateLimits.parse(text)

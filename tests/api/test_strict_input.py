@@ -144,6 +144,23 @@ def test_ecs_properties_containers_are_checked(batch: Any) -> None:
     assert ecs("0.25", "0.25", platform="FARGATE")["revision"] == 1
 
 
+def test_eks_pod_quantities_are_checked(batch: Any) -> None:
+    def eks(**quantities: dict[str, str]) -> Any:
+        return batch.register_job_definition(
+            jobDefinitionName=unique("jd"),
+            type="container",
+            eksProperties={
+                "podProperties": {"containers": [{"image": "busybox", "resources": quantities}]}
+            },
+        )
+
+    refused(lambda: eks(limits={"cpu": "nan"}), "cpu", "'nan'")
+    refused(lambda: eks(limits={"cpu": "0.1"}), "cpu", "multiple of 0.25")
+    refused(lambda: eks(requests={"memory": "1e308Mi"}), "memory", "Mi suffix")
+    refused(lambda: eks(limits={"memory": "2048Mi"}, requests={"memory": "1024Mi"}), "equal")
+    assert eks(limits={"cpu": "1", "memory": "2048Mi"}, requests={"cpu": "250m"})["revision"] == 1
+
+
 # -- SubmitJob overrides ------------------------------------------------------------------------
 
 

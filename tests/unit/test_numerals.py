@@ -4,6 +4,7 @@ resource values built on it (service/resource_requirements.py)."""
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -21,6 +22,7 @@ from batchyard.service.resource_requirements import (
     EC2,
     FARGATE,
     FARGATE_MEMORY_MIB,
+    check_eks_pod,
     container_requested,
     platform_of,
 )
@@ -176,3 +178,42 @@ def test_platform_of_capabilities() -> None:
     assert platform_of(("EC2",)) == EC2
     assert platform_of(("FARGATE",)) == FARGATE
     assert platform_of(("MANAGED_INSTANCES",)) == EC2
+
+
+# -- EKS pods ---------------------------------------------------------------------------------
+
+
+def pod(limits: dict[str, str] | None = None, requests: dict[str, str] | None = None) -> Any:
+    resources = {k: v for k, v in (("limits", limits), ("requests", requests)) if v is not None}
+    return {"containers": [{"image": "busybox", "resources": resources}]}
+
+
+def eks_refused(document: Any, *words: str) -> None:
+    with pytest.raises(ClientException) as caught:
+        check_eks_pod(document, "eksProperties.podProperties")
+    for word in words:
+        assert word in caught.value.message, caught.value.message
+
+
+@pytest.mark.parametrize("cpu", ["inf", "nan", "0.3", "0", "1_0", "\u0661", " 1", "100m", "1e3"])
+def test_eks_cpu_must_be_a_multiple_of_a_quarter(cpu: str) -> None:
+    eks_refused(pod(limits={"cpu": cpu}), "cpu")
+
+
+@pytest.mark.parametrize("memory", ["2048", "2048Gi", "1e308Mi", "nanMi", "2Mi", "10.5Mi"])
+def test_eks_memory_must_be_whole_mib(memory: str) -> None:
+    eks_refused(pod(requests={"memory": memory}), "memory")
+
+
+def test_eks_limits_and_requests_must_agree() -> None:
+    eks_refused(pod({"memory": "2048Mi"}, {"memory": "1024Mi"}), "memory", "equal")
+    eks_refused(pod({"cpu": "1"}, {"cpu": "2"}), "cpu limits")
+    eks_refused(pod({"nvidia.com/gpu": "1"}, {"nvidia.com/gpu": "2"}), "nvidia.com/gpu")
+    eks_refused(pod({"nvidia.com/gpu": "0.5"}), "nvidia.com/gpu")
+
+
+def test_eks_values_aws_allows() -> None:
+    check_eks_pod(pod({"cpu": "2", "memory": "2048Mi"}, {"cpu": "500m", "memory": "2048Mi"}), "p")
+    check_eks_pod(pod({"nvidia.com/gpu": "1", "ephemeral-storage": "1Gi"}), "p")
+    check_eks_pod({"initContainers": [{"image": "busybox"}]}, "p")
+    check_eks_pod(None, "p")

@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from batchyard.api.jobs_wire import JOB_OPERATIONS
 from batchyard.api.logs_wire import LOGS_OPERATIONS
 from batchyard.api.resources_wire import RESOURCE_OPERATIONS
+from batchyard.domain.numerals import NumeralError, parse_decimal
 
 _BUCKET_BYTES = 16  # two doubles: tokens, and the monotonic time they were counted at
 
@@ -52,8 +53,8 @@ class RateLimits:
         for item in filter(None, (part.strip() for part in text.split(","))):
             name, sep, value = item.partition("=")
             try:
-                rates[name.strip()] = float(value)
-            except ValueError:
+                rates[name.strip()] = float(parse_decimal(value.strip()))
+            except NumeralError:
                 sep = ""
             if not sep:
                 raise ValueError(f"rate limit {item!r} is not OPERATION=REQUESTS_PER_SECOND")

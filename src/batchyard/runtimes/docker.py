@@ -82,7 +82,7 @@ _CATCH_UP_TAIL = 256  # frames re-read at exit to find any a followed stream mis
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
 _DEVICE_PERMISSIONS = (("READ", "r"), ("WRITE", "w"), ("MKNOD", "m"))
-_NVIDIA_DEVICE = re.compile(r"^nvidia\d+$")
+_NVIDIA_DEVICE = re.compile(r"nvidia[0-9]+")
 
 
 class CannotRun(Exception):
@@ -927,7 +927,7 @@ class DockerRuntime:
         gpus = 0
         if "nvidia" in (info.get("Runtimes") or {}):
             with contextlib.suppress(OSError):
-                gpus = sum(1 for name in os.listdir("/dev") if _NVIDIA_DEVICE.match(name))
+                gpus = sum(1 for name in os.listdir("/dev") if _NVIDIA_DEVICE.fullmatch(name))
         self._host_gpus = gpus
         cpus = self._host_cpus = float(info.get("NCPU") or os.cpu_count() or 1)
         vcpus = self._max_vcpus if self._max_vcpus is not None else cpus

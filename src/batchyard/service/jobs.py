@@ -43,6 +43,7 @@ from batchyard.service.pagination import decode_token, encode_token
 from batchyard.service.resource_requirements import (
     EC2,
     Requested,
+    check_eks_pod,
     check_platform,
     combined,
     container_requested,
@@ -506,6 +507,10 @@ def _resolve_workload(
         # EKS pods do not run here yet; kept whole so DescribeJobs shows what was asked.
         extra["eksProperties"] = definition.eks_properties
         if eks_properties_override is not None:
+            check_eks_pod(
+                eks_properties_override.get("podProperties"),
+                "eksPropertiesOverride.podProperties",
+            )
             extra["eksPropertiesOverride"] = eks_properties_override
     return {}, Resources(), extra
 

@@ -299,13 +299,20 @@ def _decode_token(token: str) -> Any:
 _SortKey = tuple[int, str, int]  # (timestamp, stream, index): the interleaved order of events
 
 
+def _token_int(value: object) -> int:
+    """An integer a token holds: JSON numbers we wrote, not text or floats a forger chose."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{value!r} is not an integer")
+    return value
+
+
 def _filter_position(token: str) -> tuple[bool, _SortKey]:
     """(from head, the key of the last event returned) of a FilterLogEvents token."""
     decoded = _decode_token(token)
     try:
         head, (timestamp, stream, index) = decoded["h"], decoded["k"]
         if isinstance(head, bool) and isinstance(stream, str):
-            return head, (int(timestamp), stream, int(index))
+            return head, (_token_int(timestamp), stream, _token_int(index))
     except (KeyError, TypeError, ValueError):
         pass
     raise InvalidParameterException(_INVALID_TOKEN)
@@ -417,7 +424,7 @@ def describe_log_streams(
         decoded = _decode_token(next_token)
         try:
             if (decoded["o"], decoded["d"]) == (order, down):
-                after = (int(decoded["k"][0]), str(decoded["k"][1]))
+                after = (_token_int(decoded["k"][0]), str(decoded["k"][1]))
         except (KeyError, TypeError, ValueError, IndexError):
             pass
         if after is None:

@@ -11,7 +11,7 @@ fits the store. docs/validation.md states the rules for users.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -204,3 +204,78 @@ def container_requested(container: Document, platform: str, where: str) -> Reque
     needs = requested(container, where)
     check_platform(needs, platform, where)
     return needs
+
+
+# -- EKS pods: Kubernetes resource quantities ------------------------------------------------
+
+EKS_CPU_STEP = Decimal("0.25")
+_MILLI = Decimal("0.001")
+
+
+def _eks_cpu(value: object, where: str) -> Decimal:
+    text = value if isinstance(value, str) else ""
+    try:
+        # Kubernetes also writes CPUs in thousandths ("500m").
+        cpus = parse_decimal(text[:-1]) * _MILLI if text.endswith("m") else parse_decimal(value)
+    except NumeralError:
+        raise invalid(f"cpu {value!r} in {where} is not a number of CPUs.") from None
+    if not Decimal(0) < cpus <= MAX_VCPUS or cpus % EKS_CPU_STEP:
+        raise invalid(
+            f"cpu in {where} must be a multiple of {EKS_CPU_STEP}, greater than 0 and at most "
+            f"{MAX_VCPUS}; got {value}."
+        )
+    return cpus
+
+
+def _eks_memory(value: object, where: str) -> int:
+    text = value if isinstance(value, str) else ""
+    try:
+        if not text.endswith("Mi"):
+            raise NumeralError("has no Mi suffix")
+        mib = parse_decimal(text[:-2])
+    except NumeralError:
+        raise invalid(
+            f"memory {value!r} in {where} must be a whole number of MiB with an Mi suffix "
+            "(for example 2048Mi)."
+        ) from None
+    return _whole("memory", mib, MIN_MEMORY_MIB, MAX_MEMORY_MIB, " of MiB", where)
+
+
+def _eks_gpus(value: object, where: str) -> int:
+    try:
+        gpus = parse_decimal(value)
+    except NumeralError:
+        raise invalid(f"nvidia.com/gpu {value!r} in {where} is not a number.") from None
+    return _whole("nvidia.com/gpu", gpus, 0, MAX_GPUS, "", where)
+
+
+_EKS_QUANTITIES: Mapping[str, Callable[[object, str], Decimal | int]] = {
+    "cpu": _eks_cpu,
+    "memory": _eks_memory,
+    "nvidia.com/gpu": _eks_gpus,
+}
+
+
+def check_eks_pod(pod: Document | None, where: str) -> None:
+    """The resources of each container (and init container) of an EKS pod: cpu a multiple of
+    0.25, memory whole MiB with an Mi suffix (at least 4), nvidia.com/gpu a whole number;
+    where limits and requests both name one, memory and GPUs equal, cpu limits at least the
+    request (API reference, EksContainerResourceRequirements). Other names are Kubernetes'."""
+    for key in ("containers", "initContainers"):
+        for position, container in enumerate((pod or {}).get(key) or ()):
+            resources = container.get("resources") or {}
+            at = f"{where}.{key}[{position}].resources"
+            parsed: dict[str, dict[str, Decimal | int]] = {}
+            for side in ("limits", "requests"):
+                quantities = resources.get(side) or {}
+                parsed[side] = {
+                    name: read(quantities[name], f"{at}.{side}")
+                    for name, read in _EKS_QUANTITIES.items()
+                    if name in quantities
+                }
+            limits, requests = parsed["limits"], parsed["requests"]
+            for name in ("memory", "nvidia.com/gpu"):
+                if name in limits and name in requests and limits[name] != requests[name]:
+                    raise invalid(f"{name} limits and requests in {at} must be equal.")
+            if "cpu" in limits and "cpu" in requests and limits["cpu"] < requests["cpu"]:
+                raise invalid(f"cpu limits in {at} must be at least the cpu requests.")

@@ -44,6 +44,7 @@ from batchyard.service.pagination import decode_token, encode_token, page
 from batchyard.service.resource_requirements import (
     EC2,
     FARGATE,
+    check_eks_pod,
     check_platform,
     combined,
     container_requested,
@@ -633,6 +634,8 @@ def register_job_definition(
         _check_node_properties(node_properties)
     if ecs_properties is not None:
         _check_ecs_properties(ecs_properties, platform)
+    if eks_properties is not None:
+        check_eks_pod(eks_properties.get("podProperties"), "eksProperties.podProperties")
     consumable_requirements(ctx, consumable_resource_properties, "consumableResourceProperties")
     for position, node_range in enumerate((node_properties or {}).get("nodeRangeProperties") or ()):
         consumable_requirements(
