@@ -5,6 +5,7 @@ groups, recovery after a restart. What only the docker runtime does: test_docker
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
 import os
 import signal
@@ -84,9 +85,18 @@ class Harness:
     runtime: Runtime
     events: list[RuntimeEvent]
     exit_with: Callable[[int], tuple[str, ...]]
+    exit_after_a_second: Callable[[int], tuple[str, ...]]
     run_forever: tuple[str, ...]
     cannot_start: tuple[str, ...]
     until: Callable[[Callable[[], bool]], Awaitable[None]]
+    # A server restart: closes the runtime and opens one over the same host (work directory,
+    # Docker owner, fake host), reporting to the same events.
+    reopened: Callable[[], Runtime]
+
+    async def restart(self) -> None:
+        await self.runtime.close()
+        self.runtime = self.reopened()
+        await self.runtime.open(self.events.append)
 
     def of(self, task_id: str) -> list[RuntimeEvent]:
         return [e for e in self.events if e.task_id == task_id]
@@ -118,31 +128,37 @@ def with_runtime(
     async def main() -> T:
         events: list[RuntimeEvent] = []
         if kind == "process":
-            runtime: Runtime = ProcessRuntime(
-                tmp_path / "work", FileLogStore(tmp_path / "logs"), WallClock()
-            )
+
+            def process_runtime() -> Runtime:
+                logs = FileLogStore(tmp_path / "logs")
+                return ProcessRuntime(tmp_path / "work", logs, WallClock())
+
             harness = Harness(
-                runtime=runtime,
+                runtime=process_runtime(),
                 events=events,
                 exit_with=lambda code: ("sh", "-c", f"exit {code}"),
+                exit_after_a_second=lambda code: ("sh", "-c", f"sleep 1; exit {code}"),
                 run_forever=("sleep", "300"),
                 cannot_start=("no-such-command-anywhere",),
                 until=poll,
+                reopened=process_runtime,
             )
         elif kind == "docker":
-            runtime = DockerRuntime(
-                FileLogStore(tmp_path / "logs"),
-                WallClock(),
-                owner=f"contract-{uuid.uuid4().hex}",
-                network_mode="none",
-            )
+            owner = f"contract-{uuid.uuid4().hex}"
+
+            def docker_runtime() -> Runtime:
+                logs = FileLogStore(tmp_path / "logs")
+                return DockerRuntime(logs, WallClock(), owner=owner, network_mode="none")
+
             harness = Harness(
-                runtime=runtime,
+                runtime=docker_runtime(),
                 events=events,
                 exit_with=lambda code: ("sh", "-c", f"exit {code}"),
+                exit_after_a_second=lambda code: ("sh", "-c", f"sleep 1; exit {code}"),
                 run_forever=RUN_FOREVER,
                 cannot_start=("no-such-command-anywhere",),
                 until=poll,
+                reopened=docker_runtime,
             )
         else:
             clock = VirtualClock()
@@ -160,9 +176,11 @@ def with_runtime(
                 runtime=fake,
                 events=events,
                 exit_with=lambda code: ("fake", "exit", str(code), "after", "250"),
+                exit_after_a_second=lambda code: ("fake", "exit", str(code), "after", "1000"),
                 run_forever=("fake", "run-forever"),
                 cannot_start=("fake", "fail-to-start", "CannotStartContainerError: scripted"),
                 until=advance,
+                reopened=lambda: fake,  # attempts live on the fake host across close/open
             )
         await harness.runtime.open(events.append)
         try:
@@ -259,7 +277,9 @@ def test_attempts_run_side_by_side_and_report_their_own_exits(kind: str, tmp_pat
     with_runtime(kind, tmp_path, scenario)
 
 
-def test_recover_without_a_handle_reports_host_lost(kind: str, tmp_path: Path) -> None:
+def test_recover_of_an_attempt_that_never_started_reports_host_lost(
+    kind: str, tmp_path: Path
+) -> None:
     async def scenario(h: Harness) -> None:
         ref = AttemptRef("job-9", uuid.uuid4().hex, GROUP, "render/default/x", None)
         await h.runtime.recover([ref])
@@ -268,6 +288,47 @@ def test_recover_without_a_handle_reports_host_lost(kind: str, tmp_path: Path) -
         assert isinstance(lost, AttemptExited)
         assert (lost.job_id, lost.exit_code, lost.status_reason) == ("job-9", None, HOST_LOST)
         assert lost.status_reason.startswith("Host EC2 (instance ")
+
+    with_runtime(kind, tmp_path, scenario)
+
+
+def test_recover_finds_by_task_id_an_attempt_whose_handle_was_never_recorded(
+    kind: str, tmp_path: Path
+) -> None:
+    # The server died after the runtime started these attempts but before the store recorded
+    # their starts: the store hands them back with no handle. They must be found (a retry
+    # beside a live attempt would run the job twice at once) and end with their real exits.
+    async def scenario(h: Harness) -> None:
+        ending = a_spec(h.exit_after_a_second(3), job_id="job-ending")
+        running = a_spec(h.run_forever, job_id="job-running")
+        for spec in (ending, running):
+            await h.runtime.start(spec)
+        await h.until(lambda: h.has_started(ending.task_id) and h.has_started(running.task_id))
+        await h.restart()
+        h.events.clear()
+
+        refs = [
+            AttemptRef(spec.job_id, spec.task_id, GROUP, spec.log_stream_name, None)
+            for spec in (ending, running)
+        ]
+        await h.runtime.recover(refs)
+        exited = await h.exited(ending.task_id)
+
+        assert (exited.job_id, exited.exit_code, exited.status_reason) == (
+            "job-ending",
+            3,
+            ESSENTIAL_CONTAINER_EXITED,
+        )
+        started = h.of(ending.task_id)[0]
+        assert isinstance(started, AttemptStarted)  # reported again, now with a handle
+        assert started.runtime_handle
+        assert started.started_at <= exited.stopped_at
+        [still_running] = h.of(running.task_id)
+        assert isinstance(still_running, AttemptStarted)
+        assert still_running.runtime_handle
+
+        await h.runtime.stop(running.job_id, running.task_id, grace_seconds=10)
+        assert (await h.exited(running.task_id)).exit_code == 143
 
     with_runtime(kind, tmp_path, scenario)
 
@@ -449,7 +510,7 @@ def process_state(pid: int) -> str | None:
     """The pid's state letter, None once it is gone (zombies count as gone)."""
     try:
         data = Path(f"/proc/{pid}/stat").read_bytes()
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):  # gone between open and read
         return None
     state = data[data.rindex(b")") + 2 :].split()[0].decode()
     return None if state in ("Z", "X") else state
@@ -784,6 +845,76 @@ def test_recover_removes_attempt_directories_no_attempt_owns(tmp_path: Path) -> 
     asyncio.run(main())
 
 
+def test_recover_finds_an_attempt_that_ended_before_its_start_was_stored(tmp_path: Path) -> None:
+    async def main() -> None:
+        first = await open_host(tmp_path, stores_exits=False)
+        spec = a_spec(("sh", "-c", "echo ran; exit 0"))
+        await first.run(spec)
+        await first.runtime.close()  # the server died before storing the start or the exit
+
+        second = await open_host(tmp_path)
+        try:
+            ref = AttemptRef(spec.job_id, spec.task_id, GROUP, spec.log_stream_name, None)
+            await second.runtime.recover([ref])
+            started, exited = [e for e in second.events if e.task_id == spec.task_id]
+        finally:
+            await second.runtime.close()
+
+        assert isinstance(started, AttemptStarted)
+        assert json.loads(started.runtime_handle)["dir"].endswith(spec.task_id)
+        assert isinstance(exited, AttemptExited)
+        assert (exited.exit_code, exited.status_reason) == (0, ESSENTIAL_CONTAINER_EXITED)
+        assert second.messages(spec) == ["ran"]
+
+    asyncio.run(main())
+
+
+def waits_for_a_lock(pid: int) -> bool:
+    """Whether `pid` is blocked waiting for a file lock (/proc/locks marks waiters "->")."""
+    for line in Path("/proc/locks").read_text().splitlines():
+        fields = line.split()
+        if len(fields) > 5 and fields[1] == "->" and fields[5] == str(pid):
+            return True
+    return False
+
+
+def test_a_launcher_whose_server_is_gone_starts_nothing_more(tmp_path: Path) -> None:
+    # Start requests the launcher read but had not carried out when its server died: the next
+    # server's recovery finds no record of them and calls them lost (the job may retry), so
+    # they must never run.
+    async def main() -> None:
+        first = await open_host(tmp_path)
+        probe = a_spec(("sh", "-c", "echo $PPID"))
+        assert (await first.run(probe)).exit_code == 0
+        launcher = int(first.messages(probe)[0])
+        marker = tmp_path / "ran"
+        spec = a_spec(("sh", "-c", f"touch {marker}"))
+        lock = os.open(first.work_dir / ".launch.lock", os.O_RDWR)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # the launcher reads the request, then waits
+            await first.runtime.start(spec)
+            await poll(lambda: waits_for_a_lock(launcher))
+            await first.runtime.close()  # the server is gone
+        finally:
+            os.close(lock)
+
+        second = await open_host(tmp_path)
+        try:
+            ref = AttemptRef(spec.job_id, spec.task_id, GROUP, spec.log_stream_name, None)
+            await second.runtime.recover([ref])
+            [lost] = second.events
+            await poll(lambda: process_state(launcher) is None)  # it has done all it will do
+        finally:
+            await second.runtime.close()
+
+        assert isinstance(lost, AttemptExited)
+        assert (lost.task_id, lost.exit_code, lost.status_reason) == (spec.task_id, None, HOST_LOST)
+        assert not marker.exists()
+        assert not (second.work_dir / spec.task_id).exists()
+
+    asyncio.run(main())
+
+
 def test_recover_keeps_the_directory_of_an_exit_reported_but_not_stored(tmp_path: Path) -> None:
     async def main() -> None:
         first = await open_host(tmp_path, stores_exits=False)
@@ -803,7 +934,7 @@ def test_recover_keeps_the_directory_of_an_exit_reported_but_not_stored(tmp_path
             # sent before it has been carried out.
             assert (await second.run(a_spec(("true",)))).exit_code == 0
             exit_code = second.work_dir / f"{spec.task_id}.exit_code"
-            assert exit_code.read_text().strip() == "3"
+            assert exit_code.read_text().splitlines()[0].strip() == "3"
         finally:
             await second.runtime.close()
 

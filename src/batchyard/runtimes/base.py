@@ -41,7 +41,9 @@ class AttemptRef:
     task_id: str
     log_group: str
     log_stream_name: str
-    runtime_handle: str | None  # None: the server died before the runtime reported a start
+    # None: the server died before it stored the start (the attempt may still have started:
+    # the runtime finds it by task_id, which is fixed before the attempt is launched).
+    runtime_handle: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +115,14 @@ class Runtime(Protocol):
 
     async def recover(self, attempts: Sequence[AttemptRef]) -> None:
         """After a restart: re-attach to attempts still running (and report their exit later);
-        report AttemptExited with status_reason HOST_LOST for any that cannot be found."""
+        report AttemptExited with status_reason HOST_LOST for any that cannot be found.
+
+        An attempt is looked up by its task id, with or without a runtime handle: one that
+        started but whose start was never stored is found and reported AttemptStarted (then
+        its exit, with its real exit code, if it ended meanwhile), never called lost while
+        it may run, which would start a retry beside it. HOST_LOST only once the runtime knows
+        the attempt is not running and will not start (no earlier server's launch is still
+        under way)."""
         ...
 
     async def close(self) -> None:

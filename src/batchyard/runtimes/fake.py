@@ -73,6 +73,7 @@ class _Running:
     spec: AttemptSpec
     ending: _Ending | None
     due: int | None
+    started_at: int
 
 
 class FakeRuntime:
@@ -114,7 +115,7 @@ class FakeRuntime:
             )
             return
         due = None if ending is None else now + delay
-        self._running[spec.task_id] = _Running(spec, ending, due)
+        self._running[spec.task_id] = _Running(spec, ending, due, now)
         if due is not None:
             heapq.heappush(self._due, (due, next(self._order), spec.task_id))
         self._emit(AttemptStarted(spec.job_id, spec.task_id, now, f"fake:{spec.task_id}"))
@@ -137,9 +138,12 @@ class FakeRuntime:
     async def recover(self, attempts: Sequence[AttemptRef]) -> None:
         self._require_open()
         for ref in attempts:
-            if ref.task_id in self._running and ref.runtime_handle == f"fake:{ref.task_id}":
+            running = self._running.get(ref.task_id)
+            if running is not None:  # found by its task id, whether or not a handle was stored
+                if ref.runtime_handle is None:
+                    handle = f"fake:{ref.task_id}"
+                    self._emit(AttemptStarted(ref.job_id, ref.task_id, running.started_at, handle))
                 continue
-            self._running.pop(ref.task_id, None)
             self._emit(
                 AttemptExited(
                     ref.job_id,

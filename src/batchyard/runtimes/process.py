@@ -38,15 +38,21 @@ from batchyard.runtimes.base import (
     deliver,
     host_lost,
 )
+from batchyard.runtimes.launch_records import (
+    BLANK_RECORD,
+    EXIT_CODE,
+    LAUNCH_LOCK,
+    read_exit_code,
+    read_launch_record,
+    wait_for_earlier_launches,
+)
 
 log = logging.getLogger(__name__)
 
 _DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # Beside (not inside) the attempt directory, which stays the job's own, empty at start.
 _OUTPUT = ".output"
-_EXIT_CODE = ".exit_code"
-_NO_EXIT_CODE = b"   \n"  # an exit code is written over it in place: "%3d\n"
-_LAUNCHER_ARGS = (_OUTPUT, _EXIT_CODE, _NO_EXIT_CODE.decode())
+_LAUNCHER_ARGS = (_OUTPUT, EXIT_CODE, BLANK_RECORD.decode())
 _TASK_ID = re.compile("[0-9a-f]{32}")  # an attempt directory's name (lifecycle.new_task_id)
 _SPARE = ".spare"  # under the work directory: the launcher's pool of empty attempt directories
 
@@ -67,27 +73,33 @@ LAUNCHER_EXITED = "the process launcher exited"
 
 
 def _launcher_main() -> None:
-    """Spawn attempts on request (JSON lines on stdin) in their directories, reap them, record
-    each exit code in <dir>.exit_code before reaping, and report on stdout. Directories come
-    from a pool of spares, and go back to it on a release request once the server has stored
-    the exit: on some disks creating and removing inodes costs milliseconds, renaming them
-    microseconds, and this process, not the server's, pays for it.
+    """Spawn attempts on request (JSON lines on stdin) in their directories, record each
+    attempt's pid and start time, then its exit code before reaping it, in <dir>.exit_code
+    (launch_records.py), and report on stdout. Attempts start only under the launch lock and
+    while the server is there to hear of them. Directories come from a pool of spares, and go
+    back to it on a release request once the server has stored the exit: on some disks
+    creating and removing inodes costs milliseconds, renaming them microseconds, and this
+    process, not the server's, pays for it.
     Exits once stdin is closed and its attempts have ended, so attempts outlive the server."""
     import contextlib
+    import fcntl
     import itertools
     import json
     import os
     import queue
+    import select
     import selectors
     import shutil
     import signal
     import stat
     import sys
     import threading
+    import time
 
     output_suffix, exit_code_suffix = sys.argv[1], sys.argv[2]
-    no_exit_code = sys.argv[3].encode()
-    spare_dir = sys.argv[4]
+    blank_record = sys.argv[3].encode()
+    spare_dir, launch_lock_path = sys.argv[4], sys.argv[5]
+    launch_offset = blank_record.index(b"\n") + 1  # the launch line, after the exit code's
     spare_high = 64  # spares kept at most; the rest of what comes back is removed
     os.chdir("/")
     for ignored in (signal.SIGINT, signal.SIGHUP):  # the terminal's, meant for the server
@@ -107,6 +119,10 @@ def _launcher_main() -> None:
     signal.set_wakeup_fd(wake_w)
     signal.signal(signal.SIGCHLD, lambda signo, frame: None)
     os.set_blocking(1, False)
+    # Registered for no event: poll() still reports POLLERR once the server's end is closed.
+    server_end = select.poll()
+    server_end.register(1, 0)
+    launch_lock = os.open(launch_lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     selector = selectors.DefaultSelector()
     selector.register(0, selectors.EVENT_READ)
     selector.register(wake_r, selectors.EVENT_READ)
@@ -118,6 +134,12 @@ def _launcher_main() -> None:
     names = itertools.count()
     spares: list[str] = []
     fresh_mode: list[int] = []  # a new directory's mode under this process's umask
+
+    def server_there() -> bool:
+        if not state["server_gone"] and server_end.poll(0):
+            state["server_gone"] = True
+            out.clear()
+        return not state["server_gone"]
 
     def reply(message: dict[str, Any]) -> None:
         if not state["server_gone"]:
@@ -173,7 +195,7 @@ def _launcher_main() -> None:
         os.close(os.open(directory + output_suffix, flags, 0o644))
         fd = os.open(directory + exit_code_suffix, flags, 0o644)
         try:
-            os.write(fd, no_exit_code)
+            os.write(fd, blank_record)
         finally:
             os.close(fd)
 
@@ -206,7 +228,7 @@ def _launcher_main() -> None:
                 os.truncate(directory + output_suffix, 0)
                 fd = os.open(directory + exit_code_suffix, os.O_WRONLY)
                 try:
-                    os.pwrite(fd, no_exit_code, 0)
+                    os.pwrite(fd, blank_record, 0)
                 finally:
                     os.close(fd)
                 spare = spare_name()
@@ -236,9 +258,16 @@ def _launcher_main() -> None:
         task_id, directory, argv = request["id"], request["dir"], request["argv"]
         try:
             prepare(directory)
+            record = os.open(directory + exit_code_suffix, os.O_WRONLY | os.O_CLOEXEC)
         except OSError as error:
             reply({"id": task_id, "error": f"preparing {directory}: {error}"})
             return
+        try:
+            spawn(task_id, directory, argv, request["env"], record)
+        finally:
+            os.close(record)
+
+    def spawn(task_id: str, directory: str, argv: list[str], env: Any, record: int) -> None:
         try:
             fd = os.open(directory + output_suffix, os.O_WRONLY | os.O_CLOEXEC)
             try:
@@ -246,7 +275,7 @@ def _launcher_main() -> None:
                 pid = os.posix_spawn(
                     argv[0],
                     argv,
-                    request["env"],
+                    env,
                     file_actions=[
                         (os.POSIX_SPAWN_DUP2, devnull, 0),
                         (os.POSIX_SPAWN_DUP2, fd, 1),
@@ -267,6 +296,15 @@ def _launcher_main() -> None:
         with open(f"/proc/{pid}/stat", "rb") as proc_stat:
             data = proc_stat.read()
         start_ticks = int(data[data.rindex(b")") + 2 :].split()[19])
+        launched = b"%d %d %d" % (pid, start_ticks, time.time_ns() // 1_000_000)
+        try:  # in place, within the blank line: recovery finds the attempt by this
+            os.pwrite(record, launched, launch_offset)
+        except OSError as error:  # unrecorded, a restart could not find it: it must not run
+            with contextlib.suppress(OSError):
+                os.killpg(pid, signal.SIGKILL)
+            reply({"id": task_id, "error": f"recording the start: {error.strerror or error}"})
+            release(directory)
+            return
         attempts[pid] = (task_id, directory)
         reply({"id": task_id, "pid": pid, "start": start_ticks})
 
@@ -314,15 +352,23 @@ def _launcher_main() -> None:
                     spares.clear()
                     continue
                 *lines, pending = (pending + data).split(b"\n")
-                for line in lines:
-                    request = json.loads(line)
-                    if "release" in request:
-                        release(request["release"])
-                        continue
-                    run(request)
-                    # Attempts started by earlier requests may have ended meanwhile: report
-                    # their exits now (reap flushes), not after the whole batch of requests.
-                    reap()
+                # A restarted server's recovery takes this lock once, when its predecessor
+                # (ours) is gone: every attempt we start is recorded before it looks, or not
+                # started at all, so it never declares lost what runs and starts it again.
+                fcntl.flock(launch_lock, fcntl.LOCK_EX)
+                try:
+                    starting = server_there()
+                    for line in lines:
+                        request = json.loads(line)
+                        if "release" in request:
+                            release(request["release"])
+                        elif starting:
+                            run(request)
+                            # Attempts started by earlier requests may have ended meanwhile:
+                            # report their exits now (reap flushes), not after the whole batch.
+                            reap()
+                finally:
+                    fcntl.flock(launch_lock, fcntl.LOCK_UN)
             elif key.fd == wake_r:
                 try:
                     while os.read(wake_r, 4096):
@@ -348,7 +394,7 @@ class _Launcher:
         loop: asyncio.AbstractEventLoop,
         on_message: Callable[[dict[str, Any]], None],
         on_gone: Callable[[_Launcher], None],
-        spare_dir: str,
+        work_dir: str,
     ) -> None:
         self._loop = loop
         self._on_message = on_message
@@ -356,10 +402,11 @@ class _Launcher:
         request_r, self._request_w = os.pipe()
         self._reply_r, reply_w = os.pipe()
         source = _launcher_source()
+        dirs = (os.path.join(work_dir, _SPARE), os.path.join(work_dir, LAUNCH_LOCK))
         try:
             self.pid = os.posix_spawn(
                 sys.executable,
-                [sys.executable, "-I", "-S", "-c", source, *_LAUNCHER_ARGS, spare_dir],
+                [sys.executable, "-I", "-S", "-c", source, *_LAUNCHER_ARGS, *dirs],
                 {"PATH": os.environ.get("PATH", _DEFAULT_PATH)},
                 file_actions=[
                     (os.POSIX_SPAWN_DUP2, request_r, 0),
@@ -501,16 +548,8 @@ def _signal_group(pid: int, signo: int) -> None:
         os.killpg(pid, signo)
 
 
-def _read_exit_code(directory: str) -> int | None:
-    try:
-        with open(directory + _EXIT_CODE, "rb") as f:
-            return int(f.read().strip())
-    except (OSError, ValueError):
-        return None
-
-
 def _remove_attempt_files(directory: str) -> None:
-    for suffix in (_OUTPUT, _EXIT_CODE):
+    for suffix in (_OUTPUT, EXIT_CODE):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(directory + suffix)
     try:
@@ -553,6 +592,11 @@ def _resolve(command: Sequence[str], search_path: str, cache: dict[tuple[str, st
     return found
 
 
+def _handle(pid: int, start_ticks: int, directory: str) -> str:
+    handle = {"pid": pid, "startTime": start_ticks, "dir": directory}
+    return json.dumps(handle, separators=(",", ":"))
+
+
 def _parse_handle(handle: str | None) -> tuple[int, int, str] | None:
     if handle is None:
         return None
@@ -571,9 +615,11 @@ class ProcessRuntime:
 
     Under work_dir, per attempt: <task_id>/ (its working directory, HOME and TMPDIR, empty at
     start), <task_id>.output (stdout and stderr, tailed into the log store every
-    poll_interval) and <task_id>.exit_code; all three go once the exit is reported. The runtime
-    handle records the command's pid, its start time and the directory, which is all recover()
-    needs. Resources are not enforced: vCPU and memory only count toward placement.
+    poll_interval) and <task_id>.exit_code (its launch record: pid, start time, exit code;
+    launch_records.py); all three go once the exit is stored. The runtime handle holds the
+    command's pid, its start time and the directory; without one, recover() finds the attempt
+    by its task id from its launch record. Resources are not enforced: vCPU and memory only
+    count toward placement.
     """
 
     name = "process"
@@ -664,9 +710,15 @@ class ProcessRuntime:
 
     async def recover(self, attempts: Sequence[AttemptRef]) -> None:
         self._require_open()
+        # Attempts whose start the store never heard of are found by task id, from their
+        # launch records: final once no earlier launcher is starting anything.
+        await asyncio.to_thread(wait_for_earlier_launches, self._work_dir)
+        found_by_id = 0
         for ref in attempts:
             if ref.task_id not in self._attempts and ref.task_id not in self._starting:
-                self._reattach(ref)
+                found_by_id += self._reattach(ref)
+        if found_by_id:
+            log.info("Recovery found %d attempts whose start was not stored yet", found_by_id)
         self._release_orphans()
 
     def _release_orphans(self) -> None:
@@ -747,10 +799,9 @@ class ProcessRuntime:
             self._logs.create_stream(spec.log_group, spec.log_stream_name, now)
         except Exception:
             log.exception("Creating log stream %s failed", spec.log_stream_name)
-        handle = json.dumps(
-            {"pid": pid, "startTime": start_ticks, "dir": directory}, separators=(",", ":")
+        self._emit(
+            AttemptStarted(spec.job_id, spec.task_id, now, _handle(pid, start_ticks, directory))
         )
-        self._emit(AttemptStarted(spec.job_id, spec.task_id, now, handle))
         grace = self._stop_when_started.pop(spec.task_id, None)
         if grace is not None:
             self._stop(attempt, grace)
@@ -760,11 +811,18 @@ class ProcessRuntime:
         log.error("The process launcher (pid %d) exited unexpectedly", launcher.pid)
         if self._launcher is launcher:
             self._launcher = None
-        for spec in self._starting.values():
-            # It may have started before the launcher died: leave its directory alone.
-            self._failed_to_start(spec, LAUNCHER_EXITED)
-        self._starting.clear()
-        self._stop_when_started.clear()
+        starting, self._starting = self._starting, {}
+        stops, self._stop_when_started = self._stop_when_started, {}
+        for spec in starting.values():
+            if read_launch_record(os.path.join(self._work_dir, spec.task_id)) is None:
+                self._failed_to_start(spec, LAUNCHER_EXITED)  # its directory is left alone
+                continue
+            # It started before the launcher died: follow it like a recovered attempt.
+            ref = AttemptRef(spec.job_id, spec.task_id, spec.log_group, spec.log_stream_name, None)
+            self._reattach(ref)
+            attempt = self._attempts.get(spec.task_id)
+            if attempt is not None and spec.task_id in stops:
+                self._stop(attempt, stops[spec.task_id])
         for attempt in self._attempts.values():
             attempt.own = False
 
@@ -791,11 +849,19 @@ class ProcessRuntime:
 
     # -- recovery -----------------------------------------------------------------------------
 
-    def _reattach(self, ref: AttemptRef) -> None:
+    def _reattach(self, ref: AttemptRef) -> bool:
+        """Follow the attempt again; True if it was found by its launch record alone."""
         handle = _parse_handle(ref.runtime_handle)
+        started_at: int | None = None  # set when the start was never reported or stored
+        if ref.runtime_handle is None and _TASK_ID.fullmatch(ref.task_id):
+            directory = os.path.join(self._work_dir, ref.task_id)
+            record = read_launch_record(directory)
+            if record is not None:
+                handle = (record.pid, record.start_ticks, directory)
+                started_at = record.started_at
         if handle is None or not os.path.isdir(handle[2]):
             self._emit(self._host_lost(ref.job_id, ref.task_id, HOST_LOST_NOT_FOUND))
-            return
+            return False
         pid, start_ticks, directory = handle
         try:
             out_fd: int | None = os.open(directory + _OUTPUT, os.O_RDONLY | os.O_CLOEXEC)
@@ -815,12 +881,20 @@ class ProcessRuntime:
             found_running=_is_running(pid, start_ticks),
         )
         self._attempts[ref.task_id] = attempt
+        if started_at is not None:
+            try:
+                self._logs.create_stream(ref.log_group, ref.log_stream_name, started_at)
+            except Exception:
+                log.exception("Creating log stream %s failed", ref.log_stream_name)
+            runtime_handle = _handle(pid, start_ticks, directory)
+            self._emit(AttemptStarted(ref.job_id, ref.task_id, started_at, runtime_handle))
         self._pump(attempt, _TICK_BUDGET)
         self._check_unwatched(attempt)
+        return started_at is not None
 
     def _check_unwatched(self, attempt: _Attempt) -> None:
         """End an attempt no launcher of ours watches, once it has exited."""
-        code = _read_exit_code(attempt.directory)
+        code = read_exit_code(attempt.directory)
         if code is None and _is_running(attempt.pid, attempt.start_ticks):
             return
         if _group_is_ours(attempt.pid, attempt.start_ticks):
@@ -994,7 +1068,7 @@ class ProcessRuntime:
             loop,
             self._on_launcher_message,
             self._on_launcher_gone,
-            os.path.join(self._work_dir, _SPARE),
+            self._work_dir,
         )
 
     def _require_open(self) -> asyncio.AbstractEventLoop:
