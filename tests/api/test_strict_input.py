@@ -4,6 +4,8 @@ values AWS allows still work (docs/validation.md)."""
 
 from __future__ import annotations
 
+import base64
+import json
 from pathlib import Path
 from typing import Any
 
@@ -300,6 +302,13 @@ def test_integer_members_past_their_width_are_refused(batch: Any, queue: str) ->
         "timeout.attemptDurationSeconds",
     )
     refused(lambda: batch.list_jobs(jobQueue=queue, maxResults=2**63), "maxResults")
+
+
+def test_forged_next_token_past_64_bits_is_refused(batch: Any, queue: str) -> None:
+    for position in (2**63, -(2**63) - 1, 10**30):
+        raw = json.dumps({"p": position}, separators=(",", ":")).encode()
+        token = base64.urlsafe_b64encode(raw).decode().rstrip("=")
+        refused(lambda t=token: batch.list_jobs(jobQueue=queue, nextToken=t), "nextToken")
 
 
 # -- text that names a number or a name ---------------------------------------------------------
