@@ -65,6 +65,9 @@ _DEFAULT_LIMITS = SnapshotLimits()
 _WRITE_OPTION = "batchyard_write"
 
 # -- tables (mirror migrations/versions; the migrations are the source of truth) -------------
+# tests/unit/test_schema.py checks that these tables equal what the migrations build. Nothing
+# here creates the indexes (the migrations do): they are declared so that the check covers them,
+# and so that a reader sees which indexes the queries below rely on.
 
 _metadata = sa.MetaData()
 _meta = sa.Table(
@@ -101,6 +104,8 @@ _definitions = sa.Table(
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("doc", sa.Text(), nullable=False),
 )
+_TOP_LEVEL = sa.text("array_parent_id IS NULL")  # array children are left out of the listings
+_HAS_SHARE = sa.text("share_identifier IS NOT NULL")  # FIFO queues' jobs are left out
 _COUNT_COLUMNS = tuple(f"n_{status.value.lower()}" for status in ALL_JOB_STATUSES)
 _COUNT_COLUMN = {status: f"n_{status.value.lower()}" for status in ALL_JOB_STATUSES}
 _jobs = sa.Table(
@@ -127,6 +132,33 @@ _jobs = sa.Table(
     sa.Column("doc", sa.Text(), nullable=False),
     # Also in doc (where None stays apart from 0): the column orders a share's heads.
     sa.Column("scheduling_priority", sa.Integer(), nullable=False),
+    sa.Index("ix_jobs_runnable", "job_queue", "status", "run_order", "seq"),
+    sa.Index("ix_jobs_needs_eval", "needs_eval", "seq"),
+    sa.Index("ix_jobs_status_stopped", "status", "stopped_at"),
+    sa.Index("ix_jobs_children", "array_parent_id", "array_index", "seq"),
+    *(
+        sa.Index(name, *columns, sqlite_where=_TOP_LEVEL, postgresql_where=_TOP_LEVEL)
+        for name, columns in (
+            ("ix_jobs_list", ("job_queue", "seq")),
+            ("ix_jobs_list_status", ("job_queue", "status", "seq")),
+            ("ix_jobs_list_name", ("job_queue", "job_name_lc", "seq")),
+            ("ix_jobs_list_definition", ("job_queue", "job_definition_name", "seq")),
+            ("ix_jobs_list_share", ("job_queue", "share_identifier", "seq")),
+            ("ix_jobs_list_created", ("job_queue", "created_at")),
+        )
+    ),
+)
+# Apart from the table: a descending column needs the table's column object.
+sa.Index(
+    "ix_jobs_runnable_share",
+    _jobs.c.job_queue,
+    _jobs.c.status,
+    _jobs.c.share_identifier,
+    _jobs.c.scheduling_priority.desc(),
+    _jobs.c.run_order,
+    _jobs.c.seq,
+    sqlite_where=_HAS_SHARE,
+    postgresql_where=_HAS_SHARE,
 )
 _deps = sa.Table(
     "job_dependencies",
@@ -138,6 +170,7 @@ _deps = sa.Table(
         primary_key=True,
     ),
     sa.Column("depends_on", sa.String(64), primary_key=True),
+    sa.Index("ix_job_dependencies_depends_on", "depends_on"),
 )
 _consumables = sa.Table(
     "consumable_resources",
@@ -159,6 +192,7 @@ _job_consumables = sa.Table(
     sa.Column("resource", sa.String(255), primary_key=True),
     sa.Column("seq", sa.BigInteger(), nullable=False),
     sa.Column("quantity", sa.BigInteger(), nullable=False),
+    sa.Index("ix_job_consumable_resources_resource", "resource", "seq"),
 )
 _share_usage = sa.Table(
     "share_usage",
