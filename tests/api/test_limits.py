@@ -355,7 +355,7 @@ def test_a_client_hanging_up_mid_body_is_no_error(server: ServerProcess, definit
         )
         sock.sendall(body)  # and never the last 100 bytes
     wait_for(
-        lambda: "closed the connection before the end of its body" in log.since(),
+        lambda: "connection closed before the end of the request body" in log.since(),
         timeout=30,
         what="the server noticing the hang-up",
     )

@@ -10,13 +10,13 @@ subset):
   never holds more than the cap and one chunk;
 - the JSON nesting limit (`check_depth`), checked on the raw bytes before any parser or
   recursive walk sees them;
-- a deadline for the body, and a client that hangs up mid-body (answered to nobody, logged
-  in one line, nothing stored);
+- a client that hangs up mid-body (answered to nobody, logged in one line, nothing stored);
 - `CloseUnreadBodies`, an ASGI guard closing the connection after a response to a request
   whose body was not read to its end, so the rest is never read;
-- `HeaderLimitsProtocol`, uvicorn's httptools protocol with a deadline and a size cap on the
-  request line and headers (uvicorn has neither: `timeout_keep_alive` only covers the idle
-  time between requests), and `uvicorn_options`, the server settings that carry all of this.
+- `RequestLimitsProtocol`, uvicorn's httptools protocol with deadlines for a request's headers
+  and body and a size cap on its headers (uvicorn has none of them: `timeout_keep_alive` only
+  covers the idle time between requests), and `uvicorn_options`, the server settings that
+  carry all of this.
 
 Refusals are AWS errors in the operation's protocol: the error code of its model (Batch
 ClientException, Logs InvalidParameterException) with the HTTP status of the limit (413 too
@@ -64,7 +64,7 @@ MAX_JSON_DEPTH = 32
 limit is 1,000 frames, orjson's 1,024 levels) starts far above."""
 
 BODY_TIMEOUT_SECONDS = 20.0
-"""From the first read of a body to its last byte."""
+"""From the end of a request's headers to the last byte of its body."""
 
 HEADER_TIMEOUT_SECONDS = 10.0
 """From a new connection (or the first byte of the next request on a kept-alive connection)
@@ -88,8 +88,9 @@ class RequestLimitExceeded(BatchError):
 
 
 class ClientDisconnected(BatchError):
-    """The client closed the connection before its body ended. The answer reaches nobody
-    (uvicorn drops it); answering it ends the request without a traceback."""
+    """The connection closed before the body ended (the client hung up, or its body missed
+    BODY_TIMEOUT_SECONDS). The answer reaches nobody (uvicorn drops it); answering it ends
+    the request without a traceback."""
 
 
 def body_cap(operation: str) -> int:
@@ -113,27 +114,21 @@ def _too_large(operation: str, cap: int, size: int | None, like: type[BatchError
 
 async def read_body(request: Request, operation: str, like: type[BatchError]) -> bytes:
     """The request's body, refused with a 413 past `operation`'s cap (before reading it when
-    Content-Length says so), a 408 when it takes longer than BODY_TIMEOUT_SECONDS, or a 400
-    when its JSON nests deeper than MAX_JSON_DEPTH. `like` is the operation's model's client
-    error (its code is the refusal's)."""
+    Content-Length says so) or a 400 when its JSON nests deeper than MAX_JSON_DEPTH. `like`
+    is the operation's model's client error (its code is the refusal's)."""
     cap = body_cap(operation)
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > cap:
         raise _too_large(operation, cap, int(declared), like)
     body = bytearray()
     try:
-        async with asyncio.timeout(BODY_TIMEOUT_SECONDS):
-            async for chunk in request.stream():
-                body += chunk
-                if len(body) > cap:
-                    raise _too_large(operation, cap, None, like)
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > cap:
+                raise _too_large(operation, cap, None, like)
     except ClientDisconnect:
-        log.info("%s: the client closed the connection before the end of its body", operation)
-        raise ClientDisconnected("The client closed the connection mid-body.") from None
-    except TimeoutError:
-        raise RequestLimitExceeded(
-            f"The request body did not arrive within {BODY_TIMEOUT_SECONDS:g} seconds.", like, 408
-        ) from None
+        log.info("%s: the connection closed before the end of the request body", operation)
+        raise ClientDisconnected("The connection closed mid-body.") from None
     check_depth(bytes(body), like)
     return bytes(body)
 
@@ -212,20 +207,26 @@ def _error_response(status: int, phrase: str, message: str) -> bytes:
     return head.encode("ascii") + body
 
 
-class HeaderLimitsProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol with a deadline and a size cap on the request line and
-    headers, answering AWS-shaped errors (also for requests httptools cannot parse).
+class RequestLimitsProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with deadlines for a request's headers and body and a size
+    cap on its headers, answering AWS-shaped errors (also for requests httptools cannot
+    parse).
 
-    The deadline runs from the connection's start, and on a kept-alive connection from the
-    first byte of each next request (the idle time between requests is uvicorn's keep-alive
-    timeout); headers still incomplete when it passes get 408 and the connection closes. A
-    client that is still sending headers after MAX_HEADER_BYTES gets 431.
+    The header deadline runs from the connection's start, and on a kept-alive connection from
+    the first byte of each next request (the idle time between requests is uvicorn's
+    keep-alive timeout); headers still incomplete when it passes get 408 and the connection
+    closes. A client still sending headers after MAX_HEADER_BYTES gets 431. The body deadline
+    runs from the end of the headers, armed only when the body did not arrive with them (so
+    the common request costs no timer); a body still incomplete when it passes gets 408, and
+    the application, reading it, sees the connection close.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._header_deadline: asyncio.TimerHandle | None = None
+        self._body_deadline: asyncio.TimerHandle | None = None
         self._awaiting_headers = True
+        self._awaiting_body = False
         self._header_bytes = 0
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -234,21 +235,24 @@ class HeaderLimitsProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_header_deadline()
+        self._stop_body_deadline()
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
         if self._awaiting_headers:
             self._header_bytes += len(data)
         super().data_received(data)
-        if (
-            self._awaiting_headers
-            and self._header_bytes > MAX_HEADER_BYTES
-            and not self.transport.is_closing()
-        ):
+        if self.transport.is_closing():
+            return
+        if self._awaiting_headers and self._header_bytes > MAX_HEADER_BYTES:
             self._refuse(
                 431,
                 "Request Header Fields Too Large",
                 f"The request line and headers must be at most {_kib(MAX_HEADER_BYTES)}.",
+            )
+        elif self._awaiting_body and self._body_deadline is None:
+            self._body_deadline = self.loop.call_later(
+                BODY_TIMEOUT_SECONDS, self._body_deadline_passed
             )
 
     def on_message_begin(self) -> None:
@@ -259,11 +263,14 @@ class HeaderLimitsProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._stop_header_deadline()
         self._awaiting_headers = False
+        self._awaiting_body = True
         self._header_bytes = 0
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
+        self._stop_body_deadline()
+        self._awaiting_body = False
         self._awaiting_headers = True
 
     def send_400_response(self, msg: str) -> None:
@@ -278,6 +285,24 @@ class HeaderLimitsProtocol(HttpToolsProtocol):
         if self._header_deadline is not None:
             self._header_deadline.cancel()
             self._header_deadline = None
+
+    def _stop_body_deadline(self) -> None:
+        if self._body_deadline is not None:
+            self._body_deadline.cancel()
+            self._body_deadline = None
+
+    def _body_deadline_passed(self) -> None:
+        self._body_deadline = None
+        if self.transport.is_closing():
+            return
+        if self.cycle is not None and self.cycle.response_started:
+            self.transport.close()
+            return
+        self._refuse(
+            408,
+            "Request Timeout",
+            f"The request body did not arrive within {BODY_TIMEOUT_SECONDS:g} seconds.",
+        )
 
     def _header_deadline_passed(self) -> None:
         self._header_deadline = None
@@ -294,6 +319,7 @@ class HeaderLimitsProtocol(HttpToolsProtocol):
 
     def _refuse(self, status: int, phrase: str, message: str) -> None:
         self._stop_header_deadline()
+        self._stop_body_deadline()
         self.transport.write(_error_response(status, phrase, message))
         self.transport.close()
 
@@ -302,4 +328,4 @@ def uvicorn_options() -> dict[str, Any]:
     """uvicorn.Config settings for these limits. `limit_concurrency` stays unset: it caps
     requests in flight, not slow connections (the deadlines above bound those), and answers
     a plain-text 503."""
-    return {"http": HeaderLimitsProtocol, "timeout_keep_alive": KEEP_ALIVE_SECONDS}
+    return {"http": RequestLimitsProtocol, "timeout_keep_alive": KEEP_ALIVE_SECONDS}
