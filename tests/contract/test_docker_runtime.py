@@ -54,7 +54,6 @@ GROUP = "/aws/batch/job"
 DEADLINE_S = 20.0
 # PID 1 of a container gets no signal it has no handler for: trap TERM, as a real job should.
 RUN_FOREVER = ("sh", "-c", "trap 'exit 143' TERM; echo up; sleep 300 & wait")
-REMOVE_AFTER_S = 0.2  # an exited container stays this long, in case the server dies meanwhile
 
 
 def require_engine() -> docker.DockerClient:
@@ -186,13 +185,21 @@ def owner(engine: docker.DockerClient) -> Iterator[str]:
     remove_containers(engine, owner_label(name))
 
 
-async def open_dock(engine: docker.DockerClient, tmp_path: Path, owner: str) -> Dock:
+async def open_dock(
+    engine: docker.DockerClient, tmp_path: Path, owner: str, *, stores_exits: bool = True
+) -> Dock:
+    """A docker runtime. Like the dispatcher, it acknowledges each exit as stored (`recorded`)
+    unless stores_exits is False: a server about to die."""
     logs = FileLogStore(tmp_path / "logs")
-    runtime = DockerRuntime(
-        logs, WallClock(), owner=owner, network_mode="none", remove_after=REMOVE_AFTER_S
-    )
+    runtime = DockerRuntime(logs, WallClock(), owner=owner, network_mode="none")
     dock = Dock(runtime, logs, engine)
-    await dock.runtime.open(dock.events.append)
+
+    def report(event: RuntimeEvent) -> None:
+        dock.events.append(event)
+        if stores_exits and isinstance(event, AttemptExited) and event.recorded is not None:
+            event.recorded()
+
+    await dock.runtime.open(report)
     return dock
 
 
@@ -704,6 +711,33 @@ def test_recover_reports_and_reaps_a_container_that_ended_while_the_server_was_d
 
         assert exited.exit_code == 4
         assert second.messages(spec) == ["a", "b", "c"]
+
+    asyncio.run(main())
+
+
+@pytest.mark.docker
+def test_an_exit_not_yet_stored_keeps_its_container_for_the_next_server(
+    engine: docker.DockerClient, tmp_path: Path, owner: str
+) -> None:
+    # The server dies after its runtime reported an exit but before the dispatcher stored it:
+    # the next server's recovery must find the exit code, not call the host lost.
+    async def main() -> None:
+        first = await open_dock(engine, tmp_path, owner, stores_exits=False)
+        spec = a_spec(("sh", "-c", "echo done; exit 7"))
+        assert (await first.run(spec)).exit_code == 7
+        await first.runtime.close()
+        assert first.states(spec) == ["exited"]
+
+        second = await open_dock(engine, tmp_path, owner)
+        try:
+            await second.runtime.recover([ref_of(spec, first.handle_of(spec))])
+            again = await second.exited(spec)
+            await second.gone(spec)  # stored this time: the container goes
+        finally:
+            await second.runtime.close()
+
+        assert (again.exit_code, again.status_reason) == (7, ESSENTIAL_CONTAINER_EXITED)
+        assert second.messages(spec) == ["done"]
 
     asyncio.run(main())
 

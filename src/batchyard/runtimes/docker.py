@@ -417,8 +417,9 @@ class DockerRuntime:
     server's store), job id, task id and attempt number; the runtime handle is its id. Output is
     followed through the Engine's log API on one thread per container and written to the log
     store every poll_interval. The container is removed remove_after seconds after its exit is
-    reported. recover() finds containers by label: running ones are followed again, finished
-    ones reported, and containers of this owner that no attempt claims are removed.
+    stored (AttemptExited.recorded). recover() finds containers by label: running ones are
+    followed again, finished ones reported, and containers of this owner that no attempt claims
+    are removed.
     """
 
     name = "docker"
@@ -432,7 +433,7 @@ class DockerRuntime:
         network_mode: str = DEFAULT_NETWORK_MODE,
         max_vcpus: float | None = None,
         poll_interval: float = 0.1,
-        remove_after: float = 1.0,
+        remove_after: float = 0.0,
     ) -> None:
         self._logs = logs
         self._clock = clock
@@ -860,6 +861,9 @@ class DockerRuntime:
         self._flush(attempt)
         if self._attempts.get(attempt.task_id) is attempt:
             del self._attempts[attempt.task_id]
+        # The container holds the exit code recovery reads, should the server die before the
+        # dispatcher stores this report: it goes once the exit is stored.
+        container_id = attempt.container_id
         self._emit(
             AttemptExited(
                 attempt.job_id,
@@ -868,16 +872,19 @@ class DockerRuntime:
                 ending.exit_code,
                 ending.reason,
                 ending.status_reason,
+                recorded=None
+                if container_id is None
+                else functools.partial(self._exit_recorded, container_id),
             )
         )
-        if attempt.container_id is not None:
-            # The report is recorded in the store by the dispatcher's next round: should the
-            # server die before that, recovery reads the exit from the container, so it stays
-            # a moment longer.
-            loop = self._require_open()
-            self._removals[attempt.container_id] = loop.call_later(
-                self._remove_after, self._remove_now, attempt.container_id
-            )
+
+    def _exit_recorded(self, container_id: str) -> None:
+        # Closed meanwhile: the next server's recovery removes it (no attempt claims it).
+        if self._loop is None or self._report is None:
+            return
+        self._removals[container_id] = self._loop.call_later(
+            self._remove_after, self._remove_now, container_id
+        )
 
     def _remove_now(self, container_id: str) -> None:
         self._removals.pop(container_id, None)
