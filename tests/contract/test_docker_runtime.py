@@ -26,6 +26,7 @@ from batchyard.logs import FileLogStore, LogStore
 from batchyard.runtimes.base import (
     ESSENTIAL_CONTAINER_EXITED,
     HOST_LOST,
+    MAX_EVENT_BYTES,
     TASK_FAILED_TO_START,
     AttemptExited,
     AttemptRef,
@@ -47,7 +48,6 @@ from batchyard.runtimes.docker import (
     engine_unreachable,
     owner_label,
 )
-from batchyard.runtimes.process import MAX_EVENT_BYTES
 
 IMAGE = "batchyard-test:busybox"
 GROUP = "/aws/batch/job"

@@ -23,6 +23,7 @@ from batchyard.logs import FileLogStore, LogStore
 from batchyard.runtimes.base import (
     ESSENTIAL_CONTAINER_EXITED,
     HOST_LOST,
+    MAX_EVENT_BYTES,
     TASK_FAILED_TO_START,
     AttemptExited,
     AttemptRef,
@@ -33,7 +34,7 @@ from batchyard.runtimes.base import (
 )
 from batchyard.runtimes.docker import DockerRuntime
 from batchyard.runtimes.fake import FakeRuntime
-from batchyard.runtimes.process import MAX_EVENT_BYTES, ProcessRuntime
+from batchyard.runtimes.process import ProcessRuntime
 from tests.contract.test_docker_runtime import (
     IMAGE,
     RUN_FOREVER,

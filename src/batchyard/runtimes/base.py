@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from batchyard.domain.model import Document, Resources
+from batchyard.logs import EVENT_OVERHEAD_BYTES
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +74,10 @@ Report = Callable[[RuntimeEvent], None]
 TASK_FAILED_TO_START = "Task failed to start"
 ESSENTIAL_CONTAINER_EXITED = "Essential container in task exited"
 HOST_LOST = "Host EC2 (instance batchyard) terminated."
+
+MAX_EVENT_BYTES = 256 * 1024 - EVENT_OVERHEAD_BYTES
+"""CloudWatch's largest event, less the overhead it counts per event: every runtime that streams
+output splits longer lines at this many bytes."""
 
 log = logging.getLogger("batchyard.runtimes")
 

@@ -42,6 +42,7 @@ from batchyard.logs import LogStore
 from batchyard.runtimes.base import (
     ESSENTIAL_CONTAINER_EXITED,
     HOST_LOST,
+    MAX_EVENT_BYTES,
     TASK_FAILED_TO_START,
     AttemptExited,
     AttemptRef,
@@ -52,7 +53,6 @@ from batchyard.runtimes.base import (
     deliver,
     host_lost,
 )
-from batchyard.runtimes.process import MAX_EVENT_BYTES
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -28,6 +28,7 @@ from batchyard.domain.model import Resources
 from batchyard.logs import LogStore
 from batchyard.runtimes.base import (
     ESSENTIAL_CONTAINER_EXITED,
+    MAX_EVENT_BYTES,
     TASK_FAILED_TO_START,
     AttemptExited,
     AttemptRef,
@@ -56,8 +57,6 @@ _LAUNCHER_ARGS = (_OUTPUT, EXIT_CODE, BLANK_RECORD.decode())
 _TASK_ID = re.compile("[0-9a-f]{32}")  # an attempt directory's name (lifecycle.new_task_id)
 _SPARE = ".spare"  # under the work directory: the launcher's pool of empty attempt directories
 
-MAX_EVENT_BYTES = 256 * 1024 - 26
-"""CloudWatch's largest event; longer lines are split at this many bytes."""
 _READ_CHUNK = 256 * 1024
 _TICK_BUDGET = 4 * 1024 * 1024  # bytes read per attempt per tick, so one chatty job can't stall
 _FINISH_BUDGET = 1024 * 1024  # bytes drained inline at exit before handing off to a task
