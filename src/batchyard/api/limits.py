@@ -129,8 +129,9 @@ async def read_body(request: Request, operation: str, like: type[BatchError]) ->
     except ClientDisconnect:
         log.info("%s: the connection closed before the end of the request body", operation)
         raise ClientDisconnected("The connection closed mid-body.") from None
-    check_depth(bytes(body), like)
-    return bytes(body)
+    data = bytes(body)
+    check_depth(data, like)
+    return data
 
 
 # A JSON string (escapes included) or a bracket: brackets inside strings do not nest.
