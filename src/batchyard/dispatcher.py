@@ -14,7 +14,7 @@ from collections.abc import Coroutine, Iterable, Mapping
 from dataclasses import replace
 from typing import Any
 
-from batchyard import health
+from batchyard import disk_full, health
 from batchyard.domain import lifecycle
 from batchyard.domain.clock import Clock
 from batchyard.domain.model import (
@@ -53,6 +53,8 @@ DEFAULT_LIMITS = SnapshotLimits(to_evaluate=1024)
 _RUNNABLE_READ = 4
 # How long the next round may wait for runtime reports after a round that changed jobs.
 _GATHER_SECONDS = 0.001
+# After a failed round, or while a disk is full: how long until the next try.
+_RETRY_SECONDS = 0.5
 _UNFINISHED = (
     JobStatus.SUBMITTED,
     JobStatus.PENDING,
@@ -124,8 +126,10 @@ class Dispatcher:
             await runtime.close()
         try:
             self._record_reported()  # facts already heard of are kept, not heard again
-        except Exception:
-            log.exception("recording the last runtime events failed")
+        except Exception as error:
+            if not disk_full.is_disk_full(error):
+                log.exception("recording the last runtime events failed")
+            # Else the next start's recovery finds what it can (process exit codes stay).
 
     async def run(self) -> None:
         """Rounds forever: a round whenever something changed or a deadline is due."""
@@ -134,9 +138,10 @@ class Dispatcher:
             try:
                 result = await self.step()
             except Exception as error:
-                log.exception("dispatch round failed; retrying")
+                if not disk_full.is_disk_full(error):  # the store warned of that once
+                    log.exception("dispatch round failed; retrying")
                 reports.round_failed(error)
-                await asyncio.sleep(0.5)
+                await asyncio.sleep(_RETRY_SECONDS)
                 continue
             reports.round_succeeded()
             if result.updates or self._more_to_evaluate:
@@ -161,6 +166,13 @@ class Dispatcher:
     async def step(self) -> Plan:
         # 1. Record what the runtimes reported since the last round, in one write.
         self._record_reported()
+        if disk_full.episodes.full():
+            # A placement now would start an attempt that may find no room for its
+            # directory, and a plan could not be stored: wait for space (the exits heard of
+            # meanwhile are recorded at the start of each round).
+            self._wake.clear()
+            self._more_to_evaluate = False
+            return Plan(next_wakeup=self.clock.now_ms() + int(_RETRY_SECONDS * 1000))
         # 2. Read a bounded snapshot. Resources whose status is in flux (CREATING, UPDATING,
         #    DELETING) settle first, then the snapshot is read again.
         reads = dict(self._runnable_read)

@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 from urllib.parse import quote, unquote
 
+from batchyard import disk_full
+
 log = logging.getLogger(__name__)
 
 EVENT_OVERHEAD_BYTES = 26
@@ -825,8 +827,9 @@ class FileLogStore:
     def _flush_in_background(self) -> None:
         try:
             self.flush()
-        except Exception:  # e.g. the root went away; the next flush tries again
-            log.exception("Journaling new log streams under %s failed", self._root)
+        except Exception as error:  # e.g. the root went away; the next flush tries again
+            if not disk_full.episodes.noticed(error, self._root_str, disk_full.LOG_STORE):
+                log.exception("Journaling new log streams under %s failed", self._root)
 
     # -- creating -----------------------------------------------------------------------------
 
@@ -848,8 +851,13 @@ class FileLogStore:
         if self._spares is None:
             self._spares = _SpareFiles(self._root / _SPARE_DIR)
         self._spares.place(s.path)
-        with open(s.path, "r+b") as f:
-            f.write(header)
+        try:
+            with open(s.path, "r+b") as f:
+                f.write(header)
+        except OSError:
+            with contextlib.suppress(OSError):  # placed again by the next append
+                os.unlink(s.path)
+            raise
         s.end = len(header)
         s.on_disk = True
         if s.offsets is None:
@@ -877,15 +885,22 @@ class FileLogStore:
             )
             if not events:
                 return
-            if not s.on_disk:
-                self._give_file(group, s)
             lines = [_event_line(ts, message, ingestion_time) for ts, message in events]
-            with open(s.path, "r+b") as f:
-                if s.torn:
-                    f.truncate(s.end)
-                    s.torn = False
-                f.seek(s.end)
-                f.write(b"".join(lines))
+            try:
+                if not s.on_disk:
+                    self._give_file(group, s)
+                with open(s.path, "r+b") as f:
+                    if s.torn:
+                        f.truncate(s.end)
+                        s.torn = False
+                    f.seek(s.end)
+                    f.write(b"".join(lines))
+            except OSError as error:
+                # Part of the lines may be in the file: none is stored until all are, and
+                # the next append cuts them off first. A caller retries the same events.
+                s.torn = s.on_disk
+                disk_full.episodes.noticed(error, self._root_str, disk_full.LOG_STORE)
+                raise
             # Offsets already built grow with the file; others wait for a read to need them,
             # so appending to a stream the cache dropped never reads the file back.
             offsets = s.offsets

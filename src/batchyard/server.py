@@ -203,7 +203,12 @@ class Service:
             with contextlib.suppress(asyncio.CancelledError):
                 await loop_task
             await self.dispatcher.close()
-            self.logs.flush()
+            try:
+                self.logs.flush()
+            except OSError as error:
+                # A full disk: only empty streams of the last second go unjournaled (their
+                # events, had they any, are stored).
+                log.warning("Journaling the newest empty log streams failed: %s", error)
             self.store.close()
 
     async def expire_jobs(self) -> None:

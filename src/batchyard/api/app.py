@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from batchyard import disk_full
 from batchyard import health as server_health
 from batchyard.api import jobs_wire, limits, protocol
 from batchyard.api.group_commit import GroupCommit
@@ -65,6 +66,11 @@ UNSUPPORTED: frozenset[str] = frozenset(
     }
 )
 """Operations of the model that answer a clear 'not supported' error."""
+
+STORE_DISK_FULL = (
+    "The store's disk is full: this request could not be stored. Free space on the disk of "
+    "the data directory; Batchyard resumes on its own once there is room."
+)
 
 
 class ThrottlingException(BatchError):
@@ -140,6 +146,7 @@ def create_app(
     async def health_check(request: Request) -> Response:
         if not is_ready():
             return JSONResponse({"status": "starting"}, status_code=503)
+        disk_full.episodes.full()  # a disk found full that has room again passes now
         checks = checked.checks()
         ok = all(check.ok for check in checks)
         body = {
@@ -191,7 +198,9 @@ def create_app(
             )
         except BatchError as error:
             return _error(error, request_id)
-        except Exception:
+        except Exception as error:
+            if disk_full.is_disk_full(error):  # the store logged the episode's one warning
+                return _error(ServerException(STORE_DISK_FULL), request_id)
             log.exception("%s failed (request %s)", operation.name, request_id)
             return _error(
                 ServerException(f"Internal server error (request {request_id})"), request_id

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from batchyard import disk_full
 from batchyard.domain.model import Job
 from batchyard.store.base import Store
 
@@ -38,9 +39,12 @@ class GroupCommit:
         if len(batch) > 1:
             try:
                 stored = self._store.insert_jobs([job for jobs, _ in batch for job in jobs])
-            except Exception:
+            except Exception as error:
                 # One submission's failure must not fail the others: store each alone.
-                log.warning("A grouped insert of %d submissions failed; retrying each", len(batch))
+                if not disk_full.is_disk_full(error):  # then each fails alike, and says why
+                    log.warning(
+                        "A grouped insert of %d submissions failed; retrying each", len(batch)
+                    )
             else:
                 first = 0
                 for jobs, future in batch:

@@ -36,6 +36,7 @@ from docker.errors import (
 from docker.types import CancellableStream, DeviceRequest, LogConfig, Mount, Ulimit
 from docker.utils import parse_repository_tag
 
+from batchyard import disk_full
 from batchyard.domain.clock import Clock
 from batchyard.domain.model import Document, Resources
 from batchyard.logs import LogStore
@@ -832,15 +833,22 @@ class DockerRuntime:
                 if not attempt.detached:
                     attempt.pending.extend(cut)
 
-    def _flush(self, attempt: _Attempt) -> None:
+    def _flush(self, attempt: _Attempt) -> bool:
+        """Move pending output to the log store; False if it had no room (kept pending)."""
         with self._lock:
             events, attempt.pending = attempt.pending, []
         if not events:
-            return
+            return True
         try:
             self._logs.append(attempt.log_group, attempt.log_stream, events, self._clock.now_ms())
-        except Exception:  # losing output must not lose the attempt's exit
+        except Exception as error:
+            if disk_full.is_disk_full(error):  # the log store warned of it once
+                with self._lock:
+                    attempt.pending[:0] = events
+                return False
+            # Losing output must not lose the attempt's exit.
             log.exception("Appending output of attempt %s failed", attempt.task_id)
+        return True
 
     async def _tail_forever(self) -> None:
         while True:
@@ -858,7 +866,23 @@ class DockerRuntime:
         if attempt.escalation is not None:
             attempt.escalation.cancel()
             attempt.escalation = None
-        self._flush(attempt)
+        if not self._flush(attempt):
+            # The log store has no room: the exit is reported once the output is stored.
+            self._spawn(self._flush_then_report(attempt, ending), self._cleanups)
+            return
+        self._report_exit(attempt, ending)
+
+    async def _flush_then_report(self, attempt: _Attempt, ending: _Exit) -> None:
+        # Polled, like the tailer: nothing tells when the disk has room again.
+        while True:
+            if attempt.detached:
+                return
+            if self._flush(attempt):
+                break
+            await asyncio.sleep(self._poll_interval)
+        self._report_exit(attempt, ending)
+
+    def _report_exit(self, attempt: _Attempt, ending: _Exit) -> None:
         if self._attempts.get(attempt.task_id) is attempt:
             del self._attempts[attempt.task_id]
         # The container holds the exit code recovery reads, should the server die before the

@@ -23,6 +23,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from batchyard import disk_full
 from batchyard.domain.clock import Clock
 from batchyard.domain.model import Resources
 from batchyard.logs import LogStore
@@ -78,7 +79,9 @@ def _launcher_main() -> None:
     while the server is there to hear of them. Directories come from a pool of spares, and go
     back to it on a release request once the server has stored the exit: on some disks
     creating and removing inodes costs milliseconds, renaming them microseconds, and this
-    process, not the server's, pays for it.
+    process, not the server's, pays for it. What an attempt left in its directory goes as soon
+    as it exits, and its output file once the server asks (scrub): the disk they fill may be
+    the one its exit must be stored on.
     Exits once stdin is closed and its attempts have ended, so attempts outlive the server."""
     import contextlib
     import fcntl
@@ -173,15 +176,48 @@ def _launcher_main() -> None:
 
     # Whole trees (what a job left in its directory, spares of earlier launchers) are removed
     # on a thread of their own, so a big one never holds up starting or reaping attempts.
-    doomed: queue.SimpleQueue[str | None] = queue.SimpleQueue()
+    # (path, True): remove it all; (path, False): scrub, keeping the directory and exit code.
+    doomed: queue.SimpleQueue[tuple[str, bool] | None] = queue.SimpleQueue()
 
     def remove_doomed() -> None:
         with os.scandir(spare_dir) as entries:
             stale = {e.name.split(".")[0] for e in entries if not e.name.startswith(prefix)}
         for name in stale:
             remove(os.path.join(spare_dir, name))
-        while (path := doomed.get()) is not None:
-            remove(path)
+        while (item := doomed.get()) is not None:
+            path, whole = item
+            if whole:
+                remove(path)
+            else:
+                empty(path)
+
+    def empty(directory: str) -> None:
+        """Remove what is in the directory, keeping it: recovery looks for it until the
+        exit is stored, and then takes it back as a spare."""
+        with contextlib.suppress(OSError), os.scandir(directory) as entries:
+            for entry in entries:
+                try:
+                    if entry.is_dir(follow_symlinks=False):
+                        shutil.rmtree(entry.path, ignore_errors=True)
+                    else:
+                        os.unlink(entry.path)
+                except OSError:
+                    pass
+
+    def scrub(directory: str, output: bool) -> None:
+        """The attempt has ended: free the space of what it left in its directory, and of
+        its output file once the server has it all in the log store, before the exit is
+        stored (which may wait for that very space)."""
+        if output:
+            with contextlib.suppress(OSError):
+                os.truncate(directory + output_suffix, 0)
+        try:
+            with os.scandir(directory) as entries:
+                if next(entries, None) is None:
+                    return
+        except OSError:
+            return
+        doomed.put((directory, False))
 
     def spare_name() -> str:
         return os.path.join(spare_dir, prefix + str(next(names)))
@@ -239,7 +275,7 @@ def _launcher_main() -> None:
         if empty_of_files(directory):
             remove(directory)
         else:
-            doomed.put(directory)
+            doomed.put((directory, True))
 
     def empty_of_files(directory: str) -> bool:
         try:
@@ -333,6 +369,7 @@ def _launcher_main() -> None:
                         os.pwrite(fd, b"%3d\n" % code, 0)
                     finally:
                         os.close(fd)
+                scrub(directory, False)
             os.waitpid(pid, 0)
 
     os.makedirs(spare_dir, exist_ok=True)
@@ -361,6 +398,8 @@ def _launcher_main() -> None:
                         request = json.loads(line)
                         if "release" in request:
                             release(request["release"])
+                        elif "scrub" in request:
+                            scrub(request["scrub"], True)
                         elif starting:
                             run(request)
                             # Attempts started by earlier requests may have ended meanwhile:
@@ -513,6 +552,7 @@ class _Attempt:
     escalation: asyncio.TimerHandle | None = None
     found_running: bool = True
     ended: bool = False
+    stalled: bool = False  # the log store had no room for its last lines: retried later
 
 
 def _proc_stat(pid: int) -> tuple[str, int, int] | None:
@@ -615,10 +655,11 @@ class ProcessRuntime:
     Under work_dir, per attempt: <task_id>/ (its working directory, HOME and TMPDIR, empty at
     start), <task_id>.output (stdout and stderr, tailed into the log store every
     poll_interval) and <task_id>.exit_code (its launch record: pid, start time, exit code;
-    launch_records.py); all three go once the exit is stored. The runtime handle holds the
-    command's pid, its start time and the directory; without one, recover() finds the attempt
-    by its task id from its launch record. Resources are not enforced: vCPU and memory only
-    count toward placement.
+    launch_records.py); all three go once the exit is stored, and what they hold (but the
+    launch record) as soon as the attempt ends and its output is stored. The runtime handle
+    holds the command's pid, its start time and the directory; without one, recover() finds
+    the attempt by its task id from its launch record. Resources are not enforced: vCPU and
+    memory only count toward placement.
     """
 
     name = "process"
@@ -910,10 +951,12 @@ class ProcessRuntime:
     # -- output -------------------------------------------------------------------------------
 
     def _pump(self, attempt: _Attempt, budget: int) -> bool:
-        """Move new output lines to the log store; True once the file is read to its end."""
+        """Move new output lines to the log store; True once the file is read to its end.
+        Lines the log store has no room for are read again from the same offset next time."""
         fd = attempt.out_fd
         if fd is None:
             return True
+        unread = (attempt.offset, bytes(attempt.partial), attempt.skip)
         lines: list[bytes] = []
         read = 0
         at_end = False
@@ -926,7 +969,10 @@ class ProcessRuntime:
             if len(data) < _READ_CHUNK:
                 at_end = True
                 break
-        self._append(attempt, lines)
+        if not self._append(attempt, lines):
+            attempt.offset, partial, attempt.skip = unread
+            attempt.partial = bytearray(partial)
+            return False
         return at_end
 
     def _split(self, attempt: _Attempt, data: bytes, out: list[bytes]) -> None:
@@ -950,15 +996,22 @@ class ProcessRuntime:
             else:
                 out.append(line[i : i + MAX_EVENT_BYTES])
 
-    def _append(self, attempt: _Attempt, lines: list[bytes]) -> None:
+    def _append(self, attempt: _Attempt, lines: list[bytes]) -> bool:
+        """False if the log store had no room for the lines: the caller keeps them."""
+        attempt.stalled = False
         if not lines:
-            return
+            return True
         now = self._clock.now_ms()
         events = [(now, line.decode("utf-8", "replace")) for line in lines]
         try:
             self._logs.append(attempt.log_group, attempt.log_stream, events, now)
-        except Exception:  # losing output must not lose the attempt's exit
+        except Exception as error:
+            if disk_full.is_disk_full(error):  # the log store warned of it once
+                attempt.stalled = True
+                return False
+            # Losing output must not lose the attempt's exit.
             log.exception("Appending output of attempt %s failed", attempt.task_id)
+        return True
 
     async def _tail_forever(self) -> None:
         tick = 0
@@ -982,7 +1035,7 @@ class ProcessRuntime:
         if attempt.escalation is not None:
             attempt.escalation.cancel()
             attempt.escalation = None
-        if self._pump(attempt, _FINISH_BUDGET):
+        if self._drained(attempt):
             self._complete(attempt, exit_code, lost_reason)
             return
         task = asyncio.get_running_loop().create_task(
@@ -996,16 +1049,28 @@ class ProcessRuntime:
     ) -> None:
         done = False
         while not done:
-            await asyncio.sleep(0)  # let other attempts and the API run between chunks
-            done = self._pump(attempt, _FINISH_BUDGET)
+            # Let other attempts and the API run between chunks; while the log store has no
+            # room, wait as the tailer does, then try the same lines again.
+            await asyncio.sleep(self._poll_interval if attempt.stalled else 0)
+            done = self._drained(attempt)
         self._complete(attempt, exit_code, lost_reason)
 
-    def _complete(self, attempt: _Attempt, exit_code: int | None, lost_reason: str | None) -> None:
+    def _drained(self, attempt: _Attempt) -> bool:
+        """Pump a chunk of an ended attempt's output; True once all of it is stored, its
+        last line (with no newline) included."""
+        if not self._pump(attempt, _FINISH_BUDGET):
+            return False
         if attempt.partial:
             lines: list[bytes] = []
+            skip = attempt.skip
             self._emit_line(attempt, bytes(attempt.partial), lines)
+            if not self._append(attempt, lines):
+                attempt.skip = skip
+                return False
             attempt.partial.clear()
-            self._append(attempt, lines)
+        return True
+
+    def _complete(self, attempt: _Attempt, exit_code: int | None, lost_reason: str | None) -> None:
         if attempt.out_fd is not None:
             os.close(attempt.out_fd)
             attempt.out_fd = None
@@ -1015,6 +1080,11 @@ class ProcessRuntime:
             self._emit(self._host_lost(attempt.job_id, attempt.task_id, lost_reason))
             self._release(attempt.directory)
         else:
+            if attempt.offset or not attempt.own:
+                # Its output is in the log store: the launcher frees the file now, not once
+                # the exit is stored, which may wait for that very space (our launcher
+                # emptied the directory at the exit already; another's did not).
+                self._send({"scrub": attempt.directory})
             # The directory holds the exit code recovery reads: it goes once the dispatcher
             # has stored the exit.
             self._exits_unstored.add(attempt.directory)
@@ -1032,15 +1102,21 @@ class ProcessRuntime:
     def _release(self, directory: str) -> None:
         """The attempt's exit is stored: the launcher recycles or removes its directory."""
         self._exits_unstored.discard(directory)
-        # Closed meanwhile: the directory stays (a few bytes) rather than race a new runtime.
+        if not self._send({"release": directory}):
+            _remove_attempt_files(directory)
+
+    def _send(self, request: dict[str, Any]) -> bool:
+        """A request to the launcher (started again if it died); False if none can take it.
+        Closed meanwhile: nothing is sent, rather than race a new runtime."""
         if self._loop is None:
-            return
+            return True
         try:
             if self._launcher is None:
                 self._launcher = self._new_launcher(self._loop)
-            self._launcher.send({"release": directory})
+            self._launcher.send(request)
         except (OSError, RuntimeError):
-            _remove_attempt_files(directory)
+            return False
+        return True
 
     # -- reporting ----------------------------------------------------------------------------
 

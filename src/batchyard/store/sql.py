@@ -31,7 +31,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
 from sqlalchemy.sql.compiler import SQLCompiler
 
-from batchyard import health
+from batchyard import disk_full, health
 from batchyard.domain.model import (
     ALL_JOB_STATUSES,
     ComputeEnvironment,
@@ -783,10 +783,12 @@ class SqlStore:
                 raise StoreError("SqlStore needs a database file; use MemoryStore in memory")
             path = Path(parsed.database)
             self.where = str(path)
+            self._directory = os.path.dirname(os.path.abspath(path))
             _check_sqlite_file(path)
             self.engine = _sqlite_engine(parsed)
         else:
             self.where = parsed.render_as_string(hide_password=True)
+            self._directory = ""
             self.engine = sa.create_engine(parsed)
         self._write_lock = threading.Lock()
         # Other processes writing the same SQLite file (`--api-processes`) queue on this lock
@@ -873,6 +875,8 @@ class SqlStore:
             raise  # a lost race or a duplicate: the store itself is fine
         except (SQLAlchemyError, OSError) as error:
             health.current().store_write_failed(error)
+            if self._is_sqlite:  # one warning per episode; the dispatcher waits for room
+                disk_full.episodes.noticed(error, self._directory, disk_full.STORE)
             raise
         health.current().store_write_succeeded()
 
