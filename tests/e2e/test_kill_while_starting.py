@@ -1,5 +1,6 @@
 """kill -9 while jobs are STARTING: after each restart no attempt runs beside itself, and every
 job ends as its attempts did, judged by the jobs' own start and end records (not the server's).
+Process runtime and Docker runtime.
 """
 
 from __future__ import annotations
@@ -7,9 +8,14 @@ from __future__ import annotations
 import itertools
 import re
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from tests.e2e.test_docker import define_job as define_container_job
+from tests.e2e.test_docker import docker_queue
 from tests.fixtures import (
     ServerProcess,
     define_job,
@@ -18,14 +24,32 @@ from tests.fixtures import (
     wait_for,
 )
 
-CYCLES = 6
-ARRAY_SIZE = 40  # per array; two arrays a cycle: placed together, so STARTING lasts a while
 # Each attempt appends one line when it starts and one when it ends (O_APPEND: whole lines),
-# with its job id, attempt number and the wall clock in nanoseconds.
+# with its job id, attempt number and a clock both runtimes' jobs share: the wall clock in
+# nanoseconds (process), the host's uptime in seconds (busybox's date has no nanoseconds).
 RECORD = (
-    'echo "start $AWS_BATCH_JOB_ID $AWS_BATCH_JOB_ATTEMPT $(date +%s%N)" >> {path}; sleep 2; '
-    'echo "end $AWS_BATCH_JOB_ID $AWS_BATCH_JOB_ATTEMPT $(date +%s%N)" >> {path}'
+    'echo "start $AWS_BATCH_JOB_ID $AWS_BATCH_JOB_ATTEMPT {clock}" >> {path}; sleep {sleep}; '
+    'echo "end $AWS_BATCH_JOB_ID $AWS_BATCH_JOB_ATTEMPT {clock}" >> {path}'
 )
+
+
+@dataclass(frozen=True)
+class Setup:
+    cycles: int
+    array_size: int  # two arrays a cycle, placed together: STARTING lasts a while
+    clock: str
+    sleep: str  # longer than a restart, so a retry beside a live attempt would overlap it
+
+
+SETUPS = {
+    "process": Setup(cycles=6, array_size=40, clock="$(date +%s%N)", sleep="2"),
+    "docker": Setup(cycles=3, array_size=6, clock="$(cut -d' ' -f1 /proc/uptime)", sleep="4"),
+}
+
+
+@pytest.fixture(params=["process", pytest.param("docker", marks=pytest.mark.docker)])
+def runtime(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
 
 
 def starting_children(batch: Any, parents: list[str]) -> int:
@@ -42,32 +66,47 @@ def details(batch: Any, job_ids: list[str]) -> list[dict[str, Any]]:
     return found
 
 
-def own_records(path: Path) -> dict[tuple[str, int], list[tuple[str, int]]]:
-    """(job id, attempt number) -> [(start or end, ns)], in the order written."""
-    runs: dict[tuple[str, int], list[tuple[str, int]]] = defaultdict(list)
+def own_records(path: Path) -> dict[tuple[str, int], list[tuple[str, float]]]:
+    """(job id, attempt number) -> [(start or end, time)], in the order written."""
+    runs: dict[tuple[str, int], list[tuple[str, float]]] = defaultdict(list)
     for line in path.read_text().splitlines():
         what, job_id, attempt, at = line.split()
-        runs[(job_id, int(attempt))].append((what, int(at)))
+        runs[(job_id, int(attempt))].append((what, float(at)))
     return runs
 
 
-def test_no_attempt_runs_twice_at_once_across_kill_9_while_starting(tmp_path: Path) -> None:
+def test_no_attempt_runs_twice_at_once_across_kill_9_while_starting(
+    runtime: str, tmp_path: Path
+) -> None:
+    setup = SETUPS[runtime]
     server = ServerProcess(tmp_path / "data", "--stop-timeout", "2")
     server.start()
     records = tmp_path / "records"
-    records.touch()
+    records.mkdir()
+    (records / "log").touch()
     parents: list[str] = []
     try:
         batch = server.client()
-        (queue,) = make_environment(batch, max_vcpus=256)
-        definition = define_job(batch, ["sh", "-c", RECORD.format(path=records)])
-        for _ in range(CYCLES):
+        if runtime == "docker":
+            queue = docker_queue(batch, max_vcpus=64)
+            command = RECORD.format(path="/records/log", clock=setup.clock, sleep=setup.sleep)
+            definition = define_container_job(
+                batch,
+                ["sh", "-c", command],
+                volumes=[{"name": "records", "host": {"sourcePath": str(records)}}],
+                mountPoints=[{"sourceVolume": "records", "containerPath": "/records"}],
+            )
+        else:
+            (queue,) = make_environment(batch, max_vcpus=256)
+            command = RECORD.format(path=records / "log", clock=setup.clock, sleep=setup.sleep)
+            definition = define_job(batch, ["sh", "-c", command])
+        for _ in range(setup.cycles):
             submitted = [
                 submit_job(
                     batch,
                     queue,
                     definition,
-                    arrayProperties={"size": ARRAY_SIZE},
+                    arrayProperties={"size": setup.array_size},
                     retryStrategy={"attempts": attempts},
                 )
                 for attempts in (1, 3)
@@ -83,7 +122,7 @@ def test_no_attempt_runs_twice_at_once_across_kill_9_while_starting(tmp_path: Pa
             server.start()
             batch = server.client()
 
-        children = [f"{p}:{i}" for p in parents for i in range(ARRAY_SIZE)]
+        children = [f"{p}:{i}" for p in parents for i in range(setup.array_size)]
         wait_for(
             lambda: all(j["status"] in ("SUCCEEDED", "FAILED") for j in details(batch, children)),
             timeout=180,
@@ -97,7 +136,7 @@ def test_no_attempt_runs_twice_at_once_across_kill_9_while_starting(tmp_path: Pa
     # The kills did land while starts were not yet stored (else this tests nothing).
     found = re.findall(r"Recovery found (\d+) attempts whose start was not stored", server.output())
     assert sum(int(n) for n in found) > 0, server.output()[-3000:]
-    runs = own_records(records)
+    runs = own_records(records / "log")
     overlaps = []
     for job_id in children:
         intervals = []
@@ -114,7 +153,7 @@ def test_no_attempt_runs_twice_at_once_across_kill_9_while_starting(tmp_path: Pa
         intervals.sort()
         for (_, first_end, first), (second_start, _, second) in itertools.pairwise(intervals):
             if second_start < first_end:
-                overlaps.append((job_id, first, second, (first_end - second_start) / 1e9))
+                overlaps.append((job_id, first, second, first_end - second_start))
     assert overlaps == []
 
     wrong = []

@@ -512,6 +512,7 @@ class DockerRuntime:
         found: dict[str, dict[str, Any]] = {
             str(c["Labels"].get(LABEL_TASK_ID)): c for c in listed if c.get("Labels")
         }
+        found_by_id = 0
         for ref in attempts:
             if ref.task_id in self._attempts:
                 continue
@@ -533,8 +534,11 @@ class DockerRuntime:
                 continue
             attempt.running = True
             if ref.runtime_handle is None:  # it started; the server died before recording it
+                found_by_id += 1
                 self._emit(self._started_event(attempt))
             self._follow(attempt)
+        if found_by_id:
+            log.info("Recovery found %d attempts whose start was not stored yet", found_by_id)
         for task_id, container in found.items():
             if task_id not in self._attempts:  # its attempt is over, or never was
                 self._spawn(self._remove(str(container["Id"])), self._cleanups)
