@@ -19,7 +19,7 @@ from botocore.exceptions import ClientError
 from batchyard.api.logs_wire import LOGS_OPERATIONS, LOGS_UNSUPPORTED
 from batchyard.domain.model import JobStatus as S
 from batchyard.logs import FileLogStore
-from batchyard.service.logs import DAY_MS
+from batchyard.service.retention import DAY_MS
 from batchyard.store.sql import SqlStore
 from tests.api.test_awscli import aws
 from tests.fixtures import ServerProcess, unique, wait_for

@@ -1,4 +1,4 @@
-"""Job retention (service/logs.py delete_expired_jobs): old job records go, and so do the log
+"""Job retention (service/retention.py delete_expired_jobs): old job records go, and so do the log
 streams of their attempts, on a real SQLite store and a real file log store."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from batchyard.cli import build_parser
 from batchyard.domain.model import Attempt, Job, JobStatus
 from batchyard.logs import FileLogStore
 from batchyard.service.context import ServiceContext
-from batchyard.service.logs import DAY_MS, delete_expired_jobs
+from batchyard.service.retention import DAY_MS, delete_expired_jobs
 from batchyard.store.sql import SqlStore
 
 S = JobStatus

@@ -3,6 +3,6 @@
 Validates requests the way AWS Batch does (docs/aws-behaviour.md), builds domain objects and
 hands them to the store; `resources` holds compute environments, queues, definitions, scheduling
 policies, consumable resources and tags, `jobs` the job operations, `logs` the CloudWatch Logs
-operations and job retention. Knows neither HTTP nor runtimes, and never imports the
-dispatcher: the two meet only in the store.
+operations, `retention` the deletion of old job records. Knows neither HTTP nor runtimes, and
+never imports the dispatcher: the two meet only in the store.
 """

@@ -1,4 +1,4 @@
-"""CloudWatch Logs reads over the LogStore (one function per operation) and job retention.
+"""CloudWatch Logs reads over the LogStore, one function per operation.
 
 Owns the CloudWatch semantics: group and stream lookup, time windows, filter patterns, paging
 tokens. Returns domain objects; knows nothing about HTTP or wire shapes.
@@ -15,9 +15,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from batchyard.domain import lifecycle
 from batchyard.domain.errors import InvalidParameterException, ResourceNotFoundException
-from batchyard.domain.model import Identity, Job
+from batchyard.domain.model import Identity
 from batchyard.domain.numerals import INT64_MAX
 from batchyard.logs import EVENT_OVERHEAD_BYTES, LogEvent, LogStore, StreamInfo
 from batchyard.service.context import ServiceContext
@@ -26,8 +25,6 @@ MAX_EVENTS = 10_000
 MAX_RESPONSE_BYTES = 1_048_576
 """A page of events holds at most 10,000 events and 1 MB (message bytes + 26 per event)."""
 DEFAULT_DESCRIBE_LIMIT = 50
-RETENTION_SWEEP_SECONDS = 3600.0
-DAY_MS = 86_400_000
 
 _READ_CHUNK = 1000
 _TOKEN_DIGITS = 56  # CloudWatch's event tokens: "f/" or "b/" and 56 digits
@@ -509,23 +506,3 @@ def _group_info(ctx: ServiceContext, name: str) -> LogGroupInfo:
         created_at=min((s.created_at for s in streams), default=None),
         stored_bytes=sum(s.stored_bytes for s in streams),
     )
-
-
-# -- retention ---------------------------------------------------------------------------
-
-
-def delete_expired_jobs(ctx: ServiceContext, retention_days: float) -> list[Job]:
-    """Delete the job records that finished more than retention_days ago, and the log stream
-    of every attempt of theirs. retention_days <= 0 keeps everything."""
-    if retention_days <= 0:
-        return []
-    cutoff = ctx.clock.now_ms() - round(retention_days * DAY_MS)
-    removed = ctx.store.delete_jobs_finished_before(cutoff)
-    if ctx.logs is not None:
-        for job in removed:
-            for attempt in job.attempts:
-                stream = attempt.log_stream_name or lifecycle.log_stream_name(
-                    job.job_definition_name, attempt.task_id
-                )
-                ctx.logs.delete_stream(ctx.log_group, stream)
-    return removed
