@@ -9,12 +9,9 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 import uuid
-import weakref
-from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any, TypeVar
 
 from batchyard.domain.errors import ClientException
@@ -51,7 +48,7 @@ from batchyard.service.resource_requirements import (
     platform_of,
     requested,
 )
-from batchyard.store.base import ConflictError, Store
+from batchyard.store.base import ConflictError
 
 RUNTIME_TAG = "batchyard:runtime"
 RUNTIMES = ("process", "docker", "slurm")
@@ -62,8 +59,6 @@ MAX_CONSUMABLE_RESOURCES = 50_000
 MAX_CONSUMABLE_RESOURCES_PER_JOB = 5
 CONSUMABLE_RESOURCE_TYPES = ("REPLENISHABLE", "NON_REPLENISHABLE")
 CONSUMABLE_RESOURCE_OPERATIONS = ("SET", "ADD", "REMOVE")
-CLIENT_TOKEN_TTL_MS = 8 * 60 * 60 * 1000
-MAX_CLIENT_TOKENS = 10_000
 TIME_LIMIT_REASONS = (
     "CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY",
     "MISCONFIGURATION:COMPUTE_ENVIRONMENT_MAX_RESOURCE",
@@ -1064,9 +1059,7 @@ def update_consumable_resource(
 
     if client_token is None:
         return apply()
-    return _client_tokens(ctx.store).once(
-        client_token, (name, action, quantity), ctx.clock.now_ms(), apply
-    )
+    return ctx.client_tokens.once(client_token, (name, action, quantity), ctx.clock.now_ms(), apply)
 
 
 def delete_consumable_resource(ctx: ServiceContext, *, consumable_resource: str) -> None:
@@ -1074,58 +1067,6 @@ def delete_consumable_resource(ctx: ServiceContext, *, consumable_resource: str)
     "Delete a consumable resource"); jobs still waiting for it wait until it is re-created."""
     resource = find_consumable_resource(ctx, consumable_resource)
     ctx.store.delete_consumable_resource(resource.name)
-
-
-@dataclass(frozen=True, slots=True)
-class _TokenUse:
-    expires_at: int
-    request: tuple[str, str, int]
-    result: ConsumableResource
-
-
-class _ClientTokens:
-    """UpdateConsumableResource clientTokens seen in this process in the last 8 hours (at most
-    MAX_CLIENT_TOKENS, the oldest forgotten first)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._seen: OrderedDict[str, _TokenUse] = OrderedDict()
-
-    def once(
-        self,
-        token: str,
-        request: tuple[str, str, int],
-        now: int,
-        apply: Callable[[], ConsumableResource],
-    ) -> ConsumableResource:
-        with self._lock:
-            while self._seen:
-                oldest = next(iter(self._seen.values()))
-                if oldest.expires_at > now and len(self._seen) < MAX_CLIENT_TOKENS:
-                    break
-                self._seen.popitem(last=False)
-            use = self._seen.get(token)
-            if use is not None:
-                if use.request != request:
-                    raise ClientException(
-                        f"clientToken {token} was already used with a different request."
-                    )
-                return use.result
-            result = apply()
-            self._seen[token] = _TokenUse(now + CLIENT_TOKEN_TTL_MS, request, result)
-            return result
-
-
-_TOKENS_BY_STORE: weakref.WeakKeyDictionary[Store, _ClientTokens] = weakref.WeakKeyDictionary()
-_TOKENS_LOCK = threading.Lock()
-
-
-def _client_tokens(store: Store) -> _ClientTokens:
-    with _TOKENS_LOCK:
-        tokens = _TOKENS_BY_STORE.get(store)
-        if tokens is None:
-            tokens = _TOKENS_BY_STORE[store] = _ClientTokens()
-        return tokens
 
 
 # -- tags --------------------------------------------------------------------------------
