@@ -5,6 +5,7 @@ Process runtime and Docker runtime.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
 from collections import defaultdict
@@ -115,7 +116,7 @@ def test_no_attempt_runs_twice_at_once_across_kill_9_while_starting(
             ]
             parents.extend(submitted)
             wait_for(
-                lambda b=batch, s=submitted: placed_children(b, s) > 0,  # type: ignore[misc]
+                functools.partial(placed_children, batch, submitted),  # truthy: some placed
                 timeout=60,
                 interval=0.005,
                 what="children placed",
@@ -139,7 +140,7 @@ def test_no_attempt_runs_twice_at_once_across_kill_9_while_starting(
     found = re.findall(r"Recovery found (\d+) attempts whose start was not stored", server.output())
     assert sum(int(n) for n in found) > 0, server.output()[-3000:]
     runs = own_records(records / "log")
-    overlaps = []
+    overlaps: list[tuple[str, int, int, float]] = []
     for job_id in children:
         intervals = []
         for attempt in range(1, 4):
@@ -158,7 +159,7 @@ def test_no_attempt_runs_twice_at_once_across_kill_9_while_starting(
                 overlaps.append((job_id, first, second, first_end - second_start))
     assert overlaps == []
 
-    wrong = []
+    wrong: list[tuple[Any, ...]] = []
     for job_id in children:
         job = ended[job_id]
         for number, attempt in enumerate(job["attempts"], start=1):
