@@ -1,5 +1,5 @@
 """Rules for the job properties RegisterJobDefinition and SubmitJob share: environment, command,
-retry strategy, timeout and tags (docs/aws-behaviour.md: #retries, #timeouts,
+retry strategy, timeout, tags and node ranges (docs/aws-behaviour.md: #retries, #timeouts,
 #environment-variables, #overrides-and-resources, #tags, #validation-and-errors).
 """
 
@@ -10,6 +10,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from batchyard.domain.errors import ClientException
 from batchyard.domain.model import Document, EvaluateOnExit, RetryStrategy
+from batchyard.domain.numerals import NumeralError, parse_integer
 
 ERROR_PREFIX = "Error executing request, Exception : "
 MAX_RETRY_ATTEMPTS = 10
@@ -114,3 +115,19 @@ def check_timeout(document: Document | None) -> int | None:
             f"{MIN_ATTEMPT_DURATION_SECONDS}, got {seconds}."
         )
     return seconds
+
+
+def node_range(target_nodes: str, num_nodes: int) -> tuple[int, int]:
+    """(first, last) node of a targetNodes range `n`, `n:m`, `:m`, `n:` or `:` among
+    num_nodes nodes; a ClientException unless both ends are node indexes in order."""
+    start_text, sep, end_text = target_nodes.partition(":")
+    try:
+        start = parse_integer(start_text) if start_text else 0
+        end = parse_integer(end_text) if end_text else num_nodes - 1
+    except NumeralError:
+        raise ClientException(f"targetNodes {target_nodes!r} is not a node range.") from None
+    if not sep:
+        end = start
+    if not 0 <= start <= end < num_nodes:
+        raise ClientException(f"targetNodes {target_nodes!r} is outside 0..{num_nodes - 1}.")
+    return start, end

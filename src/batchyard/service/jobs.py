@@ -38,6 +38,7 @@ from batchyard.service.job_properties import (
     check_tags,
     check_timeout,
     invalid,
+    node_range,
 )
 from batchyard.service.pagination import decode_token, encode_token
 from batchyard.service.resource_requirements import (
@@ -51,11 +52,7 @@ from batchyard.service.resource_requirements import (
     requested,
     requirement_values,
 )
-from batchyard.service.resources import (
-    consumable_requirements,
-    find_consumable_resource,
-    node_range,
-)
+from batchyard.service.resources import consumable_requirements, find_consumable_resource
 from batchyard.store.base import ConsumableJobQuery, JobMutation, JobQuery
 
 JOB_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")

@@ -1,4 +1,4 @@
-"""Opaque, stable nextToken values for maxResults/nextToken pagination."""
+"""maxResults/nextToken pagination: opaque, stable nextToken values and the maxResults bounds."""
 
 from __future__ import annotations
 
@@ -44,3 +44,8 @@ def page(
     chunk = list(items[start : start + limit])
     more = start + limit < len(items)
     return chunk, (encode_token(start + limit) if more else None)
+
+
+def check_max_results(max_results: int | None, ceiling: int) -> None:
+    if max_results is not None and not 1 <= max_results <= ceiling:
+        raise ClientException(f"maxResults must be between 1 and {ceiling}; got {max_results}.")

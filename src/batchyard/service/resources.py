@@ -12,7 +12,7 @@ import re
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
-from typing import Any, TypeVar
+from typing import Any
 
 from batchyard.domain.errors import ClientException
 from batchyard.domain.model import (
@@ -28,7 +28,7 @@ from batchyard.domain.model import (
     ResourceStatus,
     SchedulingPolicy,
 )
-from batchyard.domain.numerals import INT64_MAX, NumeralError, parse_integer
+from batchyard.domain.numerals import INT64_MAX
 from batchyard.service import references
 from batchyard.service.context import ServiceContext
 from batchyard.service.job_properties import (
@@ -36,8 +36,10 @@ from batchyard.service.job_properties import (
     check_retry_strategy,
     check_tags,
     check_timeout,
+    node_range,
 )
-from batchyard.service.pagination import decode_token, encode_token, page
+from batchyard.service.naming import check_name, named
+from batchyard.service.pagination import check_max_results, decode_token, encode_token, page
 from batchyard.service.resource_requirements import (
     EC2,
     FARGATE,
@@ -65,18 +67,8 @@ TIME_LIMIT_REASONS = (
     "MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT",
     "MISCONFIGURATION:EC2_INSTANCE_CONFIGURATION_UNSUPPORTED",
 )
-# Matched whole (fullmatch): with match(), `$` also matches before a final "\n".
-_NAME = re.compile(r"[A-Za-z0-9_-]{1,128}")
 _SHARE_IDENTIFIER = re.compile(r"[A-Za-z0-9]{1,255}\*?")
 _USER = re.compile(r"[a-z0-9_][a-z0-9_-]{0,30}")
-
-
-def _check_name(name: str, what: str) -> None:
-    if not _NAME.fullmatch(name):
-        raise ClientException(
-            f"{what} name {name!r} is invalid: up to 128 letters (uppercase and lowercase), "
-            "numbers, hyphens, and underscores are allowed."
-        )
 
 
 # -- compute environments ----------------------------------------------------------------
@@ -130,7 +122,7 @@ def create_compute_environment(
     context: str | None = None,
     ecs_settings: Document | None = None,
 ) -> ComputeEnvironment:
-    _check_name(compute_environment_name, "Compute environment")
+    check_name(compute_environment_name, "Compute environment")
     all_tags = check_tags(tags)
     runtime = _runtime_from_tags(ctx, all_tags)
     if type == "MANAGED":
@@ -273,29 +265,11 @@ def describe_compute_environments(
     max_results: int | None = None,
     next_token: str | None = None,
 ) -> tuple[list[ComputeEnvironment], str | None]:
-    found = _named(
+    found = named(
         ctx.store.list_compute_environments(), compute_environments, "compute-environment"
     )
-    _check_max_results(max_results, 100)
+    check_max_results(max_results, 100)
     return page(found, max_results, next_token)
-
-
-_Named = TypeVar("_Named", ComputeEnvironment, JobQueue)
-
-
-def _named(everything: list[_Named], wanted: Sequence[str] | None, kind: str) -> list[_Named]:
-    """The resources a Describe call names (by name or ARN), or all when it names none."""
-    if not wanted:
-        return everything
-    if len(wanted) > 100:
-        raise ClientException(f"At most 100 {kind}s can be described at once.")
-    names = {references.name_from_reference(r, kind) for r in wanted}
-    return [item for item in everything if item.name in names]
-
-
-def _check_max_results(max_results: int | None, ceiling: int) -> None:
-    if max_results is not None and not 1 <= max_results <= ceiling:
-        raise ClientException(f"maxResults must be between 1 and {ceiling}; got {max_results}.")
 
 
 # -- job queues --------------------------------------------------------------------------
@@ -375,7 +349,7 @@ def create_job_queue(
     tags: Mapping[str, str] | None = None,
     job_state_time_limit_actions: Sequence[Document] | None = None,
 ) -> JobQueue:
-    _check_name(job_queue_name, "Job queue")
+    check_name(job_queue_name, "Job queue")
     _check_priority(priority)
     if service_environment_order:
         raise ClientException(
@@ -488,8 +462,8 @@ def describe_job_queues(
     max_results: int | None = None,
     next_token: str | None = None,
 ) -> tuple[list[JobQueue], str | None]:
-    found = _named(ctx.store.list_job_queues(), job_queues, "job-queue")
-    _check_max_results(max_results, 100)
+    found = named(ctx.store.list_job_queues(), job_queues, "job-queue")
+    check_max_results(max_results, 100)
     return page(found, max_results, next_token)
 
 
@@ -537,22 +511,6 @@ def _check_node_properties(props: Document) -> None:
         raise ClientException("nodeRangeProperties must cover every node from 0 to numNodes-1.")
 
 
-def node_range(target_nodes: str, num_nodes: int) -> tuple[int, int]:
-    """(first, last) node of a targetNodes range `n`, `n:m`, `:m`, `n:` or `:` among
-    num_nodes nodes; a ClientException unless both ends are node indexes in order."""
-    start_text, sep, end_text = target_nodes.partition(":")
-    try:
-        start = parse_integer(start_text) if start_text else 0
-        end = parse_integer(end_text) if end_text else num_nodes - 1
-    except NumeralError:
-        raise ClientException(f"targetNodes {target_nodes!r} is not a node range.") from None
-    if not sep:
-        end = start
-    if not 0 <= start <= end < num_nodes:
-        raise ClientException(f"targetNodes {target_nodes!r} is outside 0..{num_nodes - 1}.")
-    return start, end
-
-
 def _check_ecs_properties(props: Document, platform: str) -> None:
     tasks = props["taskProperties"]
     if len(tasks) != 1:
@@ -589,7 +547,7 @@ def register_job_definition(
     ecs_properties: Document | None = None,
     consumable_resource_properties: Document | None = None,
 ) -> JobDefinition:
-    _check_name(job_definition_name, "Job definition")
+    check_name(job_definition_name, "Job definition")
     body_size = len(
         json.dumps(
             [container_properties, node_properties, ecs_properties, eks_properties, parameters]
@@ -632,10 +590,10 @@ def register_job_definition(
     if eks_properties is not None:
         check_eks_pod(eks_properties.get("podProperties"), "eksProperties.podProperties")
     consumable_requirements(ctx, consumable_resource_properties, "consumableResourceProperties")
-    for position, node_range in enumerate((node_properties or {}).get("nodeRangeProperties") or ()):
+    for position, ranged in enumerate((node_properties or {}).get("nodeRangeProperties") or ()):
         consumable_requirements(
             ctx,
-            node_range.get("consumableResourceProperties"),
+            ranged.get("consumableResourceProperties"),
             f"nodeRangeProperties[{position}].consumableResourceProperties",
         )
     if eks_properties is not None and propagate_tags:
@@ -698,7 +656,7 @@ def describe_job_definitions(
     status: str | None = None,
     next_token: str | None = None,
 ) -> tuple[list[JobDefinition], str | None]:
-    _check_max_results(max_results, 100)
+    check_max_results(max_results, 100)
     if job_definitions and len(job_definitions) > 100:
         raise ClientException("At most 100 job definitions can be described at once.")
     if status is not None and status not in ("ACTIVE", "INACTIVE"):
@@ -776,7 +734,7 @@ def create_scheduling_policy(
     quota_share_policy: Document | None = None,
     tags: Mapping[str, str] | None = None,
 ) -> SchedulingPolicy:
-    _check_name(name, "Scheduling policy")
+    check_name(name, "Scheduling policy")
     if fairshare_policy is not None and quota_share_policy is not None:
         raise ClientException("Specify fairsharePolicy or quotaSharePolicy, not both.")
     _check_fairshare_policy(fairshare_policy)
@@ -852,7 +810,7 @@ def describe_scheduling_policies(
 def list_scheduling_policies(
     ctx: ServiceContext, *, max_results: int | None = None, next_token: str | None = None
 ) -> tuple[list[SchedulingPolicy], str | None]:
-    _check_max_results(max_results, 1000)
+    check_max_results(max_results, 1000)
     return page(ctx.store.list_scheduling_policies(), max_results, next_token)
 
 
@@ -915,7 +873,7 @@ def create_consumable_resource(
     resource_type: str | None = None,
     tags: Mapping[str, str] | None = None,
 ) -> ConsumableResource:
-    _check_name(consumable_resource_name, "Consumable resource")
+    check_name(consumable_resource_name, "Consumable resource")
     total = 0 if total_quantity is None else total_quantity
     if total < 0:
         raise ClientException(f"totalQuantity must not be negative; got {total}.")
@@ -960,7 +918,7 @@ def list_consumable_resources(
     next_token: str | None = None,
 ) -> tuple[list[ConsumableResource], str | None]:
     """One page of resources in name order; the token is the last name of the page."""
-    _check_max_results(max_results, 100)
+    check_max_results(max_results, 100)
     matches = _name_matcher(filters or ())
     after = decode_token(next_token)
     if after is not None and not isinstance(after, str):
