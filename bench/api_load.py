@@ -554,8 +554,8 @@ def fill(data_dir: Path, jobs: int, sample_path: Path) -> None:
     SUCCEEDED, 5% FAILED, 5% RUNNABLE on a DISABLED compute environment), all decided already."""
     from batchyard.domain.model import Attempt, Job, JobStatus
     from batchyard.scheduling.snapshot import Plan
+    from batchyard.service import compute_environments, job_queues, resources
     from batchyard.service import jobs as job_service
-    from batchyard.service import resources
     from batchyard.service.context import ServiceContext
     from batchyard.store.sql import SqlStore
 
@@ -566,14 +566,14 @@ def fill(data_dir: Path, jobs: int, sample_path: Path) -> None:
     data_dir.mkdir(parents=True, exist_ok=True)
     store = SqlStore(f"sqlite:///{(data_dir / 'batchyard.db').resolve()}")
     ctx = ServiceContext(store=store, clock=Clock())
-    resources.create_compute_environment(
+    compute_environments.create_compute_environment(
         ctx,
         compute_environment_name="bench-ce",
         type="MANAGED",
         state="DISABLED",
         compute_resources={"type": "EC2", "maxvCpus": 8, "subnets": []},
     )
-    resources.create_job_queue(
+    job_queues.create_job_queue(
         ctx,
         job_queue_name=QUEUE,
         priority=1,

@@ -28,7 +28,7 @@ from batchyard.runtimes.base import (
 )
 from batchyard.runtimes.fake import FakeRuntime
 from batchyard.scheduling.snapshot import Plan
-from batchyard.service import jobs, resources
+from batchyard.service import compute_environments, job_queues, jobs, resources
 from batchyard.service.context import ServiceContext
 from batchyard.store.memory import MemoryStore
 from report import Figure, ScenarioResult, median
@@ -177,7 +177,7 @@ class World:
     async def open(self) -> None:
         await self.dispatcher.open()
         for ce in self.ce_specs:
-            resources.create_compute_environment(
+            compute_environments.create_compute_environment(
                 self.ctx,
                 compute_environment_name=ce.name,
                 type="MANAGED",
@@ -185,7 +185,7 @@ class World:
             )
         await self.settle()
         for queue in self.queue_specs:
-            resources.create_job_queue(
+            job_queues.create_job_queue(
                 self.ctx,
                 job_queue_name=queue.name,
                 priority=queue.priority,

@@ -17,7 +17,7 @@ from typing import Any
 from batchyard.dispatcher import Dispatcher
 from batchyard.domain.model import Document, Job, JobStatus, Resources
 from batchyard.runtimes.fake import FakeRuntime
-from batchyard.service import jobs, resources
+from batchyard.service import compute_environments, job_queues, jobs, resources
 from batchyard.service.context import ServiceContext
 from batchyard.store.memory import MemoryStore
 
@@ -54,7 +54,7 @@ class SchedulingWorld:
 
     async def open(self) -> None:
         await self.dispatcher.open()
-        resources.create_compute_environment(
+        compute_environments.create_compute_environment(
             self.ctx,
             compute_environment_name="ce",
             type="MANAGED",
@@ -66,7 +66,7 @@ class SchedulingWorld:
             policy_arn = resources.create_scheduling_policy(
                 self.ctx, name="fair", fairshare_policy=self.fairshare_policy
             ).arn
-        resources.create_job_queue(
+        job_queues.create_job_queue(
             self.ctx,
             job_queue_name=QUEUE,
             priority=1,

@@ -39,7 +39,7 @@ from batchyard.runtimes.base import Runtime
 from batchyard.runtimes.docker import DockerRuntime, engine_unreachable
 from batchyard.runtimes.process import ProcessRuntime
 from batchyard.service.context import ServiceContext
-from batchyard.service.resources import ensure_defaults
+from batchyard.service.defaults import ensure_defaults
 from batchyard.service.retention import RETENTION_SWEEP_SECONDS, delete_expired_jobs
 from batchyard.store.base import Store
 from batchyard.store.sql import SqlStore

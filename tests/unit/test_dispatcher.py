@@ -16,7 +16,7 @@ import pytest
 from batchyard.dispatcher import Dispatcher
 from batchyard.domain.model import Job, JobStatus, Resources
 from batchyard.runtimes.fake import FakeRuntime
-from batchyard.service import jobs, resources
+from batchyard.service import compute_environments, job_queues, jobs, resources
 from batchyard.service.context import ServiceContext
 from batchyard.store.memory import MemoryStore
 
@@ -44,14 +44,14 @@ class World:
 
     async def open(self, time_limit_actions: list[dict[str, Any]] | None = None) -> None:
         await self.dispatcher.open()
-        resources.create_compute_environment(
+        compute_environments.create_compute_environment(
             self.ctx,
             compute_environment_name="ce",
             type="MANAGED",
             compute_resources={"type": "EC2", "maxvCpus": self.max_vcpus, "subnets": []},
         )
         await self.settle()
-        resources.create_job_queue(
+        job_queues.create_job_queue(
             self.ctx,
             job_queue_name="q",
             priority=1,

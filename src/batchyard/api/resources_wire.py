@@ -20,7 +20,7 @@ from batchyard.domain.model import (
     JobQueue,
     SchedulingPolicy,
 )
-from batchyard.service import resources
+from batchyard.service import compute_environments, job_queues, resources
 from batchyard.service.context import ServiceContext
 
 Handler = Callable[[ServiceContext, dict[str, Any]], dict[str, Any]]
@@ -152,22 +152,22 @@ def consumable_resource_summary(resource: ConsumableResource) -> dict[str, Any]:
 
 
 def _create_compute_environment(ctx: ServiceContext, request: dict[str, Any]) -> dict[str, Any]:
-    ce = resources.create_compute_environment(ctx, **snake_kwargs(request))
+    ce = compute_environments.create_compute_environment(ctx, **snake_kwargs(request))
     return {"computeEnvironmentName": ce.name, "computeEnvironmentArn": ce.arn}
 
 
 def _update_compute_environment(ctx: ServiceContext, request: dict[str, Any]) -> dict[str, Any]:
-    ce = resources.update_compute_environment(ctx, **snake_kwargs(request))
+    ce = compute_environments.update_compute_environment(ctx, **snake_kwargs(request))
     return {"computeEnvironmentName": ce.name, "computeEnvironmentArn": ce.arn}
 
 
 def _delete_compute_environment(ctx: ServiceContext, request: dict[str, Any]) -> dict[str, Any]:
-    resources.delete_compute_environment(ctx, **snake_kwargs(request))
+    compute_environments.delete_compute_environment(ctx, **snake_kwargs(request))
     return {}
 
 
 def _describe_compute_environments(ctx: ServiceContext, request: dict[str, Any]) -> dict[str, Any]:
-    found, token = resources.describe_compute_environments(ctx, **snake_kwargs(request))
+    found, token = compute_environments.describe_compute_environments(ctx, **snake_kwargs(request))
     return {
         "computeEnvironments": [compute_environment_detail(ce, ctx.identity) for ce in found],
         "nextToken": token,
@@ -175,22 +175,22 @@ def _describe_compute_environments(ctx: ServiceContext, request: dict[str, Any])
 
 
 def _create_job_queue(ctx: ServiceContext, request: dict[str, Any]) -> dict[str, Any]:
-    queue = resources.create_job_queue(ctx, **snake_kwargs(request))
+    queue = job_queues.create_job_queue(ctx, **snake_kwargs(request))
     return {"jobQueueName": queue.name, "jobQueueArn": queue.arn}
 
 
 def _update_job_queue(ctx: ServiceContext, request: dict[str, Any]) -> dict[str, Any]:
-    queue = resources.update_job_queue(ctx, **snake_kwargs(request))
+    queue = job_queues.update_job_queue(ctx, **snake_kwargs(request))
     return {"jobQueueName": queue.name, "jobQueueArn": queue.arn}
 
 
 def _delete_job_queue(ctx: ServiceContext, request: dict[str, Any]) -> dict[str, Any]:
-    resources.delete_job_queue(ctx, **snake_kwargs(request))
+    job_queues.delete_job_queue(ctx, **snake_kwargs(request))
     return {}
 
 
 def _describe_job_queues(ctx: ServiceContext, request: dict[str, Any]) -> dict[str, Any]:
-    found, token = resources.describe_job_queues(ctx, **snake_kwargs(request))
+    found, token = job_queues.describe_job_queues(ctx, **snake_kwargs(request))
     return {"jobQueues": [job_queue_detail(q) for q in found], "nextToken": token}
 
 
