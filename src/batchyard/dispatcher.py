@@ -33,8 +33,10 @@ from batchyard.runtimes.base import (
     Runtime,
     RuntimeEvent,
 )
+from batchyard.scheduling.isolation import plan_isolating
 from batchyard.scheduling.planner import heads_taken, plan
 from batchyard.scheduling.snapshot import Plan, Snapshot
+from batchyard.store import quarantine
 from batchyard.store.base import JobMutation, JobQuery, SnapshotLimits, Store
 
 log = logging.getLogger("batchyard.dispatcher")
@@ -207,7 +209,7 @@ class Dispatcher:
         every RUNNABLE head read of a queue might have placed more: plan again on a snapshot
         with four times that queue's heads, up to the limit (growing by steps keeps a round
         that needs 20 heads from reading 256). Sets each queue's read for the next round."""
-        decided = plan(snapshot, now)
+        snapshot, decided = self._plan_once(snapshot, now)
         full, least = self.limits.runnable_per_queue, self._least_read
 
         def read_of(queue: str) -> int:
@@ -220,8 +222,7 @@ class Dispatcher:
                 break
             for queue in short:
                 reads[queue] = min(full, read_of(queue) * 4)
-            snapshot = self._snapshot(reads)
-            decided = plan(snapshot, now)
+            snapshot, decided = self._plan_once(self._snapshot(reads), now)
         self._runnable_read = {}
         for queue, (took, _) in taken.items():
             read = read_of(queue)
@@ -230,6 +231,41 @@ class Dispatcher:
             if read > least:
                 self._runnable_read[queue] = read
         return snapshot, decided
+
+    def _plan_once(self, snapshot: Snapshot, now: int) -> tuple[Snapshot, Plan]:
+        """plan(snapshot, now); if it raises, the plan without the jobs it cannot plan (stored
+        FAILED) or the queues it cannot (left for this round), and the snapshot planned."""
+        try:
+            return snapshot, plan(snapshot, now)
+        except Exception:
+            log.exception("planning failed; planning each job alone to find the ones to blame")
+        isolated = plan_isolating(snapshot, now)
+        for name, error in isolated.queues.items():
+            log.error(
+                "job queue %s cannot be planned (%s); its jobs wait this round",
+                name,
+                quarantine.describe(error),
+            )
+        if isolated.jobs:
+            self._quarantine(
+                {
+                    job_id: quarantine.unplannable_reason(error)
+                    for job_id, error in isolated.jobs.items()
+                }
+            )
+        return isolated.snapshot, isolated.plan
+
+    def _quarantine(self, reasons: Mapping[str, str]) -> None:
+        """Have the store fail jobs that cannot be read or planned, each logged. If that write
+        fails the round goes on without them (the snapshot and plan leave them out), and the
+        next round tries again."""
+        try:
+            stored = self.store.quarantine_jobs(reasons, self.clock.now_ms())
+        except Exception:
+            log.exception("storing jobs %s as FAILED failed; trying next round", sorted(reasons))
+            return
+        for job_id in stored:
+            log.error("job %s stored as FAILED: %s", job_id, reasons[job_id])
 
     @property
     def _least_read(self) -> int:
@@ -240,6 +276,8 @@ class Dispatcher:
         name), and the runtimes' host limits."""
         read = replace(self.limits, runnable_per_queue=self._least_read, runnable_read=reads)
         snapshot = self.store.snapshot(read)
+        if snapshot.unreadable:
+            self._quarantine(snapshot.unreadable)
         host_limits = {}
         for name, ce in snapshot.compute_environments.items():
             runtime = self.runtimes.get(ce.runtime)

@@ -18,6 +18,7 @@ from batchyard.domain.model import Job, JobStatus, Resources
 from batchyard.runtimes.fake import FakeRuntime
 from batchyard.service import compute_environments, job_queues, jobs, resources
 from batchyard.service.context import ServiceContext
+from batchyard.store.base import Store
 from batchyard.store.memory import MemoryStore
 
 T0 = 1_700_000_000_000
@@ -34,9 +35,9 @@ class VirtualClock:
 class World:
     """A store, a fake runtime, a dispatcher and a virtual clock, driven step by step."""
 
-    def __init__(self, max_vcpus: int = 4) -> None:
+    def __init__(self, max_vcpus: int = 4, store: Store | None = None) -> None:
         self.clock = VirtualClock()
-        self.store = MemoryStore()
+        self.store = store if store is not None else MemoryStore()
         self.runtime = FakeRuntime(self.clock, Resources(vcpus=64, memory_mib=65536, gpus=0))
         self.ctx = ServiceContext(store=self.store, clock=self.clock)
         self.dispatcher = Dispatcher(self.store, {"process": self.runtime}, self.clock)

@@ -47,6 +47,9 @@ class Snapshot:
     # What each compute environment's runtime host holds in total (vCPUs, memory, GPUs): placed
     # jobs together never exceed it. Filled by the dispatcher from its runtimes, not the store.
     host_limits: Mapping[str, Resources] = field(default_factory=dict)
+    # Jobs the store read but could not decode, by id: why. They are in no other field: the
+    # planner never sees them; the dispatcher has the store fail them.
+    unreadable: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -240,3 +240,11 @@ class Store(Protocol):
     def active_jobs(self) -> list[Job]:
         """Every job in STARTING or RUNNING (for restart recovery)."""
         ...
+
+    def quarantine_jobs(self, reasons: Mapping[str, str], now: int) -> list[str]:
+        """Store each job of `reasons` (job id -> status reason) as FAILED at `now`, read or
+        not: its record cannot be read (Snapshot.unreadable) or planned. It releases what it
+        held of consumable resources, and its dependents and array parent are flagged as for
+        any job that ends; a record that could not be read is kept in the job's document.
+        Returns the ids stored (unknown ids, and jobs already stored so, are left out)."""
+        ...

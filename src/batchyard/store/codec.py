@@ -6,6 +6,7 @@ in its own columns (identity, status, ordering, versions); the store passes thos
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import fields
 from operator import attrgetter
@@ -233,6 +234,64 @@ def job_from_document(
     )
 
 
+class UnreadableRecord(ValueError):
+    """A stored document that does not make a valid object (a value of the wrong type, out of
+    range, or missing): stores isolate the record instead of handing it on."""
+
+
+def _is_count(value: Any) -> bool:
+    return type(value) is int and value >= 0
+
+
+_time_fields = attrgetter(
+    "timeout_seconds", "started_at", "stopped_at", "blocked_since", "scheduling_priority"
+)
+_attempt_times = attrgetter("started_at", "stopped_at", "exit_code")
+
+
+def check_job(job: Job) -> Job:
+    """`job` if every field the planner and the lifecycle compute with has its type and range;
+    raises UnreadableRecord naming the first that does not. JSON has no NaN or infinity: a
+    vCPU count stored from one reads back as null, and is refused here. (Every job a store
+    decodes passes here: a check is a type lookup, not a call.)"""
+    resources = job.resources
+    if resources is not _DEFAULT_RESOURCES:
+        vcpus, memory, gpus = resources.vcpus, resources.memory_mib, resources.gpus
+        if not (
+            type(vcpus) is float
+            and 0 <= vcpus < math.inf
+            and type(memory) is int
+            and memory >= 0
+            and type(gpus) is int
+            and gpus >= 0
+        ):
+            raise UnreadableRecord(f"resources must be finite non-negative numbers: {resources}")
+    for value in _time_fields(job):
+        if value is not None and type(value) is not int:
+            raise UnreadableRecord(
+                "timeoutSeconds, startedAt, stoppedAt, blockedSince and schedulingPriority "
+                f"must be integers, not {value!r}"
+            )
+    if job.retry_strategy is not _DEFAULT_RETRY and type(job.retry_strategy.attempts) is not int:
+        raise UnreadableRecord(f"retry attempts must be an integer: {job.retry_strategy}")
+    for attempt in job.attempts:
+        if type(attempt.task_id) is not str or type(attempt.placed_at) is not int:
+            raise UnreadableRecord(f"attempt is not valid: {attempt}")
+        for value in _attempt_times(attempt):
+            if value is not None and type(value) is not int:
+                raise UnreadableRecord(f"attempt is not valid: {attempt}")
+    for requirement in job.consumable_resources:
+        if type(requirement.resource) is not str or not _is_count(requirement.quantity):
+            raise UnreadableRecord(f"consumable resource requirement is not valid: {requirement}")
+    for job_id in job.wait_for:
+        if type(job_id) is not str:
+            raise UnreadableRecord(f"dependencies must be job ids: {job.wait_for}")
+    for document in (job.container, job.parameters):
+        if type(document) is not dict and not isinstance(document, Mapping):
+            raise UnreadableRecord("container and parameters must be objects")
+    return job
+
+
 # The fields job_document reads. Mappings among them are compared by identity: jobs built
 # together (an array's children, a plan's updates) share them, and comparing by content would
 # cost as much as encoding.
@@ -313,7 +372,11 @@ def compute_environment_from_document(doc: Mapping[str, Any]) -> ComputeEnvironm
     values = _known(ComputeEnvironment, doc)
     values["state"] = ResourceState(values["state"])
     values["status"] = ResourceStatus(values["status"])
-    return ComputeEnvironment(**values)
+    ce = ComputeEnvironment(**values)
+    cap = ce.max_vcpus
+    if type(ce.name) is not str or not (cap is None or 0 <= cap < math.inf):
+        raise UnreadableRecord(f"compute environment {ce.name!r}: maxvCpus {cap} is not valid")
+    return ce
 
 
 def job_queue_document(queue: JobQueue) -> dict[str, Any]:
@@ -341,7 +404,18 @@ def job_queue_from_document(doc: Mapping[str, Any]) -> JobQueue:
         for a in values.get("job_state_time_limit_actions", ())
     )
     values["service_environment_order"] = tuple(values.get("service_environment_order", ()))
-    return JobQueue(**values)
+    queue = JobQueue(**values)
+    if (
+        type(queue.name) is not str
+        or type(queue.priority) is not int
+        or not all(
+            type(o.order) is int and type(o.compute_environment) is str
+            for o in queue.compute_environment_order
+        )
+        or not all(type(a.max_time_seconds) is int for a in queue.job_state_time_limit_actions)
+    ):
+        raise UnreadableRecord(f"job queue {queue.name!r}: a priority or an order is not valid")
+    return queue
 
 
 def job_definition_document(definition: JobDefinition) -> dict[str, Any]:
@@ -359,7 +433,10 @@ def scheduling_policy_document(policy: SchedulingPolicy) -> dict[str, Any]:
 
 
 def scheduling_policy_from_document(doc: Mapping[str, Any]) -> SchedulingPolicy:
-    return SchedulingPolicy(**_known(SchedulingPolicy, doc))
+    policy = SchedulingPolicy(**_known(SchedulingPolicy, doc))
+    if policy.fairshare_policy is not None and not isinstance(policy.fairshare_policy, Mapping):
+        raise UnreadableRecord(f"scheduling policy {policy.name!r}: fairsharePolicy not valid")
+    return policy
 
 
 def consumable_resource_document(resource: ConsumableResource) -> dict[str, Any]:
@@ -367,4 +444,7 @@ def consumable_resource_document(resource: ConsumableResource) -> dict[str, Any]
 
 
 def consumable_resource_from_document(doc: Mapping[str, Any]) -> ConsumableResource:
-    return ConsumableResource(**_known(ConsumableResource, doc))
+    resource = ConsumableResource(**_known(ConsumableResource, doc))
+    if not (_is_count(resource.total_quantity) and _is_count(resource.in_use_quantity)):
+        raise UnreadableRecord(f"consumable resource {resource.name!r}: quantities not valid")
+    return resource

@@ -27,7 +27,7 @@ from batchyard.domain.model import (
     ShareUsage,
 )
 from batchyard.scheduling.snapshot import Plan, Snapshot
-from batchyard.store import accounting, codec
+from batchyard.store import accounting, codec, quarantine
 from batchyard.store.base import (
     ConflictError,
     ConsumableJobQuery,
@@ -773,3 +773,19 @@ class MemoryStore:
     def active_jobs(self) -> list[Job]:
         with self._lock:
             return list(self._active_jobs())
+
+    def quarantine_jobs(self, reasons: Mapping[str, str], now: int) -> list[str]:
+        with self._lock:
+            pairs: list[tuple[Job, Job]] = []
+            for job_id, reason in reasons.items():
+                old = self._jobs.get(job_id)
+                if old is None or old.status is JobStatus.FAILED:
+                    continue
+                pairs.append((old, quarantine.failed(old, reason, now, None)))
+            if pairs:
+                self._store_pairs(pairs, flag=False)
+                self._consequences(pairs)
+                self._changes += 1
+        if pairs:
+            self._notify()
+        return [old.job_id for old, _ in pairs]

@@ -35,6 +35,7 @@ from batchyard import disk_full, health
 from batchyard.domain.model import (
     ALL_JOB_STATUSES,
     ComputeEnvironment,
+    ConsumableRequirement,
     ConsumableResource,
     Job,
     JobDefinition,
@@ -44,7 +45,7 @@ from batchyard.domain.model import (
     ShareUsage,
 )
 from batchyard.scheduling.snapshot import Plan, Snapshot, UsageAccrual
-from batchyard.store import accounting, codec
+from batchyard.store import accounting, codec, quarantine
 from batchyard.store.base import (
     ConflictError,
     ConsumableJobQuery,
@@ -245,6 +246,15 @@ _BUMP_PARENT = (
         **{name: _j[name] + sa.bindparam(f"d_{name}") for name in _COUNT_COLUMNS},
     )
 )
+_SET_PARENT_COUNTS = (
+    _jobs.update()
+    .where(_j.job_id == sa.bindparam("b_job_id"))
+    .values(
+        version=_j.version + 1,
+        needs_eval=sa.true(),
+        **{name: sa.bindparam(f"c_{name}") for name in _COUNT_COLUMNS},
+    )
+)
 _CLEAR_FLAG = (
     _jobs.update()
     .where(_j.job_id == sa.bindparam("b_job_id"), _j.version == sa.bindparam("b_version"))
@@ -420,8 +430,9 @@ _SEEN_JOBS = 32_768  # decoded jobs kept by (job_id, version), about 1 KiB each
 
 
 def _job_from_row(row: Sequence[Any]) -> Job:
+    """The job a row holds; raises if it does not hold a valid one (see quarantine.py)."""
     summary = None if row[15] is None else dict(zip(_STATUS_NAMES, row[15:22], strict=True))
-    return codec.job_from_document(
+    job = codec.job_from_document(
         codec.loads(row[22]),
         job_id=row[0],
         job_name=row[1],
@@ -440,6 +451,41 @@ def _job_from_row(row: Sequence[Any]) -> Job:
         version=row[14],
         array_status_summary=summary,
     )
+    return codec.check_job(job)
+
+
+def _stand_in(row: Sequence[Any], reason: str) -> Job:
+    """What can be read of a row whose job cannot be (quarantine.stand_in)."""
+    counts = row[15:22]
+    summary = (
+        dict(zip(_STATUS_NAMES, counts, strict=True))
+        if all(type(count) is int for count in counts)
+        else None
+    )
+    return quarantine.stand_in(
+        job_id=row[0],
+        job_name=row[1],
+        job_queue=row[2],
+        job_definition_arn=row[3],
+        job_definition_name=row[4],
+        status=row[5],
+        created_at=row[6],
+        seq=row[7],
+        stopped_at=row[8],
+        array_size=row[9],
+        array_index=row[10],
+        array_parent_id=row[11],
+        share_identifier=row[12],
+        run_order=row[13],
+        version=row[14],
+        array_status_summary=summary,
+        reason=reason,
+    )
+
+
+def _row_record(row: Sequence[Any]) -> dict[str, Any]:
+    """A job row as it is stored, kept in the job's document when the row is quarantined."""
+    return {str(column.key): value for column, value in zip(_JOB_COLUMNS, row, strict=True)}
 
 
 # The columns of a job a write may set, and how to read each from a Job. A write sets only
@@ -802,6 +848,9 @@ class SqlStore:
         # write of a job's content bumps its version), so the cache is never stale, only missed.
         self._seen: dict[str, Job] = {}
         self._seen_lock = threading.Lock()
+        # Stand-ins handed out for rows that do not decode, and resources that do not.
+        self._unreadable = quarantine.Unreadable()
+        self._unreadable_resources = quarantine.UnreadableResources()
         # Decoded resource documents by (table, text): every snapshot and SubmitJob reads some.
         self._resource_docs: dict[tuple[str, str], Any] = {}
         # Decoded consumable resources by row (the snapshot reads them all every round).
@@ -985,19 +1034,27 @@ class SqlStore:
         return self._decoded(table.name, rows[0][0]) if rows else None
 
     def _decoded(self, kind: str, text: str) -> Any:
-        """A resource document decoded once per distinct text (resources change rarely)."""
+        """A resource document decoded once per distinct text (resources change rarely);
+        None for one that does not decode (left out, and logged once)."""
         docs = self._resource_docs
         value = docs.get((kind, text))
         if value is None:
+            value = self._unreadable_resources.decode(
+                kind, text, lambda found: _DECODERS[kind](codec.loads(found))
+            )
+            if value is None:
+                return None
             if len(docs) >= 1024:
                 docs.clear()
-            value = docs[(kind, text)] = _DECODERS[kind](codec.loads(text))
+            docs[(kind, text)] = value
         return value
 
     def _list_named(self, table: sa.Table) -> list[Any]:
+        """Every readable resource of a table, by name."""
         with self._reading() as connection:
             texts = connection.execute(sa.select(table.c.doc).order_by(table.c.name)).scalars()
-            return [codec.loads(text) for text in texts]
+            found = [self._decoded(table.name, text) for text in texts]
+        return [value for value in found if value is not None]
 
     def _delete_named(self, table: sa.Table, name: str) -> None:
         with self._writing() as connection:
@@ -1015,7 +1072,8 @@ class SqlStore:
         return found
 
     def list_compute_environments(self) -> list[ComputeEnvironment]:
-        return [codec.compute_environment_from_document(d) for d in self._list_named(_ces)]
+        found: list[ComputeEnvironment] = self._list_named(_ces)
+        return found
 
     def delete_compute_environment(self, name: str) -> None:
         self._delete_named(_ces, name)
@@ -1028,7 +1086,8 @@ class SqlStore:
         return found
 
     def list_job_queues(self) -> list[JobQueue]:
-        return [codec.job_queue_from_document(d) for d in self._list_named(_queues)]
+        found: list[JobQueue] = self._list_named(_queues)
+        return found
 
     def delete_job_queue(self, name: str) -> None:
         self._delete_named(_queues, name)
@@ -1041,23 +1100,35 @@ class SqlStore:
         return found
 
     def list_scheduling_policies(self) -> list[SchedulingPolicy]:
-        return [codec.scheduling_policy_from_document(d) for d in self._list_named(_policies)]
+        found: list[SchedulingPolicy] = self._list_named(_policies)
+        return found
 
     def delete_scheduling_policy(self, name: str) -> None:
         self._delete_named(_policies, name)
 
     # -- consumable resources -------------------------------------------------------------------
 
-    def _consumable(self, row: Sequence[Any]) -> ConsumableResource:
+    def _consumable(self, row: Sequence[Any]) -> ConsumableResource | None:
+        """The resource a row holds; None for one that does not decode (left out, logged)."""
         key = tuple(row)
         found = self._consumable_rows.get(key)
         if found is None:
             _, total, in_use, text = key
-            doc = {**codec.loads(text), "total_quantity": total, "in_use_quantity": in_use}
+
+            def decode(text: str) -> ConsumableResource:
+                doc = {**codec.loads(text), "total_quantity": total, "in_use_quantity": in_use}
+                return codec.consumable_resource_from_document(doc)
+
+            found = self._unreadable_resources.decode(_consumables.name, text, decode)
+            if found is None:
+                return None
             if len(self._consumable_rows) >= 4096:
                 self._consumable_rows.clear()
-            found = self._consumable_rows[key] = codec.consumable_resource_from_document(doc)
+            self._consumable_rows[key] = found
         return found
+
+    def _consumables_of(self, rows: Iterable[Sequence[Any]]) -> list[ConsumableResource]:
+        return [found for row in rows if (found := self._consumable(row)) is not None]
 
     def put_consumable_resource(self, resource: ConsumableResource, *, create: bool) -> None:
         """Insert or replace; in_use_quantity is the store's either way: a replace keeps it,
@@ -1097,7 +1168,7 @@ class SqlStore:
 
     def list_consumable_resources(self) -> list[ConsumableResource]:
         with self._reading() as connection:
-            return [self._consumable(row) for row in _fetch(connection, _SELECT_CONSUMABLES)]
+            return self._consumables_of(_fetch(connection, _SELECT_CONSUMABLES))
 
     def delete_consumable_resource(self, name: str) -> None:
         self._delete_named(_consumables, name)
@@ -1111,6 +1182,8 @@ class SqlStore:
             if not found:
                 return None
             current = self._consumable(found[0])
+            if current is None:
+                return None
             new = mutation(current)
             if new.name != name:
                 raise ValueError(f"a mutation may not rename consumable resource {name}")
@@ -1157,8 +1230,9 @@ class SqlStore:
     ) -> dict[str, ConsumableResource]:
         found: dict[str, ConsumableResource] = {}
         for chunk in _chunks(names):
-            for row in _fetch(connection, _LOCK_CONSUMABLES_BY_NAME, ids=("names", chunk)):
-                found[row[0]] = self._consumable(row)
+            rows = _fetch(connection, _LOCK_CONSUMABLES_BY_NAME, ids=("names", chunk))
+            for resource in self._consumables_of(rows):
+                found[resource.name] = resource
         return found
 
     @staticmethod
@@ -1257,7 +1331,8 @@ class SqlStore:
         query = sa.select(_definitions.c.doc).order_by(_definitions.c.name, _definitions.c.revision)
         with self._reading() as connection:
             texts = connection.execute(query).scalars()
-            return [codec.job_definition_from_document(codec.loads(t)) for t in texts]
+            found = [self._decoded(_definitions.name, text) for text in texts]
+        return [definition for definition in found if definition is not None]
 
     # -- jobs: decoding -------------------------------------------------------------------------
 
@@ -1265,7 +1340,13 @@ class SqlStore:
         seen = self._seen.get(row[0])
         if seen is not None and seen.version == row[14] and seen.seq == row[7]:
             return seen
-        job = _job_from_row(row)
+        try:
+            job = _job_from_row(row)
+        except Exception as error:
+            # Never a half-decoded job, never an exception that stops every read of a list.
+            job = _stand_in(row, quarantine.unreadable_reason(error))
+            self._unreadable.add(job)
+            return job
         self._remember([job])
         return job
 
@@ -1677,7 +1758,9 @@ class SqlStore:
             policies: list[SchedulingPolicy] = []
             found = (ces, queues, policies)
             for kind, _, text in sorted(_fetch(connection, _SELECT_RESOURCES)):
-                found[kind].append(self._decoded(_RESOURCE_TABLES[kind].name, text))
+                resource = self._decoded(_RESOURCE_TABLES[kind].name, text)
+                if resource is not None:
+                    found[kind].append(resource)
             active = tuple(self._active(connection))
             fair = {queue.name for queue in queues if queue.scheduling_policy_arn is not None}
             share_usage: dict[str, dict[str, ShareUsage]] = {name: {} for name in fair}
@@ -1713,7 +1796,7 @@ class SqlStore:
                     {"b_queue": queue.name, "b_limit": limits.heads_of(queue.name)},
                 )
                 runnable[queue.name] = tuple(heads)
-            consumables = [self._consumable(row) for row in _fetch(connection, _SELECT_CONSUMABLES)]
+            consumables = self._consumables_of(_fetch(connection, _SELECT_CONSUMABLES))
             to_evaluate = tuple(
                 self._jobs(connection, _FLAGGED_KEYS, {"b_limit": limits.to_evaluate})
             )
@@ -1721,7 +1804,18 @@ class SqlStore:
             dependency_status: dict[str, JobStatus] = {}
             for chunk in _chunks(wanted):
                 for job_id, status in _fetch(connection, _SELECT_STATUS_BY_ID, ids=("ids", chunk)):
-                    dependency_status[job_id] = codec.job_status(status)
+                    # A status Batchyard does not know is of a record it will fail.
+                    dependency_status[job_id] = quarantine.stored_status(status) or JobStatus.FAILED
+        unreadable: dict[str, str] = {}
+        if self._unreadable:  # rows that did not decode: named, never handed to the planner
+            separate = self._unreadable.separate
+            active = separate(active, unreadable)
+            runnable = {name: separate(heads, unreadable) for name, heads in runnable.items()}
+            runnable_by_share = {
+                name: {share: separate(heads, unreadable) for share, heads in shares.items()}
+                for name, shares in runnable_by_share.items()
+            }
+            to_evaluate = separate(to_evaluate, unreadable)
         return Snapshot(
             compute_environments={ce.name: ce for ce in ces},
             job_queues=tuple(queues),
@@ -1733,6 +1827,7 @@ class SqlStore:
             consumable_resources={r.name: r for r in consumables},
             to_evaluate=to_evaluate,
             dependency_status={d: dependency_status[d] for d in wanted if d in dependency_status},
+            unreadable=unreadable,
         )
 
     def _active(self, connection: Connection) -> list[Job]:
@@ -1789,6 +1884,96 @@ class SqlStore:
     def active_jobs(self) -> list[Job]:
         with self._reading() as connection:
             return self._active(connection)
+
+    def quarantine_jobs(self, reasons: Mapping[str, str], now: int) -> list[str]:
+        ids = list(reasons)
+        if not ids:
+            return []
+        stored: list[str] = []
+        with self._writing() as connection:
+            rows: list[Any] = []
+            held: dict[str, list[ConsumableRequirement]] = {}
+            for chunk in _chunks(ids):
+                rows.extend(_fetch(connection, _LOCK_JOBS_BY_ID, ids=("ids", chunk)))
+                for job_id, resource, quantity in connection.execute(
+                    sa.select(_jc.job_id, _jc.resource, _jc.quantity).where(_jc.job_id.in_(chunk))
+                ):
+                    held.setdefault(job_id, []).append(ConsumableRequirement(resource, quantity))
+            updates: list[dict[str, Any]] = []
+            releasing: list[tuple[Job | None, Job]] = []
+            parents: set[str] = set()
+            for row in rows:
+                job_id, reason = row[0], reasons[row[0]]
+                original = None
+                try:
+                    job = _job_from_row(row)
+                except Exception:
+                    job, original = _stand_in(row, reason), _row_record(row)
+                if original is None and job.status is JobStatus.FAILED:
+                    continue  # ended already: nothing to isolate
+                new = quarantine.failed(job, reason, now, original)
+                try:
+                    text = codec.dumps(codec.job_document(new))
+                except Exception:  # a job that decoded but does not encode: keep what can be
+                    new = quarantine.failed(_stand_in(row, reason), reason, now, _row_record(row))
+                    text = codec.dumps(codec.job_document(new))
+                updates.append(
+                    {
+                        "b_job_id": job_id,
+                        "status": JobStatus.FAILED.value,
+                        "stopped_at": new.stopped_at,
+                        "doc": text,
+                        "version": row[14] + 1,
+                        "needs_eval": False,
+                    }
+                )
+                status = quarantine.stored_status(row[5])
+                if status is not None and status.is_active and job_id in held:
+                    requirements = tuple(held[job_id])
+                    releasing.append(
+                        (
+                            codec.replace_job(
+                                new, status=status, consumable_resources=requirements
+                            ),
+                            codec.replace_job(new, consumable_resources=requirements),
+                        )
+                    )
+                if new.array_parent_id is not None:
+                    parents.add(new.array_parent_id)
+                stored.append(job_id)
+            if stored:
+                _execute_many(connection, _UPDATE_JOB, updates)
+                self._account_pairs(connection, releasing)
+                self._recount_parents(connection, sorted(parents))
+                dependents: set[str] = set()
+                for chunk in _chunks(stored):
+                    found = _fetch(connection, _SELECT_DEPENDENTS, ids=("ids", chunk))
+                    dependents.update(row[0] for row in found)
+                _execute_many(connection, _BUMP_JOB, [{"b_job_id": d} for d in dependents])
+                _fetch(connection, _BUMP_CHANGES)
+        self._forget(stored)
+        self._unreadable.discard(stored)
+        if stored:
+            self._notify()
+        return stored
+
+    @staticmethod
+    def _recount_parents(connection: Connection, parent_ids: Sequence[str]) -> None:
+        """Set array parents' counts from their children's rows (a quarantined child's old
+        status may be one no count holds) and flag the parents."""
+        for chunk in _chunks(parent_ids):
+            counts = {parent_id: _zero_summary() for parent_id in chunk}
+            for parent_id, status, count in _fetch(connection, _COUNT_CHILDREN, ids=("ids", chunk)):
+                if status in counts[parent_id]:
+                    counts[parent_id][status] += count
+            rows = [
+                {
+                    "b_job_id": parent_id,
+                    **{f"c_{_COUNT_COLUMN[s]}": found[s.value] for s in ALL_JOB_STATUSES},
+                }
+                for parent_id, found in counts.items()
+            ]
+            _execute_many(connection, _SET_PARENT_COUNTS, rows)
 
     @staticmethod
     def _accrue(connection: Connection, accruals: Sequence[UsageAccrual]) -> None:
