@@ -15,7 +15,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +24,15 @@ from botocore.exceptions import ClientError
 
 from batchyard import disk_full
 from batchyard.logs import FileLogStore, LogEvent
+from tests.contract.test_docker_runtime import IMAGE, require_engine
+from tests.e2e.test_docker import docker_queue
 from tests.fixtures import (
     ServerProcess,
     define_job,
     describe_job,
     make_environment,
     submit_job,
+    unique,
     wait_for,
     wait_status,
 )
@@ -41,7 +44,15 @@ RECOVERY_SECONDS = 60.0  # generous: the machine is shared; recovery takes about
 
 
 @pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
+def markers(tmp_path: Path) -> Path:
+    """Where the tests' jobs look for the files that tell them to go on or end."""
+    found = tmp_path / "markers"
+    found.mkdir()
+    return found
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path, markers: Path) -> Iterator[Path]:
     """A 16 MiB tmpfs at tmp_path/data, unmounted afterwards. The jobs of a test end when
     their marker files (outside it) appear: the finalizer makes them all, so no job holds
     the mount busy."""
@@ -59,7 +70,7 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
         )
     yield mountpoint
     for marker in ("go", "release", "stop"):
-        (tmp_path / marker).touch()
+        (markers / marker).touch()
     deadline = time.monotonic() + 30
     while subprocess.run(["umount", str(mountpoint)], capture_output=True).returncode != 0:
         if time.monotonic() > deadline:
@@ -148,7 +159,7 @@ def _wait_for(marker: Path) -> str:
     return f'while [ ! -e "{marker}" ]; do sleep 0.05; done'
 
 
-def test_an_exit_that_cannot_be_stored_releases_its_space(small_disk: Path, tmp_path: Path) -> None:
+def test_an_exit_that_cannot_be_stored_releases_its_space(small_disk: Path, markers: Path) -> None:
     """The job that filled the disk ends: its directory is emptied at once, not after its
     exit is stored (which waits for that space), so the server recovers by itself."""
     server = ServerProcess(small_disk, *SERVER_ARGS)
@@ -156,7 +167,7 @@ def test_an_exit_that_cannot_be_stored_releases_its_space(small_disk: Path, tmp_
     try:
         batch = server.client()
         queue = make_environment(batch, max_vcpus=1)[0]
-        go, filled, release = tmp_path / "go", tmp_path / "filled", tmp_path / "release"
+        go, filled, release = (markers / name for name in ("go", "filled", "release"))
         fills = (
             f'{_wait_for(go)}; dd if=/dev/zero of=scratch bs=64k; touch "{filled}"; '
             f"{_wait_for(release)}; exit 3"
@@ -183,8 +194,67 @@ def test_an_exit_that_cannot_be_stored_releases_its_space(small_disk: Path, tmp_
         server.stop()
 
 
+def _output_is_kept_while_full(
+    server: ServerProcess,
+    markers: Path,
+    writer_queue: str,
+    writer_definition: str,
+    lines_written: Callable[[str], int],
+) -> None:
+    """A job writes lines on until markers/stop appears, while a filler job fills the
+    server's disk until markers/release appears (then removes its file and exits 3). Every
+    line is stored, in order, once space returns; `lines_written(log stream)` counts what the
+    writer has written so far (outside the log store)."""
+    batch = server.client()
+    queue = make_environment(batch, max_vcpus=1)[0]
+    writer = submit_job(batch, writer_queue, writer_definition)
+    stream = wait_status(batch, writer, ("RUNNING",))["container"]["logStreamName"]
+    go, filled, release, stop = (markers / name for name in ("go", "filled", "release", "stop"))
+    fill = server.data_dir / "fill"
+    fills = (
+        f'{_wait_for(go)}; dd if=/dev/zero of="{fill}" bs=64k; touch "{filled}"; '
+        f'{_wait_for(release)}; rm "{fill}"; exit 3'
+    )
+    filler = submit_job(batch, queue, define_job(batch, ["sh", "-c", fills]))
+    true = define_job(batch, ["true"])
+    waiter = submit_job(batch, queue, true)  # no capacity until the filler ends
+    wait_status(batch, waiter, ("RUNNABLE",))
+    go.touch()
+    wait_for(filled.exists, timeout=RECOVERY_SECONDS, what="the disk filled")
+
+    _assert_full(server, batch, queue, true)
+    # The job writes on; the log store holds back what it has no room for.
+    wait_for(
+        lambda: lines_written(stream) - len(_stream_lines(server, stream)) > 50,
+        timeout=RECOVERY_SECONDS,
+        what="output the log store could not take",
+    )
+    assert describe_job(batch, waiter)["status"] == "RUNNABLE"
+
+    release.touch()
+    _assert_recovered(server, batch, queue, true)
+    stop.touch()
+    assert wait_status(batch, writer, timeout=RECOVERY_SECONDS)["status"] == "SUCCEEDED"
+    lines = _stream_lines(server, stream)
+    last = int(lines[-1].removeprefix("last "))
+    assert lines == [f"line {i}" for i in range(1, last + 1)] + [f"last {last}"]
+    ended = wait_status(batch, filler, timeout=RECOVERY_SECONDS)
+    assert ended["attempts"][-1]["container"]["exitCode"] == 3
+    assert wait_status(batch, waiter, timeout=RECOVERY_SECONDS)["status"] == "SUCCEEDED"
+    _assert_quiet(server)
+
+
+def _writes(stop: Path) -> list[str]:
+    return [
+        "sh",
+        "-c",
+        f'i=0; while [ ! -e "{stop}" ]; do i=$((i+1)); echo "line $i"; sleep 0.01; done; '
+        'echo "last $i"',
+    ]
+
+
 def test_output_written_while_the_disk_is_full_is_all_stored(
-    small_disk: Path, tmp_path: Path
+    small_disk: Path, markers: Path, tmp_path: Path
 ) -> None:
     """The log store has no room for a running job's output (its output file is on another
     disk, so the job itself writes on): nothing is lost, every line is stored in order once
@@ -196,50 +266,53 @@ def test_output_written_while_the_disk_is_full_is_all_stored(
     server.start()
     try:
         batch = server.client()
-        logs_queue = make_environment(batch, max_vcpus=2)[0]
-        go, filled = tmp_path / "go", tmp_path / "filled"
-        release, stop = tmp_path / "release", tmp_path / "stop"
-        fill = small_disk / "fill"
-        writes = (
-            f'i=0; while [ ! -e "{stop}" ]; do i=$((i+1)); echo "line $i"; sleep 0.01; done; '
-            'echo "last $i"'
-        )
-        writer = submit_job(batch, logs_queue, define_job(batch, ["sh", "-c", writes]))
-        stream = wait_status(batch, writer, ("RUNNING",))["container"]["logStreamName"]
-        output = attempts / (stream.rsplit("/", 1)[1] + ".output")
-        fills = (
-            f'{_wait_for(go)}; dd if=/dev/zero of="{fill}" bs=64k; touch "{filled}"; '
-            f'{_wait_for(release)}; rm "{fill}"; exit 3'
-        )
-        filler = submit_job(batch, logs_queue, define_job(batch, ["sh", "-c", fills]))
-        true = define_job(batch, ["true"])
-        waiter = submit_job(batch, logs_queue, true)  # no capacity until the filler ends
-        wait_status(batch, waiter, ("RUNNABLE",))
-        go.touch()
-        wait_for(filled.exists, timeout=RECOVERY_SECONDS, what="the disk filled")
+        writer_queue = make_environment(batch, max_vcpus=1)[0]
 
-        _assert_full(server, batch, logs_queue, true)
-        # The job writes on; the log store holds back what it has no room for.
-        wait_for(
-            lambda: output.read_bytes().count(b"\n") - len(_stream_lines(server, stream)) > 50,
-            timeout=RECOVERY_SECONDS,
-            what="output the log store could not take",
-        )
-        assert describe_job(batch, waiter)["status"] == "RUNNABLE"
+        def lines_written(stream: str) -> int:
+            output = attempts / (stream.rsplit("/", 1)[1] + ".output")
+            return output.read_bytes().count(b"\n")
 
-        release.touch()
-        _assert_recovered(server, batch, logs_queue, true)
-        stop.touch()
-        assert wait_status(batch, writer, timeout=RECOVERY_SECONDS)["status"] == "SUCCEEDED"
-        lines = _stream_lines(server, stream)
-        last = int(lines[-1].removeprefix("last "))
-        assert lines == [f"line {i}" for i in range(1, last + 1)] + [f"last {last}"]
-        ended = wait_status(batch, filler, timeout=RECOVERY_SECONDS)
-        assert ended["attempts"][-1]["container"]["exitCode"] == 3
-        assert wait_status(batch, waiter, timeout=RECOVERY_SECONDS)["status"] == "SUCCEEDED"
-        _assert_quiet(server)
+        writes = define_job(batch, _writes(markers / "stop"))
+        _output_is_kept_while_full(server, markers, writer_queue, writes, lines_written)
     finally:
         server.stop()
+
+
+@pytest.mark.docker
+def test_container_output_written_while_the_disk_is_full_is_all_stored(
+    small_disk: Path, markers: Path
+) -> None:
+    """The same with the writer in a Docker container: the Docker runtime keeps the lines
+    the log store has no room for, and appends them all once there is."""
+    engine = require_engine()
+    server = ServerProcess(small_disk, *SERVER_ARGS)
+    server.start()
+    try:
+        batch = server.client()
+        writer_queue = docker_queue(batch, max_vcpus=1)
+
+        def lines_written(stream: str) -> int:
+            container = engine.containers.get(f"batchyard-{stream.rsplit('/', 1)[1]}")
+            return int(container.logs().count(b"\n"))
+
+        writes = batch.register_job_definition(
+            jobDefinitionName=unique("jd"),
+            type="container",
+            containerProperties={
+                "image": IMAGE,
+                "command": _writes(Path("/markers/stop")),
+                "resourceRequirements": [
+                    {"type": "VCPU", "value": "1"},
+                    {"type": "MEMORY", "value": "64"},
+                ],
+                "volumes": [{"name": "markers", "host": {"sourcePath": str(markers)}}],
+                "mountPoints": [{"sourceVolume": "markers", "containerPath": "/markers"}],
+            },
+        )["jobDefinitionArn"]
+        _output_is_kept_while_full(server, markers, writer_queue, writes, lines_written)
+    finally:
+        server.stop()
+        engine.close()
 
 
 def _fill(path: Path, leave: int = 0) -> None:
