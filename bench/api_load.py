@@ -554,7 +554,7 @@ def fill(data_dir: Path, jobs: int, sample_path: Path) -> None:
     SUCCEEDED, 5% FAILED, 5% RUNNABLE on a DISABLED compute environment), all decided already."""
     from batchyard.domain.model import Attempt, Job, JobStatus
     from batchyard.scheduling.snapshot import Plan
-    from batchyard.service import compute_environments, job_queues, resources
+    from batchyard.service import compute_environments, job_definitions, job_queues
     from batchyard.service import jobs as job_service
     from batchyard.service.context import ServiceContext
     from batchyard.store.sql import SqlStore
@@ -579,7 +579,7 @@ def fill(data_dir: Path, jobs: int, sample_path: Path) -> None:
         priority=1,
         compute_environment_order=[{"order": 1, "computeEnvironment": "bench-ce"}],
     )
-    definition = resources.register_job_definition(
+    definition = job_definitions.register_job_definition(
         ctx,
         job_definition_name=DEFINITION,
         type="container",

@@ -28,7 +28,7 @@ from batchyard.runtimes.base import (
 )
 from batchyard.runtimes.fake import FakeRuntime
 from batchyard.scheduling.snapshot import Plan
-from batchyard.service import compute_environments, job_queues, jobs, resources
+from batchyard.service import compute_environments, job_definitions, job_queues, jobs
 from batchyard.service.context import ServiceContext
 from batchyard.store.memory import MemoryStore
 from report import Figure, ScenarioResult, median
@@ -195,7 +195,7 @@ class World:
                     for order, name in enumerate(queue.compute_environments, start=1)
                 ],
             )
-        resources.register_job_definition(
+        job_definitions.register_job_definition(
             self.ctx,
             job_definition_name=DEFINITION,
             type="container",

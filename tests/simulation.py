@@ -17,7 +17,13 @@ from typing import Any
 from batchyard.dispatcher import Dispatcher
 from batchyard.domain.model import Document, Job, JobStatus, Resources
 from batchyard.runtimes.fake import FakeRuntime
-from batchyard.service import compute_environments, job_queues, jobs, resources
+from batchyard.service import (
+    compute_environments,
+    job_definitions,
+    job_queues,
+    jobs,
+    scheduling_policies,
+)
 from batchyard.service.context import ServiceContext
 from batchyard.store.memory import MemoryStore
 
@@ -63,7 +69,7 @@ class SchedulingWorld:
         await self.settle()
         policy_arn = None
         if self.fairshare_policy is not None:
-            policy_arn = resources.create_scheduling_policy(
+            policy_arn = scheduling_policies.create_scheduling_policy(
                 self.ctx, name="fair", fairshare_policy=self.fairshare_policy
             ).arn
         job_queues.create_job_queue(
@@ -73,7 +79,7 @@ class SchedulingWorld:
             scheduling_policy_arn=policy_arn,
             compute_environment_order=[{"order": 1, "computeEnvironment": "ce"}],
         )
-        resources.register_job_definition(
+        job_definitions.register_job_definition(
             self.ctx,
             job_definition_name=DEFINITION,
             type="container",

@@ -16,7 +16,7 @@ import pytest
 from batchyard.dispatcher import Dispatcher
 from batchyard.domain.model import Job, JobStatus, Resources
 from batchyard.runtimes.fake import FakeRuntime
-from batchyard.service import compute_environments, job_queues, jobs, resources
+from batchyard.service import compute_environments, job_definitions, job_queues, jobs
 from batchyard.service.context import ServiceContext
 from batchyard.store.base import Store
 from batchyard.store.memory import MemoryStore
@@ -79,7 +79,7 @@ class World:
         await self.settle()
 
     def define(self, command: list[str], vcpus: int = 1, **extra: Any) -> str:
-        definition = resources.register_job_definition(
+        definition = job_definitions.register_job_definition(
             self.ctx,
             job_definition_name="jd",
             type="container",

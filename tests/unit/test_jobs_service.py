@@ -30,7 +30,7 @@ from batchyard.domain.model import (
     ResourceStatus,
     RetryStrategy,
 )
-from batchyard.service import jobs, queue_snapshot, resources
+from batchyard.service import consumable_resources, job_definitions, jobs, queue_snapshot, tags
 from batchyard.service.context import ServiceContext
 from batchyard.store.base import JobQuery
 from batchyard.store.memory import MemoryStore
@@ -1228,13 +1228,15 @@ def test_checks_shared_with_register_job_definition() -> None:
 
 
 def a_resource(ctx: ServiceContext, name: str, total: int = 4, **fields: Any) -> Any:
-    return resources.create_consumable_resource(
+    return consumable_resources.create_consumable_resource(
         ctx, consumable_resource_name=name, total_quantity=total, **fields
     )
 
 
 def test_create_and_describe_consumable_resource(ctx: ServiceContext) -> None:
-    created = resources.create_consumable_resource(ctx, consumable_resource_name="licence")
+    created = consumable_resources.create_consumable_resource(
+        ctx, consumable_resource_name="licence"
+    )
     assert created.arn == "arn:aws:batch:us-east-1:000000000000:consumable-resource/licence"
     assert (created.resource_type, created.total_quantity, created.created_at) == (
         "REPLENISHABLE",
@@ -1242,14 +1244,16 @@ def test_create_and_describe_consumable_resource(ctx: ServiceContext) -> None:
         NOW,
     )
     for reference in ("licence", created.arn):
-        found = resources.describe_consumable_resource(ctx, consumable_resource=reference)
+        found = consumable_resources.describe_consumable_resource(
+            ctx, consumable_resource=reference
+        )
         assert found.name == "licence"
     rejected(
-        lambda: resources.describe_consumable_resource(ctx, consumable_resource="ghost"),
+        lambda: consumable_resources.describe_consumable_resource(ctx, consumable_resource="ghost"),
         "ConsumableResource ghost not found.",
     )
     rejected(
-        lambda: resources.describe_consumable_resource(
+        lambda: consumable_resources.describe_consumable_resource(
             ctx, consumable_resource=IDENTITY.arn("job-queue", "licence")
         ),
         "is not a consumable-resource ARN",
@@ -1272,7 +1276,7 @@ def test_create_and_describe_consumable_resource(ctx: ServiceContext) -> None:
 def test_create_consumable_resource_validation(
     ctx: ServiceContext, fields: dict[str, Any], fragment: str
 ) -> None:
-    rejected(lambda: resources.create_consumable_resource(ctx, **fields), fragment)
+    rejected(lambda: consumable_resources.create_consumable_resource(ctx, **fields), fragment)
     assert ctx.store.list_consumable_resources() == []
 
 
@@ -1289,7 +1293,7 @@ def test_list_consumable_resources_filters_and_pages(ctx: ServiceContext) -> Non
         a_resource(ctx, name)
 
     def names(**kwargs: Any) -> tuple[list[str], str | None]:
-        found, token = resources.list_consumable_resources(ctx, **kwargs)
+        found, token = consumable_resources.list_consumable_resources(ctx, **kwargs)
         return [r.name for r in found], token
 
     assert names()[0] == ["GPU-a", "disk", "gpu-b", "gpu-c", "gpux"]
@@ -1311,7 +1315,7 @@ def test_update_consumable_resource_operations(ctx: ServiceContext) -> None:
 
     def update(**kwargs: Any) -> int:
         return int(
-            resources.update_consumable_resource(
+            consumable_resources.update_consumable_resource(
                 ctx, consumable_resource="tokens", **kwargs
             ).total_quantity
         )
@@ -1326,7 +1330,7 @@ def test_update_consumable_resource_operations(ctx: ServiceContext) -> None:
     rejected(lambda: update(operation="MULTIPLY", quantity=2), "SET, ADD, REMOVE")
     rejected(lambda: update(operation="ADD"), "quantity is required")
     rejected(
-        lambda: resources.update_consumable_resource(
+        lambda: consumable_resources.update_consumable_resource(
             ctx, consumable_resource="ghost", operation="ADD", quantity=1
         ),
         "ghost not found",
@@ -1341,7 +1345,7 @@ def test_update_client_token_makes_a_repeat_a_no_op_for_8_hours(
 
     def add(token: str, quantity: int = 2) -> int:
         return int(
-            resources.update_consumable_resource(
+            consumable_resources.update_consumable_resource(
                 ctx,
                 consumable_resource="tokens",
                 operation="ADD",
@@ -1365,7 +1369,7 @@ def test_update_client_token_makes_a_repeat_a_no_op_for_8_hours(
     other = ServiceContext(store=MemoryStore(), clock=clock, identity=IDENTITY)
     a_resource(other, "tokens", total=0)
     assert (
-        resources.update_consumable_resource(
+        consumable_resources.update_consumable_resource(
             other, consumable_resource="tokens", operation="ADD", quantity=1, client_token="t2"
         ).total_quantity
         == 1
@@ -1376,7 +1380,7 @@ def test_failed_update_does_not_spend_its_client_token(ctx: ServiceContext) -> N
     a_resource(ctx, "tokens", total=1)
 
     def remove(quantity: int) -> Any:
-        return resources.update_consumable_resource(
+        return consumable_resources.update_consumable_resource(
             ctx,
             consumable_resource="tokens",
             operation="REMOVE",
@@ -1385,7 +1389,7 @@ def test_failed_update_does_not_spend_its_client_token(ctx: ServiceContext) -> N
         )
 
     rejected(lambda: remove(2), "Cannot remove")
-    resources.update_consumable_resource(
+    consumable_resources.update_consumable_resource(
         ctx, consumable_resource="tokens", operation="ADD", quantity=1
     )
     assert remove(2).total_quantity == 0
@@ -1393,25 +1397,25 @@ def test_failed_update_does_not_spend_its_client_token(ctx: ServiceContext) -> N
 
 def test_delete_consumable_resource(ctx: ServiceContext) -> None:
     created = a_resource(ctx, "gone")
-    resources.delete_consumable_resource(ctx, consumable_resource=created.arn)
+    consumable_resources.delete_consumable_resource(ctx, consumable_resource=created.arn)
     assert ctx.store.get_consumable_resource("gone") is None
     rejected(
-        lambda: resources.delete_consumable_resource(ctx, consumable_resource="gone"),
+        lambda: consumable_resources.delete_consumable_resource(ctx, consumable_resource="gone"),
         "ConsumableResource gone not found.",
     )
 
 
 def test_consumable_resource_tags(ctx: ServiceContext) -> None:
     created = a_resource(ctx, "tagged", tags={"a": "1"})
-    resources.tag_resource(ctx, resource_arn=created.arn, tags={"b": "2"})
-    assert resources.list_tags_for_resource(ctx, resource_arn=created.arn) == {"a": "1", "b": "2"}
-    resources.untag_resource(ctx, resource_arn=created.arn, tag_keys=["a"])
-    assert resources.list_tags_for_resource(ctx, resource_arn=created.arn) == {"b": "2"}
+    tags.tag_resource(ctx, resource_arn=created.arn, tags={"b": "2"})
+    assert tags.list_tags_for_resource(ctx, resource_arn=created.arn) == {"a": "1", "b": "2"}
+    tags.untag_resource(ctx, resource_arn=created.arn, tag_keys=["a"])
+    assert tags.list_tags_for_resource(ctx, resource_arn=created.arn) == {"b": "2"}
     found = ctx.store.get_consumable_resource("tagged")
     assert found is not None
     assert (found.tags, found.total_quantity) == ({"b": "2"}, 4)
     rejected(
-        lambda: resources.list_tags_for_resource(
+        lambda: tags.list_tags_for_resource(
             ctx, resource_arn=IDENTITY.arn("consumable-resource", "ghost")
         ),
         "not found",
@@ -1419,7 +1423,7 @@ def test_consumable_resource_tags(ctx: ServiceContext) -> None:
 
 
 def _register(ctx: ServiceContext, properties: Any, **fields: Any) -> JobDefinition:
-    return resources.register_job_definition(
+    return job_definitions.register_job_definition(
         ctx,
         job_definition_name="needs",
         type="container",
@@ -1460,7 +1464,7 @@ def test_register_checks_consumable_resource_properties(
 
 def test_register_checks_node_range_consumable_resources(ctx: ServiceContext) -> None:
     rejected(
-        lambda: resources.register_job_definition(
+        lambda: job_definitions.register_job_definition(
             ctx,
             job_definition_name="mnp",
             type="multinode",
@@ -1521,7 +1525,7 @@ def test_submit_resolves_consumable_resources(ctx: ServiceContext) -> None:
 def test_submit_rejects_unknown_or_invalid_consumable_resources(ctx: ServiceContext) -> None:
     a_resource(ctx, "lic")
     _register(ctx, {"consumableResourceList": [{"consumableResource": "lic", "quantity": 1}]})
-    resources.delete_consumable_resource(ctx, consumable_resource="lic")
+    consumable_resources.delete_consumable_resource(ctx, consumable_resource="lic")
     rejected(lambda: submit(ctx, job_definition="needs"), "ConsumableResource lic not found.")
     bad = {"consumableResourceList": [{"consumableResource": "nope", "quantity": 1}]}
     rejected(

@@ -20,7 +20,14 @@ from batchyard.domain.model import (
     JobQueue,
     SchedulingPolicy,
 )
-from batchyard.service import compute_environments, job_queues, resources
+from batchyard.service import (
+    compute_environments,
+    consumable_resources,
+    job_definitions,
+    job_queues,
+    scheduling_policies,
+    tags,
+)
 from batchyard.service.context import ServiceContext
 
 Handler = Callable[[ServiceContext, dict[str, Any]], dict[str, Any]]
@@ -195,7 +202,7 @@ def _describe_job_queues(ctx: ServiceContext, request: dict[str, Any]) -> dict[s
 
 
 def _register_job_definition(ctx: ServiceContext, request: dict[str, Any]) -> dict[str, Any]:
-    definition = resources.register_job_definition(ctx, **snake_kwargs(request))
+    definition = job_definitions.register_job_definition(ctx, **snake_kwargs(request))
     return {
         "jobDefinitionName": definition.name,
         "jobDefinitionArn": definition.arn,
@@ -204,53 +211,53 @@ def _register_job_definition(ctx: ServiceContext, request: dict[str, Any]) -> di
 
 
 def _deregister_job_definition(ctx: ServiceContext, request: dict[str, Any]) -> dict[str, Any]:
-    resources.deregister_job_definition(ctx, **snake_kwargs(request))
+    job_definitions.deregister_job_definition(ctx, **snake_kwargs(request))
     return {}
 
 
 def _describe_job_definitions(ctx: ServiceContext, request: dict[str, Any]) -> dict[str, Any]:
-    found, token = resources.describe_job_definitions(ctx, **snake_kwargs(request))
+    found, token = job_definitions.describe_job_definitions(ctx, **snake_kwargs(request))
     return {"jobDefinitions": [job_definition_detail(d) for d in found], "nextToken": token}
 
 
 def _create_scheduling_policy(ctx: ServiceContext, request: dict[str, Any]) -> dict[str, Any]:
-    policy = resources.create_scheduling_policy(ctx, **snake_kwargs(request))
+    policy = scheduling_policies.create_scheduling_policy(ctx, **snake_kwargs(request))
     return {"name": policy.name, "arn": policy.arn}
 
 
 def _update_scheduling_policy(ctx: ServiceContext, request: dict[str, Any]) -> dict[str, Any]:
-    resources.update_scheduling_policy(ctx, **snake_kwargs(request))
+    scheduling_policies.update_scheduling_policy(ctx, **snake_kwargs(request))
     return {}
 
 
 def _delete_scheduling_policy(ctx: ServiceContext, request: dict[str, Any]) -> dict[str, Any]:
-    resources.delete_scheduling_policy(ctx, **snake_kwargs(request))
+    scheduling_policies.delete_scheduling_policy(ctx, **snake_kwargs(request))
     return {}
 
 
 def _describe_scheduling_policies(ctx: ServiceContext, request: dict[str, Any]) -> dict[str, Any]:
-    found = resources.describe_scheduling_policies(ctx, **snake_kwargs(request))
+    found = scheduling_policies.describe_scheduling_policies(ctx, **snake_kwargs(request))
     return {"schedulingPolicies": [scheduling_policy_detail(p) for p in found]}
 
 
 def _list_scheduling_policies(ctx: ServiceContext, request: dict[str, Any]) -> dict[str, Any]:
-    found, token = resources.list_scheduling_policies(ctx, **snake_kwargs(request))
+    found, token = scheduling_policies.list_scheduling_policies(ctx, **snake_kwargs(request))
     return {"schedulingPolicies": [{"arn": p.arn} for p in found], "nextToken": token}
 
 
 def _create_consumable_resource(ctx: ServiceContext, request: dict[str, Any]) -> dict[str, Any]:
-    resource = resources.create_consumable_resource(ctx, **snake_kwargs(request))
+    resource = consumable_resources.create_consumable_resource(ctx, **snake_kwargs(request))
     return {"consumableResourceName": resource.name, "consumableResourceArn": resource.arn}
 
 
 def _describe_consumable_resource(ctx: ServiceContext, request: dict[str, Any]) -> dict[str, Any]:
     return consumable_resource_detail(
-        resources.describe_consumable_resource(ctx, **snake_kwargs(request))
+        consumable_resources.describe_consumable_resource(ctx, **snake_kwargs(request))
     )
 
 
 def _list_consumable_resources(ctx: ServiceContext, request: dict[str, Any]) -> dict[str, Any]:
-    found, token = resources.list_consumable_resources(ctx, **snake_kwargs(request))
+    found, token = consumable_resources.list_consumable_resources(ctx, **snake_kwargs(request))
     return {
         "consumableResources": [consumable_resource_summary(r) for r in found],
         "nextToken": token,
@@ -258,7 +265,7 @@ def _list_consumable_resources(ctx: ServiceContext, request: dict[str, Any]) -> 
 
 
 def _update_consumable_resource(ctx: ServiceContext, request: dict[str, Any]) -> dict[str, Any]:
-    resource = resources.update_consumable_resource(ctx, **snake_kwargs(request))
+    resource = consumable_resources.update_consumable_resource(ctx, **snake_kwargs(request))
     return {
         "consumableResourceName": resource.name,
         "consumableResourceArn": resource.arn,
@@ -267,21 +274,21 @@ def _update_consumable_resource(ctx: ServiceContext, request: dict[str, Any]) ->
 
 
 def _delete_consumable_resource(ctx: ServiceContext, request: dict[str, Any]) -> dict[str, Any]:
-    resources.delete_consumable_resource(ctx, **snake_kwargs(request))
+    consumable_resources.delete_consumable_resource(ctx, **snake_kwargs(request))
     return {}
 
 
 def _list_tags_for_resource(ctx: ServiceContext, request: dict[str, Any]) -> dict[str, Any]:
-    return {"tags": resources.list_tags_for_resource(ctx, **snake_kwargs(request))}
+    return {"tags": tags.list_tags_for_resource(ctx, **snake_kwargs(request))}
 
 
 def _tag_resource(ctx: ServiceContext, request: dict[str, Any]) -> dict[str, Any]:
-    resources.tag_resource(ctx, **snake_kwargs(request))
+    tags.tag_resource(ctx, **snake_kwargs(request))
     return {}
 
 
 def _untag_resource(ctx: ServiceContext, request: dict[str, Any]) -> dict[str, Any]:
-    resources.untag_resource(ctx, **snake_kwargs(request))
+    tags.untag_resource(ctx, **snake_kwargs(request))
     return {}
 
 

@@ -30,6 +30,7 @@ from batchyard.domain.model import (
 )
 from batchyard.domain.numerals import NumeralError, parse_integer
 from batchyard.service import references
+from batchyard.service.consumable_resources import consumable_requirements, find_consumable_resource
 from batchyard.service.context import ServiceContext
 from batchyard.service.job_properties import (
     check_command,
@@ -52,7 +53,6 @@ from batchyard.service.resource_requirements import (
     requested,
     requirement_values,
 )
-from batchyard.service.resources import consumable_requirements, find_consumable_resource
 from batchyard.store.base import ConsumableJobQuery, JobMutation, JobQuery
 
 JOB_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
