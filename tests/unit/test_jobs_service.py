@@ -16,70 +16,34 @@ from batchyard.domain.errors import ClientException
 from batchyard.domain.model import (
     ALL_JOB_STATUSES,
     Attempt,
-    ComputeEnvironment,
-    ComputeEnvironmentOrder,
     ConsumableRequirement,
     EvaluateOnExit,
     Identity,
     Job,
     JobDefinition,
-    JobQueue,
     JobStatus,
     Resources,
     ResourceState,
-    ResourceStatus,
     RetryStrategy,
 )
 from batchyard.service import consumable_resources, job_definitions, jobs, queue_snapshot, tags
 from batchyard.service.context import ServiceContext
 from batchyard.store.base import JobQuery
 from batchyard.store.memory import MemoryStore
+from tests.builders import FixedClock, a_compute_environment, a_queue, revisions_of
 
 S = JobStatus
 IDENTITY = Identity()
 NOW = 1_700_000_000_000
-
-
-class FixedClock:
-    def __init__(self, now: int = NOW) -> None:
-        self.now = now
-
-    def now_ms(self) -> int:
-        return self.now
-
-
-def a_queue(name: str, **fields: Any) -> JobQueue:
-    defaults: dict[str, Any] = {
-        "name": name,
-        "arn": IDENTITY.arn("job-queue", name),
-        "state": ResourceState.ENABLED,
-        "status": ResourceStatus.VALID,
-        "status_reason": "JobQueue Healthy",
-        "priority": 1,
-        "compute_environment_order": (ComputeEnvironmentOrder(1, "ce"),),
-    }
-    defaults.update(fields)
-    return JobQueue(**defaults)
+QUEUE: dict[str, Any] = {
+    "priority": 1,
+    "compute_environments": ("ce",),
+    "status_reason": "JobQueue Healthy",
+}
 
 
 def define(ctx: ServiceContext, name: str, **fields: Any) -> JobDefinition:
-    def build(revision: int) -> JobDefinition:
-        defaults: dict[str, Any] = {
-            "name": name,
-            "revision": revision,
-            "arn": IDENTITY.arn("job-definition", f"{name}:{revision}"),
-            "status": "ACTIVE",
-            "type": "container",
-        }
-        defaults.update(fields)
-        if not any(
-            k in defaults
-            for k in ("container_properties", "node_properties", "ecs_properties", "eks_properties")
-        ):
-            defaults["container_properties"] = {"image": "busybox", "command": ["true"]}
-        return JobDefinition(**defaults)
-
-    return ctx.store.add_job_definition(build)
+    return ctx.store.add_job_definition(revisions_of(name, **fields))
 
 
 @pytest.fixture
@@ -91,21 +55,13 @@ def clock() -> FixedClock:
 def ctx(clock: FixedClock) -> ServiceContext:
     store = MemoryStore()
     store.put_compute_environment(
-        ComputeEnvironment(
-            name="ce",
-            arn=IDENTITY.arn("compute-environment", "ce"),
-            type="MANAGED",
-            state=ResourceState.ENABLED,
-            status=ResourceStatus.VALID,
-            status_reason="ComputeEnvironment Healthy",
-            runtime="process",
-        ),
+        a_compute_environment("ce", max_vcpus=None, status_reason="ComputeEnvironment Healthy"),
         create=True,
     )
-    store.put_job_queue(a_queue("q"), create=True)
-    store.put_job_queue(a_queue("off", state=ResourceState.DISABLED), create=True)
+    store.put_job_queue(a_queue("q", **QUEUE), create=True)
+    store.put_job_queue(a_queue("off", state=ResourceState.DISABLED, **QUEUE), create=True)
     store.put_job_queue(
-        a_queue("fair", scheduling_policy_arn=IDENTITY.arn("scheduling-policy", "fsp")),
+        a_queue("fair", scheduling_policy_arn=IDENTITY.arn("scheduling-policy", "fsp"), **QUEUE),
         create=True,
     )
     context = ServiceContext(store=store, clock=clock, identity=IDENTITY)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
-from typing import Any
 
 import pytest
 
@@ -17,42 +16,16 @@ from batchyard.domain.model import (
     RetryStrategy,
     StopCause,
 )
+from tests.builders import a_job, an_attempt
 
 S = JobStatus
-
-
-def a_job(status: JobStatus = S.RUNNING, **fields: Any) -> Job:
-    defaults: dict[str, Any] = {
-        "job_id": "job-1",
-        "job_name": "render",
-        "job_queue": "high",
-        "job_definition_arn": "arn:aws:batch:us-east-1:000000000000:job-definition/render:1",
-        "job_definition_name": "render",
-        "status": status,
-        "created_at": 1_000,
-        "seq": 7,
-        "version": 3,
-    }
-    defaults.update(fields)
-    return Job(**defaults)
-
-
-def an_attempt(**fields: Any) -> Attempt:
-    defaults: dict[str, Any] = {
-        "task_id": "task-1",
-        "compute_environment": "ce-a",
-        "placed_at": 2_000,
-        "started_at": 2_500,
-    }
-    defaults.update(fields)
-    return Attempt(**defaults)
 
 
 def an_exit(
     exit_code: int | None, reason: str | None = None, status_reason: str | None = None
 ) -> Attempt:
     return an_attempt(
-        stopped_at=9_000,
+        stopped_at=19_000,
         exit_code=exit_code,
         reason=reason,
         status_reason=status_reason or lifecycle.ESSENTIAL_CONTAINER_EXITED,
@@ -64,7 +37,11 @@ def retrying(attempts: int, *entries: EvaluateOnExit) -> RetryStrategy:
 
 
 def a_retryable_job(*entries: EvaluateOnExit, attempts: int = 3) -> Job:
-    return a_job(retry_strategy=retrying(attempts, *entries), attempts=(an_attempt(),))
+    return a_job(
+        status=S.RUNNING,
+        retry_strategy=retrying(attempts, *entries),
+        attempts=(an_attempt(),),
+    )
 
 
 # -- exact strings -----------------------------------------------------------------------------
@@ -123,7 +100,7 @@ def test_blocked_reasons_are_the_exact_aws_strings_with_their_codes() -> None:
 def test_an_ordinary_job_moves_only_along_the_aws_state_machine(
     source: JobStatus, targets: set[JobStatus]
 ) -> None:
-    job = a_job(source)
+    job = a_job(status=source)
     assert {to for to in S if lifecycle.is_legal_transition(job, to)} == targets
     assert targets <= lifecycle.LEGAL_TRANSITIONS[source]
 
@@ -140,14 +117,14 @@ def test_an_ordinary_job_moves_only_along_the_aws_state_machine(
 def test_an_array_parent_only_shows_submitted_pending_and_terminal_statuses(
     source: JobStatus, targets: set[JobStatus]
 ) -> None:
-    parent = a_job(source, array_size=4)
+    parent = a_job(status=source, array_size=4)
     assert {to for to in S if lifecycle.is_legal_transition(parent, to)} == targets
     assert targets <= lifecycle.LEGAL_TRANSITIONS[source]
 
 
 def test_pending_to_succeeded_is_legal_only_for_array_parents() -> None:
     assert S.SUCCEEDED in lifecycle.LEGAL_TRANSITIONS[S.PENDING]
-    assert not lifecycle.is_legal_transition(a_job(S.PENDING), S.SUCCEEDED)
+    assert not lifecycle.is_legal_transition(a_job(status=S.PENDING), S.SUCCEEDED)
 
 
 # -- evaluateOnExit globs ----------------------------------------------------------------------
@@ -179,7 +156,7 @@ def test_glob_matches_exactly_or_by_trailing_star_prefix(
 
 
 def test_no_retry_strategy_means_one_attempt_and_no_retry() -> None:
-    job = a_job(attempts=(an_attempt(),))
+    job = a_job(status=S.RUNNING, attempts=(an_attempt(),))
     assert lifecycle.should_retry(job, an_exit(1)) is False
 
 
@@ -188,7 +165,11 @@ def test_a_failure_with_attempts_left_and_no_evaluate_on_exit_is_retried() -> No
 
 
 def test_no_retry_once_the_attempts_are_used_up() -> None:
-    job = a_job(retry_strategy=retrying(2), attempts=(an_attempt(), an_attempt(task_id="t2")))
+    job = a_job(
+        status=S.RUNNING,
+        retry_strategy=retrying(2),
+        attempts=(an_attempt(), an_attempt(task_id="t2")),
+    )
     assert lifecycle.should_retry(job, an_exit(1)) is False
 
 
@@ -250,7 +231,7 @@ def test_status_reason_glob() -> None:
 
 @pytest.mark.parametrize("status", [S.SUBMITTED, S.PENDING, S.RUNNABLE])
 def test_cancel_is_recorded_before_placement(status: JobStatus) -> None:
-    job = a_job(status)
+    job = a_job(status=status)
     assert lifecycle.request_cancel(job, "no longer needed") == replace(
         job, cancel_reason="no longer needed"
     )
@@ -258,88 +239,96 @@ def test_cancel_is_recorded_before_placement(status: JobStatus) -> None:
 
 @pytest.mark.parametrize("status", [S.STARTING, S.RUNNING, S.SUCCEEDED, S.FAILED])
 def test_cancel_has_no_effect_once_placed_or_ended(status: JobStatus) -> None:
-    assert lifecycle.request_cancel(a_job(status), "too late") is None
+    assert lifecycle.request_cancel(a_job(status=status), "too late") is None
 
 
 def test_a_second_cancel_keeps_the_first_reason() -> None:
-    job = a_job(S.RUNNABLE, cancel_reason="first")
+    job = a_job(status=S.RUNNABLE, cancel_reason="first")
     assert lifecycle.request_cancel(job, "second") is None
 
 
 @pytest.mark.parametrize("status", [S.SUBMITTED, S.PENDING, S.RUNNABLE, S.STARTING, S.RUNNING])
 def test_terminate_is_recorded_in_every_non_terminal_status(status: JobStatus) -> None:
-    job = a_job(status)
+    job = a_job(status=status)
     assert lifecycle.request_terminate(job, "stop it") == replace(job, terminate_reason="stop it")
 
 
 @pytest.mark.parametrize("status", [S.SUCCEEDED, S.FAILED])
 def test_terminate_is_a_no_op_on_ended_jobs(status: JobStatus) -> None:
-    assert lifecycle.request_terminate(a_job(status), "stop it") is None
+    assert lifecycle.request_terminate(a_job(status=status), "stop it") is None
 
 
 def test_a_second_terminate_keeps_the_first_reason() -> None:
-    assert lifecycle.request_terminate(a_job(terminate_reason="first"), "second") is None
+    assert (
+        lifecycle.request_terminate(a_job(status=S.RUNNING, terminate_reason="first"), "second")
+        is None
+    )
 
 
 # -- attempt events ----------------------------------------------------------------------------
 
 
 def a_placed_job() -> Job:
-    return a_job(S.STARTING, attempts=(an_attempt(started_at=None),), compute_environment="ce-a")
+    return a_job(
+        status=S.STARTING,
+        attempts=(an_attempt(started_at=None),),
+        compute_environment="ce-a",
+        version=3,
+    )
 
 
 def test_attempt_started_moves_starting_to_running() -> None:
-    started = lifecycle.attempt_started(a_placed_job(), "task-1", 3_000, "pid:42")
+    started = lifecycle.attempt_started(a_placed_job(), "task-1", 12_000, "pid:42")
     assert started is not None
     assert started.status is S.RUNNING
-    assert started.started_at == 3_000
-    assert started.attempts[-1].started_at == 3_000
+    assert started.started_at == 12_000
+    assert started.attempts[-1].started_at == 12_000
     assert started.attempts[-1].runtime_handle == "pid:42"
     assert started.version == 3
 
 
 def test_attempt_started_ignores_another_task_a_repeat_and_an_ended_attempt() -> None:
     job = a_placed_job()
-    assert lifecycle.attempt_started(job, "task-0", 3_000, "pid:42") is None
-    started = lifecycle.attempt_started(job, "task-1", 3_000, "pid:42")
+    assert lifecycle.attempt_started(job, "task-0", 12_000, "pid:42") is None
+    started = lifecycle.attempt_started(job, "task-1", 12_000, "pid:42")
     assert started is not None
-    assert lifecycle.attempt_started(started, "task-1", 3_100, "pid:43") is None
-    ended = lifecycle.attempt_exited(job, "task-1", 3_000, None, None, "Task failed to start")
+    assert lifecycle.attempt_started(started, "task-1", 12_100, "pid:43") is None
+    ended = lifecycle.attempt_exited(job, "task-1", 12_000, None, None, "Task failed to start")
     assert ended is not None
-    assert lifecycle.attempt_started(ended, "task-1", 3_100, "pid:43") is None
-    assert lifecycle.attempt_started(a_job(S.RUNNABLE), "task-1", 3_100, "pid:43") is None
+    assert lifecycle.attempt_started(ended, "task-1", 12_100, "pid:43") is None
+    assert lifecycle.attempt_started(a_job(status=S.RUNNABLE), "task-1", 12_100, "pid:43") is None
 
 
 def test_attempt_exited_records_the_exit_and_leaves_the_status_to_the_planner() -> None:
-    job = a_job(S.RUNNING, attempts=(an_attempt(),))
+    job = a_job(status=S.RUNNING, attempts=(an_attempt(),))
     ended = lifecycle.attempt_exited(
-        job, "task-1", 9_000, 137, "OutOfMemoryError: killed", lifecycle.ESSENTIAL_CONTAINER_EXITED
+        job, "task-1", 19_000, 137, "OutOfMemoryError: killed", lifecycle.ESSENTIAL_CONTAINER_EXITED
     )
     assert ended is not None
     assert ended.status is S.RUNNING
     assert ended.attempts[-1] == replace(
         job.attempts[-1],
-        stopped_at=9_000,
+        stopped_at=19_000,
         exit_code=137,
         reason="OutOfMemoryError: killed",
         status_reason=lifecycle.ESSENTIAL_CONTAINER_EXITED,
     )
-    assert lifecycle.attempt_exited(ended, "task-1", 9_100, 0, None, None) is None
+    assert lifecycle.attempt_exited(ended, "task-1", 19_100, 0, None, None) is None
 
 
 def test_attempt_exited_after_a_timeout_stop_says_so() -> None:
-    job = a_job(S.RUNNING, attempts=(an_attempt(),), stop_cause=StopCause.TIMEOUT)
+    job = a_job(status=S.RUNNING, attempts=(an_attempt(),), stop_cause=StopCause.TIMEOUT)
     ended = lifecycle.attempt_exited(
-        job, "task-1", 9_000, 137, None, "Essential container in task exited"
+        job, "task-1", 19_000, 137, None, "Essential container in task exited"
     )
     assert ended is not None
     assert ended.attempts[-1].status_reason == lifecycle.ATTEMPT_TIMEOUT
 
 
 def test_attempt_exited_only_touches_the_current_attempt() -> None:
-    job = a_job(S.RUNNING, attempts=(an_exit(1), an_attempt(task_id="task-2")))
-    assert lifecycle.attempt_exited(job, "task-1", 9_500, 1, None, None) is None
-    ended = lifecycle.attempt_exited(job, "task-2", 9_500, 0, None, None)
+    job = a_job(status=S.RUNNING, attempts=(an_exit(1), an_attempt(task_id="task-2")))
+    assert lifecycle.attempt_exited(job, "task-1", 19_500, 1, None, None) is None
+    ended = lifecycle.attempt_exited(job, "task-2", 19_500, 0, None, None)
     assert ended is not None
     assert ended.attempts[0] == job.attempts[0]
     assert ended.attempts[1].exit_code == 0

@@ -7,38 +7,15 @@ heads_taken() says the plan went past the last head it was given.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import replace
+from collections.abc import Callable
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from batchyard.scheduling.ordering import fifo_order
 from batchyard.scheduling.planner import heads_taken, plan
-from batchyard.scheduling.snapshot import Plan, Snapshot
-from tests.unit.test_planner import NOW, a_job, a_running_job, a_snapshot, needing
-from tests.unit.test_planner_properties import Case, cases
-
-
-def cut(snapshot: Snapshot, limit: int | Mapping[str, int]) -> Snapshot:
-    """The snapshot a store gives reading `limit` heads of each queue (or of each queue the
-    mapping names; the others whole): the first heads in run order."""
-    return replace(
-        snapshot,
-        runnable={
-            name: fifo_order(heads)[: limit if isinstance(limit, int) else limit.get(name)]
-            for name, heads in snapshot.runnable.items()
-        },
-    )
-
-
-def cut_short(snapshot: Snapshot, decided: Plan, limit: int | Mapping[str, int]) -> bool:
-    """Whether heads_taken says some queue's read was cut short."""
-
-    def read(queue: str) -> int:
-        return limit if isinstance(limit, int) else limit.get(queue, 1 << 30)
-
-    return any(short for _, short in heads_taken(snapshot, decided, read).values())
+from tests.builders import NOW, a_job, a_running_job, a_snapshot, needing
+from tests.unit.planner.plans import cut, cut_short
+from tests.unit.planner.strategies import Case, cases
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
