@@ -442,7 +442,7 @@ def terminate_jobs(ctx: ServiceContext, request: dict[str, Any]) -> dict[str, An
 
 # The hot operations whose handlers render exactly the members of the model's output shape and
 # omit absent ones, so the edge sends them as they are instead of walking the shape for each
-# request (a third of a DescribeJobs of 100). tests/unit/test_jobs_service.py
+# request (a third of a DescribeJobs of 100). tests/unit/service/test_job_renderers.py
 # (test_fast_path_operations_render_exactly_their_output_shape) holds them to it.
 RENDERED_AS_MODELLED = frozenset({"SubmitJob", "DescribeJobs", "ListJobs"})
 
