@@ -18,6 +18,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from batchyard import health
 
@@ -63,9 +64,17 @@ def has_room(directory: str, room: int = ROOM_BYTES) -> bool:
     return free * stat.f_frsize >= min(room, stat.f_blocks * stat.f_frsize // 64)
 
 
+@dataclass(slots=True)
+class _Episode:
+    directory: str  # where a write was first refused; its disk is checked for room
+    began: float  # monotonic seconds
+    writers: set[str]  # what was refused there: "store", "log store"
+
+
 class Episodes:
-    """The directories whose disk refused a write, until each has room again. Thread-safe:
-    the API's thread pool and the log store's flush thread report here too."""
+    """The disks that refused a write, each until it has room again. One episode per disk,
+    whichever directories of it and writers were refused. Thread-safe: the API's thread pool
+    and the log store's flush thread report here too."""
 
     def __init__(
         self,
@@ -75,33 +84,39 @@ class Episodes:
         self._room = room
         self._monotonic = monotonic
         self._lock = threading.Lock()
-        self._full: dict[str, tuple[float, str]] = {}  # directory -> (began, what failed)
+        self._full: dict[int | str, _Episode] = {}  # device id (or directory) -> episode
         self._checked = 0.0
 
     def noticed(self, error: BaseException, directory: str, what: str) -> bool:
-        """Take note of a failed write to `directory` (by `what`, e.g. "the store"); True if
-        it failed for want of space. Logs a warning when this begins an episode."""
+        """Take note of a failed write to `directory` (by `what`, e.g. "store"); True if it
+        failed for want of space. Logs a warning when this begins an episode."""
         if not is_disk_full(error):
             return False
+        disk = _disk_of(directory)
         with self._lock:
-            if directory in self._full:
-                return True
-            self._full[directory] = (self._monotonic(), what)
+            episode = self._full.get(disk)
+            begins = episode is None
+            if episode is None:
+                episode = self._full[disk] = _Episode(directory, self._monotonic(), set())
+            new_writer = what not in episode.writers
+            episode.writers.add(what)
         reason = _first_line(error)
-        # Its own name in health's disk check: a store write that succeeds (in the slack of
-        # a page) clears the store's, not this, which ends only with the episode.
-        health.record_disk_full(f"{what}'s disk", f"{reason} ({directory})")
-        log.warning(
-            "The disk of %s is full: the %s cannot write there (%s). Batchyard stores what "
-            "it can and retries the rest once space is freed there",
-            directory,
-            what,
-            reason,
-        )
+        if new_writer:
+            # Its own name in health's disk check: a store write that succeeds (in the
+            # slack of a page) clears the store's, not this, which ends with the episode.
+            health.record_disk_full(f"{what}'s disk", f"{reason} ({directory})")
+        if begins:
+            log.warning(
+                "The disk of %s is full: the %s cannot write there (%s). Batchyard stores "
+                "what it can and retries the rest once space is freed there",
+                directory,
+                what,
+                reason,
+            )
         return True
 
     def full(self) -> list[str]:
-        """The directories whose disk is still full (each checked for room again at most every
+        """The directories of the disks still full (each checked for room again at most every
         quarter second); empty when none is."""
         if not self._full:
             return []
@@ -110,25 +125,34 @@ class Episodes:
             due = now - self._checked >= _CHECK_SECONDS
             if due:
                 self._checked = now
-            directories = list(self._full)
+            found = list(self._full.items())
         if due:
-            for directory in directories:
-                if has_room(directory, self._room):
-                    self._ended(directory, now)
-        return sorted(self._full)
-
-    def _ended(self, directory: str, now: float) -> None:
+            for disk, episode in found:
+                if has_room(episode.directory, self._room):
+                    self._ended(disk, now)
         with self._lock:
-            began = self._full.pop(directory, None)
-            still = {what for _, what in self._full.values()}  # writers with a disk full
-        if began is not None:
-            if began[1] not in still:
-                health.record_disk_ok(f"{began[1]}'s disk")
-            log.warning(
-                "The disk of %s has room again after %.1f s: writes resume",
-                directory,
-                now - began[0],
-            )
+            return sorted(episode.directory for episode in self._full.values())
+
+    def _ended(self, disk: int | str, now: float) -> None:
+        with self._lock:
+            episode = self._full.pop(disk, None)
+            if episode is None:
+                return
+            still = {what for other in self._full.values() for what in other.writers}
+        for what in episode.writers - still:
+            health.record_disk_ok(f"{what}'s disk")
+        log.warning(
+            "The disk of %s has room again after %.1f s: writes resume",
+            episode.directory,
+            now - episode.began,
+        )
+
+
+def _disk_of(directory: str) -> int | str:
+    try:
+        return os.stat(directory).st_dev
+    except OSError:
+        return directory
 
 
 def _first_line(error: BaseException) -> str:
