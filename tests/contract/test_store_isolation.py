@@ -314,3 +314,22 @@ def test_sql_resources_that_do_not_decode_are_left_out(tmp_path: Path) -> None:
         assert list(snapshot.consumable_resources) == ["cr-good"]
     finally:
         store.close()
+
+
+def test_sql_a_run_order_that_is_no_number_is_read_as_failed(tmp_path: Path) -> None:
+    # Ordering a queue compares run orders: one of text would make every round raise.
+    db = tmp_path / "batchyard.db"
+    store = SqlStore(f"sqlite:///{db}")
+    store.put_job_queue(job_queue("q1"), create=True)
+    store.insert_jobs([job("text", status=S.RUNNABLE), job("number", status=S.RUNNABLE)])
+    store.close()
+    with sqlite3.connect(db) as connection:
+        connection.execute("UPDATE jobs SET run_order = 'first' WHERE job_id = 'text'")
+    connection.close()
+    store = SqlStore(f"sqlite:///{db}")
+    try:
+        snapshot = store.snapshot()
+        assert [j.job_id for j in snapshot.runnable["q1"]] == ["number"]
+        assert list(snapshot.unreadable) == ["text"]
+    finally:
+        store.close()

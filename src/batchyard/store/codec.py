@@ -246,6 +246,7 @@ def _is_count(value: Any) -> bool:
 _time_fields = attrgetter(
     "timeout_seconds", "started_at", "stopped_at", "blocked_since", "scheduling_priority"
 )
+_order_fields = attrgetter("created_at", "seq", "run_order", "version")
 _attempt_times = attrgetter("started_at", "stopped_at", "exit_code")
 
 
@@ -266,6 +267,11 @@ def check_job(job: Job) -> Job:
             and gpus >= 0
         ):
             raise UnreadableRecord(f"resources must be finite non-negative numbers: {resources}")
+    for value in _order_fields(job):
+        if type(value) is not int:
+            raise UnreadableRecord(
+                f"createdAt, seq, runOrder and version must be integers, not {value!r}"
+            )
     for value in _time_fields(job):
         if value is not None and type(value) is not int:
             raise UnreadableRecord(
