@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -130,6 +131,15 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
 @pytest.fixture
 def batch(server: ServerProcess) -> Any:
     return server.client("batch")
+
+
+def aws(server: ServerProcess, *args: str) -> subprocess.CompletedProcess[str]:
+    """The AWS CLI (of this virtual environment) against the server; JSON output."""
+    executable = shutil.which("aws", path=str(Path(sys.executable).parent)) or "aws"
+    env = {**os.environ, **CREDENTIALS, "AWS_ENDPOINT_URL": server.url, "AWS_PAGER": ""}
+    return subprocess.run(
+        [executable, *args, "--output", "json"], capture_output=True, text=True, env=env, timeout=60
+    )
 
 
 # -- jobs through boto3 ----------------------------------------------------------------------

@@ -1,9 +1,11 @@
-"""A virtual-time world for scheduling simulations in tests: one compute environment, one job
-queue (fair share when given a policy), the real Dispatcher and planner on the memory store,
-and the fake runtime. Time moves only when the test moves it; exits fall due on the way.
+"""Virtual-time worlds for tests: the real Dispatcher and planner on a store, the fake runtime
+and a clock that moves only when the test moves it; exits fall due on the way.
 
-It also integrates the vCPUs each share holds over virtual time, so a test can compare the
-capacity shares get in steady state.
+World is one compute environment and one job queue, driven round by round (the dispatcher
+tests and the store isolation contract). SchedulingWorld is one compute environment and one
+job queue (fair share when given a policy) on the memory store for scheduling simulations; it
+also integrates the vCPUs each share holds over virtual time, so a test can compare the capacity
+shares get in steady state.
 """
 
 from __future__ import annotations
@@ -25,7 +27,9 @@ from batchyard.service import (
     scheduling_policies,
 )
 from batchyard.service.context import ServiceContext
+from batchyard.store.base import Store
 from batchyard.store.memory import MemoryStore
+from tests.builders import FixedClock
 
 T0 = 1_700_000_000_000
 QUEUE = "q"
@@ -34,19 +38,87 @@ DEFINITION = "sim"
 UNLIMITED_HOST = Resources(vcpus=1 << 20, memory_mib=1 << 40, gpus=0)
 
 
-class VirtualClock:
-    def __init__(self) -> None:
-        self.now = T0
+class World:
+    """A store (the memory store unless given), a fake runtime with a 64-vCPU host, a dispatcher
+    and a virtual clock, driven step by step: compute environment "ce" of `max_vcpus` and queue
+    "q" once opened."""
 
-    def now_ms(self) -> int:
-        return self.now
+    def __init__(self, max_vcpus: int = 4, store: Store | None = None) -> None:
+        self.clock = FixedClock(T0)
+        self.store = store if store is not None else MemoryStore()
+        self.runtime = FakeRuntime(self.clock, Resources(vcpus=64, memory_mib=65536, gpus=0))
+        self.ctx = ServiceContext(store=self.store, clock=self.clock)
+        self.dispatcher = Dispatcher(self.store, {"process": self.runtime}, self.clock)
+        self.max_vcpus = max_vcpus
+
+    async def open(self, time_limit_actions: list[dict[str, Any]] | None = None) -> None:
+        await self.dispatcher.open()
+        compute_environments.create_compute_environment(
+            self.ctx,
+            compute_environment_name="ce",
+            type="MANAGED",
+            compute_resources={"type": "EC2", "maxvCpus": self.max_vcpus, "subnets": []},
+        )
+        await self.settle()
+        job_queues.create_job_queue(
+            self.ctx,
+            job_queue_name="q",
+            priority=1,
+            compute_environment_order=[{"order": 1, "computeEnvironment": "ce"}],
+            job_state_time_limit_actions=time_limit_actions,
+        )
+        await self.settle()
+
+    async def settle(self) -> None:
+        """Run rounds until a round decides nothing and no start or stop is in flight."""
+        quiet = 0
+        for _ in range(10_000):
+            self.runtime.advance_to(self.clock.now)  # exits due now are reported
+            decided = await self.dispatcher.step()
+            for _ in range(5):
+                await asyncio.sleep(0)
+            quiet = quiet + 1 if decided.is_empty else 0
+            if quiet >= 2:
+                return
+        raise AssertionError("the dispatcher never settled")
+
+    async def advance(self, ms: int) -> None:
+        self.clock.now += ms
+        await self.settle()
+
+    def define(self, command: list[str], vcpus: int = 1, **extra: Any) -> str:
+        definition = job_definitions.register_job_definition(
+            self.ctx,
+            job_definition_name="jd",
+            type="container",
+            container_properties={
+                "image": "busybox",
+                "command": command,
+                "resourceRequirements": [{"type": "VCPU", "value": str(vcpus)}],
+            },
+            **extra,
+        )
+        return definition.arn
+
+    def submit(self, definition: str, **extra: Any) -> str:
+        return jobs.submit_job(
+            self.ctx, job_name="job", job_queue="q", job_definition=definition, **extra
+        ).job_id
+
+    def job(self, job_id: str) -> Job:
+        job = self.store.get_job(job_id)
+        assert job is not None
+        return job
+
+    def running(self) -> list[Job]:
+        return [j for j in self.store.active_jobs() if j.status is JobStatus.RUNNING]
 
 
 class SchedulingWorld:
     """Submit through the service, step the dispatcher by hand, move the clock explicitly."""
 
     def __init__(self, max_vcpus: int, fairshare_policy: Document | None = None) -> None:
-        self.clock = VirtualClock()
+        self.clock = FixedClock(T0)
         self.store = MemoryStore()
         self.runtime = FakeRuntime(self.clock, UNLIMITED_HOST)
         self.ctx = ServiceContext(store=self.store, clock=self.clock)

@@ -3,21 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
-from pathlib import Path
 
-from tests.fixtures import CREDENTIALS, ServerProcess, unique
-
-
-def aws(server: ServerProcess, *args: str) -> subprocess.CompletedProcess[str]:
-    executable = shutil.which("aws", path=str(Path(sys.executable).parent)) or "aws"
-    env = {**os.environ, **CREDENTIALS, "AWS_ENDPOINT_URL": server.url, "AWS_PAGER": ""}
-    return subprocess.run(
-        [executable, *args, "--output", "json"], capture_output=True, text=True, env=env, timeout=60
-    )
+from tests.fixtures import ServerProcess, aws, unique
 
 
 def test_describe_job_queues(server: ServerProcess) -> None:

@@ -21,10 +21,8 @@ from batchyard.domain.model import JobStatus as S
 from batchyard.logs import FileLogStore
 from batchyard.service.retention import DAY_MS
 from batchyard.store.sql import SqlStore
-from tests.api.test_awscli import aws
-from tests.fixtures import ServerProcess, unique, wait_for
-from tests.unit.test_retention import attempt
-from tests.unit.test_retention import job as finished_job
+from tests.builders import a_finished_job, a_logged_attempt
+from tests.fixtures import ServerProcess, aws, unique, wait_for
 
 GROUP = "/aws/batch/job"
 LINES = [f"line-{i}" for i in range(1, 26)]
@@ -506,8 +504,10 @@ def test_expired_jobs_and_their_streams_are_deleted_when_the_server_starts(
     old, recent = unique("old"), unique("recent")
     store.insert_jobs(
         [
-            finished_job(old, S.SUCCEEDED, now - 8 * DAY_MS, attempt(f"{old}-task")),
-            finished_job(recent, S.FAILED, now - DAY_MS // 24, attempt(f"{recent}-task")),
+            a_finished_job(old, S.SUCCEEDED, now - 8 * DAY_MS, a_logged_attempt(f"{old}-task")),
+            a_finished_job(
+                recent, S.FAILED, now - DAY_MS // 24, a_logged_attempt(f"{recent}-task")
+            ),
         ]
     )
     store.close()

@@ -6,7 +6,6 @@ and recovery after a restart re-attaches, reports and reaps by label."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import time
@@ -18,7 +17,6 @@ from typing import Any
 
 import docker
 import pytest
-from docker.errors import ImageNotFound, NotFound
 from docker.models.containers import Container
 
 from batchyard.domain.model import Document, Resources
@@ -45,40 +43,13 @@ from batchyard.runtimes.docker import (
     CannotRun,
     DockerRuntime,
     container_options,
-    engine_unreachable,
     owner_label,
 )
+from tests.containers import IMAGE, RUN_FOREVER, remove_containers, require_engine
 
-IMAGE = "batchyard-test:busybox"
 GROUP = "/aws/batch/job"
 DEADLINE_S = 20.0
 # PID 1 of a container gets no signal it has no handler for: trap TERM, as a real job should.
-RUN_FOREVER = ("sh", "-c", "trap 'exit 143' TERM; echo up; sleep 300 & wait")
-
-
-def require_engine() -> docker.DockerClient:
-    """The engine and the test image, or a failure that says how to get them (never a skip)."""
-    reason = engine_unreachable()
-    if reason is not None:
-        pytest.fail(
-            f"Docker engine not reachable ({reason}). The docker tests never skip: run "
-            "`make provision` (scripts/provision) to start one and build the test image."
-        )
-    engine = docker.from_env()
-    try:
-        engine.images.get(IMAGE)
-    except ImageNotFound:
-        engine.close()
-        pytest.fail(f"Test image {IMAGE} missing: run `make provision` (scripts/provision).")
-    return engine
-
-
-def remove_containers(engine: docker.DockerClient, owner_label: str) -> None:
-    for container in engine.containers.list(
-        all=True, filters={"label": f"{LABEL_OWNER}={owner_label}"}
-    ):
-        with contextlib.suppress(NotFound):
-            container.remove(force=True, v=True)
 
 
 class WallClock:

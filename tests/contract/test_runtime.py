@@ -35,12 +35,7 @@ from batchyard.runtimes.base import (
 from batchyard.runtimes.docker import DockerRuntime
 from batchyard.runtimes.fake import FakeRuntime
 from batchyard.runtimes.process import ProcessRuntime
-from tests.contract.test_docker_runtime import (
-    IMAGE,
-    RUN_FOREVER,
-    remove_containers,
-    require_engine,
-)
+from tests.containers import IMAGE, RUN_FOREVER, remove_containers, require_engine
 
 T = TypeVar("T")
 GROUP = "/aws/batch/job"

@@ -39,7 +39,7 @@ from tests.contract.test_store import (
     scheduling_policy,
     summary,
 )
-from tests.unit.test_dispatcher import World
+from tests.simulation import World
 
 AnyStore = MemoryStore | SqlStore
 S = JobStatus

@@ -24,8 +24,7 @@ from botocore.exceptions import ClientError
 
 from batchyard import disk_full
 from batchyard.logs import FileLogStore, LogEvent
-from tests.contract.test_docker_runtime import IMAGE, require_engine
-from tests.e2e.test_docker import docker_queue
+from tests.containers import IMAGE, docker_queue, require_engine
 from tests.fixtures import (
     ServerProcess,
     define_job,

@@ -13,13 +13,17 @@ import pytest
 
 from batchyard.logs import FileLogStore
 from batchyard.runtimes.docker import LABEL_JOB_ID
-from tests.contract.test_docker_runtime import IMAGE, require_engine
+from tests.containers import (
+    IMAGE,
+    RUNTIME_TAG,
+    define_container_job,
+    docker_queue,
+    require_engine,
+)
 from tests.fixtures import ServerProcess, describe_job, submit_job, unique, wait_for, wait_status
 
 pytestmark = pytest.mark.docker
 
-RUNTIME_TAG = "batchyard:runtime"
-NETWORK_TAG = "batchyard:network-mode"
 GROUP = "/aws/batch/job"
 TERMINATE_GRACE = "2"  # --stop-timeout: seconds from SIGTERM to SIGKILL
 
@@ -51,50 +55,9 @@ def batch(docker_server: ServerProcess) -> Any:
     return docker_server.client()
 
 
-def docker_queue(batch: Any, network_mode: str = "none", max_vcpus: int = 4) -> str:
-    """A docker compute environment (network mode by tag) and a queue on it, both VALID."""
-    ce, queue = unique("docker-ce"), unique("docker-q")
-    batch.create_compute_environment(
-        computeEnvironmentName=ce,
-        type="MANAGED",
-        computeResources={"type": "EC2", "maxvCpus": max_vcpus, "subnets": []},
-        tags={RUNTIME_TAG: "docker", NETWORK_TAG: network_mode},
-    )
-    batch.create_job_queue(
-        jobQueueName=queue,
-        priority=1,
-        computeEnvironmentOrder=[{"order": 1, "computeEnvironment": ce}],
-    )
-    wait_for(
-        lambda: batch.describe_job_queues(jobQueues=[queue])["jobQueues"][0]["status"] == "VALID",
-        what="queue VALID",
-    )
-    [detail] = batch.describe_compute_environments(computeEnvironments=[ce])["computeEnvironments"]
-    assert (detail["status"], detail["statusReason"]) == ("VALID", "ComputeEnvironment Healthy")
-    return queue
-
-
 @pytest.fixture(scope="module")
 def queue(batch: Any) -> str:
     return docker_queue(batch)
-
-
-def define_job(batch: Any, command: list[str], memory: str = "64", **container: Any) -> str:
-    return str(
-        batch.register_job_definition(
-            jobDefinitionName=unique("jd"),
-            type="container",
-            containerProperties={
-                "image": IMAGE,
-                "command": command,
-                "resourceRequirements": [
-                    {"type": "VCPU", "value": "1"},
-                    {"type": "MEMORY", "value": memory},
-                ],
-                **container,
-            },
-        )["jobDefinitionArn"]
-    )
 
 
 def messages(server: ServerProcess, job: dict[str, Any]) -> list[str]:
@@ -153,7 +116,7 @@ def test_the_container_gets_image_command_environment_user_mounts_and_limits(
             "ls /sys/class/net",
         ]
     )
-    definition = define_job(
+    definition = define_container_job(
         batch,
         ["sh", "-c", script],
         memory="48",
@@ -223,7 +186,7 @@ def test_network_mode_host_comes_from_the_compute_environment_tag(
 ) -> None:
     host_queue = docker_queue(batch, network_mode="host")
     job = wait_status(
-        batch, submit_job(batch, host_queue, define_job(batch, ["ls", "/sys/class/net"]))
+        batch, submit_job(batch, host_queue, define_container_job(batch, ["ls", "/sys/class/net"]))
     )
 
     assert job["status"] == "SUCCEEDED"
@@ -237,7 +200,7 @@ def test_output_streams_into_the_log_stream_and_terminate_stops_the_container(
     batch: Any, queue: str, docker_server: ServerProcess, engine: docker.DockerClient
 ) -> None:
     script = "trap 'echo stopping; exit 143' TERM; echo started; echo warming >&2; sleep 300 & wait"
-    job_id = submit_job(batch, queue, define_job(batch, ["sh", "-c", script]))
+    job_id = submit_job(batch, queue, define_container_job(batch, ["sh", "-c", script]))
     running = wait_status(batch, job_id, ("RUNNING",))
     container = running_container(engine, job_id)
     wait_for(
@@ -265,7 +228,7 @@ def test_terminate_kills_a_container_that_ignores_sigterm_after_the_grace_period
     batch: Any, queue: str, engine: docker.DockerClient
 ) -> None:
     job_id = submit_job(
-        batch, queue, define_job(batch, ["sh", "-c", "trap '' TERM; sleep 300 & wait"])
+        batch, queue, define_container_job(batch, ["sh", "-c", "trap '' TERM; sleep 300 & wait"])
     )
     wait_status(batch, job_id, ("RUNNING",))
     running_container(engine, job_id)
@@ -280,7 +243,9 @@ def test_terminate_kills_a_container_that_ignores_sigterm_after_the_grace_period
 
 
 def test_the_exit_code_is_recorded(batch: Any, queue: str, engine: docker.DockerClient) -> None:
-    job = wait_status(batch, submit_job(batch, queue, define_job(batch, ["sh", "-c", "exit 3"])))
+    job = wait_status(
+        batch, submit_job(batch, queue, define_container_job(batch, ["sh", "-c", "exit 3"]))
+    )
 
     assert job["status"] == "FAILED"
     assert job["statusReason"] == "Essential container in task exited"
@@ -291,7 +256,9 @@ def test_the_exit_code_is_recorded(batch: Any, queue: str, engine: docker.Docker
 
 def test_killed_for_memory_is_an_out_of_memory_error(batch: Any, queue: str) -> None:
     command = ["dd", "if=/dev/zero", "of=/dev/null", "bs=64M", "count=1"]
-    job = wait_status(batch, submit_job(batch, queue, define_job(batch, command, memory="8")))
+    job = wait_status(
+        batch, submit_job(batch, queue, define_container_job(batch, command, memory="8"))
+    )
 
     assert job["status"] == "FAILED"
     [attempt] = job["attempts"]
@@ -304,7 +271,7 @@ def test_killed_for_memory_is_an_out_of_memory_error(batch: Any, queue: str) -> 
 
 def test_a_missing_image_fails_to_start_and_the_retry_strategy_decides(batch: Any) -> None:
     queue = docker_queue(batch)
-    definition = define_job(batch, ["true"], image="batchyard-test:not-built-anywhere")
+    definition = define_container_job(batch, ["true"], image="batchyard-test:not-built-anywhere")
     exit_on_pull = {
         "attempts": 3,
         "evaluateOnExit": [{"onReason": "CannotPullContainerError:*", "action": "EXIT"}],
@@ -380,12 +347,14 @@ def test_restart_recovery_reattaches_and_reaps_containers(
         long = submit_job(
             batch,
             queue,
-            define_job(batch, ["sh", "-c", f"echo one; {wait.format('long')}; echo two"], **gate),
+            define_container_job(
+                batch, ["sh", "-c", f"echo one; {wait.format('long')}; echo two"], **gate
+            ),
         )
         short = submit_job(
             batch,
             queue,
-            define_job(
+            define_container_job(
                 batch, ["sh", "-c", f"echo a; {wait.format('short')}; echo b; exit 4"], **gate
             ),
         )

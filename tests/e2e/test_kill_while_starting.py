@@ -15,8 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.test_docker import define_job as define_container_job
-from tests.e2e.test_docker import docker_queue
+from tests.containers import define_container_job, docker_queue
 from tests.fixtures import (
     ServerProcess,
     define_job,

@@ -14,96 +14,10 @@ from typing import Any
 import pytest
 
 from batchyard.dispatcher import Dispatcher
-from batchyard.domain.model import Job, JobStatus, Resources
+from batchyard.domain.model import JobStatus, Resources
 from batchyard.runtimes.fake import FakeRuntime
-from batchyard.service import compute_environments, job_definitions, job_queues, jobs
-from batchyard.service.context import ServiceContext
-from batchyard.store.base import Store
-from batchyard.store.memory import MemoryStore
-
-T0 = 1_700_000_000_000
-
-
-class VirtualClock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def now_ms(self) -> int:
-        return self.now
-
-
-class World:
-    """A store, a fake runtime, a dispatcher and a virtual clock, driven step by step."""
-
-    def __init__(self, max_vcpus: int = 4, store: Store | None = None) -> None:
-        self.clock = VirtualClock()
-        self.store = store if store is not None else MemoryStore()
-        self.runtime = FakeRuntime(self.clock, Resources(vcpus=64, memory_mib=65536, gpus=0))
-        self.ctx = ServiceContext(store=self.store, clock=self.clock)
-        self.dispatcher = Dispatcher(self.store, {"process": self.runtime}, self.clock)
-        self.max_vcpus = max_vcpus
-
-    async def open(self, time_limit_actions: list[dict[str, Any]] | None = None) -> None:
-        await self.dispatcher.open()
-        compute_environments.create_compute_environment(
-            self.ctx,
-            compute_environment_name="ce",
-            type="MANAGED",
-            compute_resources={"type": "EC2", "maxvCpus": self.max_vcpus, "subnets": []},
-        )
-        await self.settle()
-        job_queues.create_job_queue(
-            self.ctx,
-            job_queue_name="q",
-            priority=1,
-            compute_environment_order=[{"order": 1, "computeEnvironment": "ce"}],
-            job_state_time_limit_actions=time_limit_actions,
-        )
-        await self.settle()
-
-    async def settle(self) -> None:
-        """Run rounds until a round decides nothing and no start or stop is in flight."""
-        quiet = 0
-        for _ in range(10_000):
-            self.runtime.advance_to(self.clock.now)  # exits due now are reported
-            decided = await self.dispatcher.step()
-            for _ in range(5):
-                await asyncio.sleep(0)
-            quiet = quiet + 1 if decided.is_empty else 0
-            if quiet >= 2:
-                return
-        raise AssertionError("the dispatcher never settled")
-
-    async def advance(self, ms: int) -> None:
-        self.clock.now += ms
-        await self.settle()
-
-    def define(self, command: list[str], vcpus: int = 1, **extra: Any) -> str:
-        definition = job_definitions.register_job_definition(
-            self.ctx,
-            job_definition_name="jd",
-            type="container",
-            container_properties={
-                "image": "busybox",
-                "command": command,
-                "resourceRequirements": [{"type": "VCPU", "value": str(vcpus)}],
-            },
-            **extra,
-        )
-        return definition.arn
-
-    def submit(self, definition: str, **extra: Any) -> str:
-        return jobs.submit_job(
-            self.ctx, job_name="job", job_queue="q", job_definition=definition, **extra
-        ).job_id
-
-    def job(self, job_id: str) -> Job:
-        job = self.store.get_job(job_id)
-        assert job is not None
-        return job
-
-    def running(self) -> list[Job]:
-        return [j for j in self.store.active_jobs() if j.status is JobStatus.RUNNING]
+from batchyard.service import jobs
+from tests.simulation import T0, World
 
 
 def run(scenario: Callable[[World], Awaitable[None]], **world: Any) -> None:

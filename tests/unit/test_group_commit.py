@@ -13,7 +13,9 @@ from batchyard.api.group_commit import GroupCommit
 from batchyard.store.base import ConflictError
 from batchyard.store.memory import MemoryStore
 from batchyard.store.sql import SqlStore
-from tests.contract.test_store import AnyStore, array, job
+from tests.builders import a_submitted_array, a_submitted_job
+
+AnyStore = MemoryStore | SqlStore
 
 
 @pytest.fixture(params=["memory", "sqlite"])
@@ -40,7 +42,9 @@ def test_submissions_of_one_loop_turn_share_one_transaction(store: AnyStore) -> 
     async def main() -> list[str]:
         group = GroupCommit(store)
         stored = await asyncio.gather(
-            group.insert([job("a")]), group.insert(array("p", 3)), group.insert([job("b")])
+            group.insert([a_submitted_job("a")]),
+            group.insert(a_submitted_array("p", 3)),
+            group.insert([a_submitted_job("b")]),
         )
         return [j.job_id for j in stored]
 
@@ -50,14 +54,14 @@ def test_submissions_of_one_loop_turn_share_one_transaction(store: AnyStore) -> 
 
 
 def test_a_submission_that_cannot_be_stored_fails_alone(store: AnyStore) -> None:
-    store.insert_jobs([job("taken")])
+    store.insert_jobs([a_submitted_job("taken")])
 
     async def main() -> list[object]:
         group = GroupCommit(store)
         return await asyncio.gather(
-            group.insert([job("x")]),
-            group.insert([job("taken")]),
-            group.insert([job("y")]),
+            group.insert([a_submitted_job("x")]),
+            group.insert([a_submitted_job("taken")]),
+            group.insert([a_submitted_job("y")]),
             return_exceptions=True,
         )
 
@@ -72,8 +76,8 @@ def test_turns_apart_are_transactions_apart(store: AnyStore) -> None:
 
     async def main() -> None:
         group = GroupCommit(store)
-        await group.insert([job("first")])
-        await group.insert([job("second")])
+        await group.insert([a_submitted_job("first")])
+        await group.insert([a_submitted_job("second")])
 
     asyncio.run(main())
     assert len(commits) == 2

@@ -10,50 +10,17 @@ from typing import Any
 import pytest
 
 from batchyard.cli import build_parser
-from batchyard.domain.model import Attempt, Job, JobStatus
+from batchyard.domain.model import JobStatus
 from batchyard.logs import FileLogStore
 from batchyard.service.context import ServiceContext
 from batchyard.service.retention import DAY_MS, delete_expired_jobs
 from batchyard.store.sql import SqlStore
+from tests.builders import FixedClock, a_finished_job, a_logged_attempt
 
 S = JobStatus
 GROUP = "/aws/batch/job"
 NOW = 1_700_000_000_000
 HOUR_MS = DAY_MS // 24
-
-
-class FixedClock:
-    def __init__(self, now: int = NOW) -> None:
-        self.now = now
-
-    def now_ms(self) -> int:
-        return self.now
-
-
-def attempt(task_id: str, *, stream: bool = True) -> Attempt:
-    return Attempt(
-        task_id=task_id,
-        compute_environment="ce",
-        placed_at=0,
-        started_at=1,
-        stopped_at=2,
-        log_stream_name=f"render/default/{task_id}" if stream else None,
-    )
-
-
-def job(job_id: str, status: JobStatus, stopped_at: int | None, *attempts: Attempt) -> Job:
-    return Job(
-        job_id=job_id,
-        job_name=job_id,
-        job_queue="q",
-        job_definition_arn="arn:aws:batch:us-east-1:000000000000:job-definition/render:1",
-        job_definition_name="render",
-        status=status,
-        created_at=0,
-        seq=0,
-        stopped_at=stopped_at,
-        attempts=attempts,
-    )
 
 
 @pytest.fixture
@@ -88,14 +55,22 @@ def test_old_jobs_and_their_attempts_streams_are_deleted(
     store.insert_jobs(
         [
             # Two attempts (a retry): both streams go.
-            job("old-retried", S.SUCCEEDED, week_ago - 1, attempt("t1"), attempt("t2")),
-            job("old-failed", S.FAILED, week_ago - HOUR_MS, attempt("t3")),
+            a_finished_job(
+                "old-retried",
+                S.SUCCEEDED,
+                week_ago - 1,
+                a_logged_attempt("t1"),
+                a_logged_attempt("t2"),
+            ),
+            a_finished_job("old-failed", S.FAILED, week_ago - HOUR_MS, a_logged_attempt("t3")),
             # An attempt whose stream name was never recorded: the dispatcher's default name.
-            job("old-unnamed", S.FAILED, week_ago - 5, attempt("t4", stream=False)),
-            job("old-never-ran", S.FAILED, week_ago - 5),
-            job("just-kept", S.SUCCEEDED, week_ago, attempt("t5")),
-            job("recent", S.SUCCEEDED, NOW - HOUR_MS, attempt("t6")),
-            job("running", S.RUNNING, None, attempt("t7")),
+            a_finished_job(
+                "old-unnamed", S.FAILED, week_ago - 5, a_logged_attempt("t4", stream=False)
+            ),
+            a_finished_job("old-never-ran", S.FAILED, week_ago - 5),
+            a_finished_job("just-kept", S.SUCCEEDED, week_ago, a_logged_attempt("t5")),
+            a_finished_job("recent", S.SUCCEEDED, NOW - HOUR_MS, a_logged_attempt("t6")),
+            a_finished_job("running", S.RUNNING, None, a_logged_attempt("t7")),
         ]
     )
     write_streams(logs, "t1", "t2", "t3", "t4", "t5", "t6", "t7")
@@ -123,7 +98,7 @@ def test_old_jobs_and_their_attempts_streams_are_deleted(
 
 
 def test_fractional_days_and_a_clock_that_moves_on(store: SqlStore, logs: FileLogStore) -> None:
-    store.insert_jobs([job("a", S.SUCCEEDED, NOW - 2 * HOUR_MS, attempt("t1"))])
+    store.insert_jobs([a_finished_job("a", S.SUCCEEDED, NOW - 2 * HOUR_MS, a_logged_attempt("t1"))])
     write_streams(logs, "t1")
     assert delete_expired_jobs(context(store, logs), retention_days=3 / 24) == []
     assert streams(logs) == ["render/default/t1"]
@@ -134,7 +109,7 @@ def test_fractional_days_and_a_clock_that_moves_on(store: SqlStore, logs: FileLo
 
 @pytest.mark.parametrize("days", [0, -1])
 def test_zero_keeps_everything(store: SqlStore, logs: FileLogStore, days: float) -> None:
-    store.insert_jobs([job("ancient", S.SUCCEEDED, 1, attempt("t1"))])
+    store.insert_jobs([a_finished_job("ancient", S.SUCCEEDED, 1, a_logged_attempt("t1"))])
     write_streams(logs, "t1")
     assert delete_expired_jobs(context(store, logs), retention_days=days) == []
     assert [j.job_id for j in store.get_jobs(["ancient"])] == ["ancient"]
@@ -142,7 +117,7 @@ def test_zero_keeps_everything(store: SqlStore, logs: FileLogStore, days: float)
 
 
 def test_without_a_log_store_only_records_go(store: SqlStore) -> None:
-    store.insert_jobs([job("old", S.SUCCEEDED, 1, attempt("t1"))])
+    store.insert_jobs([a_finished_job("old", S.SUCCEEDED, 1, a_logged_attempt("t1"))])
     ctx = ServiceContext(store=store, clock=FixedClock())
     assert [j.job_id for j in delete_expired_jobs(ctx, retention_days=1)] == ["old"]
 
