@@ -53,6 +53,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=float(_env("STOP_TIMEOUT", "30") or 30),
         help="seconds between SIGTERM and SIGKILL when a job is terminated or times out",
     )
+    server.add_argument(
+        "--process-containment",
+        default=_env("PROCESS_CONTAINMENT", "auto"),
+        choices=["auto", "reaper"],
+        help="how the process runtime ends whatever a job started when the job ends: auto "
+        "(a cgroup per attempt where cgroup v2 is writable, else a reaper process) or reaper "
+        "(always a reaper process); see docs/runtimes.md",
+    )
     server.add_argument("--log-level", default=_env("LOG_LEVEL", "info"))
     server.add_argument(
         "--job-retention-days",
@@ -117,6 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             region=args.region,
             default_runtime=args.default_runtime,
             stop_timeout_seconds=args.stop_timeout,
+            process_containment=args.process_containment,
             log_level=args.log_level,
             job_retention_days=args.job_retention_days,
             rate_limits=args.rate_limit,

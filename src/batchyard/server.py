@@ -62,6 +62,7 @@ class Settings:
     region: str = "us-east-1"
     default_runtime: str = "process"
     stop_timeout_seconds: float = 30.0
+    process_containment: str = "auto"  # "reaper": the process runtime never uses cgroups
     log_level: str = "info"
     job_retention_days: float = 7.0  # finished jobs and their log streams; <= 0 keeps them
     rate_limits: str = ""  # "Operation=requests per second,..."; empty: no limits
@@ -151,7 +152,12 @@ class Service:
         self.store = open_store(settings, dispatching=True)
         self.logs = FileLogStore(settings.data_dir / "logs")
         self.runtimes: dict[str, Runtime] = {
-            "process": ProcessRuntime(settings.data_dir / "attempts", self.logs, self.clock),
+            "process": ProcessRuntime(
+                settings.data_dir / "attempts",
+                self.logs,
+                self.clock,
+                use_cgroups=settings.process_containment != "reaper",
+            ),
         }
         # Without a reachable engine, docker compute environments turn INVALID.
         docker_unreachable = engine_unreachable()

@@ -474,12 +474,16 @@ class Host:
 
 
 async def open_host(
-    tmp_path: Path, events: list[RuntimeEvent] | None = None, *, stores_exits: bool = True
+    tmp_path: Path,
+    events: list[RuntimeEvent] | None = None,
+    *,
+    stores_exits: bool = True,
+    use_cgroups: bool = True,
 ) -> Host:
     """A process runtime reporting into `events`. Like the dispatcher, it acknowledges each
     exit as stored (`recorded`) unless stores_exits is False: a server about to die."""
     logs = FileLogStore(tmp_path / "logs")
-    runtime = ProcessRuntime(tmp_path / "work", logs, WallClock())
+    runtime = ProcessRuntime(tmp_path / "work", logs, WallClock(), use_cgroups=use_cgroups)
     host = Host(runtime, logs, tmp_path / "work", [] if events is None else events)
 
     def report(event: RuntimeEvent) -> None:
@@ -762,7 +766,8 @@ def test_recover_reports_an_attempt_that_ended_while_the_server_was_down(tmp_pat
         handle = first.handle_of(spec)
         await first.runtime.close()
         pid = json.loads(handle)["pid"]
-        await poll(lambda: process_state(pid) is None)
+        # Reaped, not only a zombie: the launcher records the exit code before it reaps.
+        await poll(lambda: not Path(f"/proc/{pid}").exists())
 
         second = await open_host(tmp_path)
         try:

@@ -27,6 +27,7 @@ from batchyard import disk_full
 from batchyard.domain.clock import Clock
 from batchyard.domain.model import Resources
 from batchyard.logs import LogStore
+from batchyard.runtimes import containment
 from batchyard.runtimes.base import (
     ESSENTIAL_CONTAINER_EXITED,
     MAX_EVENT_BYTES,
@@ -69,7 +70,8 @@ LAUNCHER_EXITED = "the process launcher exited"
 
 # --------------------------------------------------------------------------------------------
 # The launcher program. It runs in an interpreter of its own (python -I -S -c <source>), so it
-# must not use anything outside this function. One per ProcessRuntime.open().
+# must not use anything outside this function but `containment`, whose source the program
+# carries (runtimes/containment.py, standard library only). One per ProcessRuntime.open().
 
 
 def _launcher_main() -> None:
@@ -82,9 +84,13 @@ def _launcher_main() -> None:
     process, not the server's, pays for it. What an attempt left in its directory goes as soon
     as it exits, and its output file once the server asks (scrub): the disk they fill may be
     the one its exit must be stored on.
+    Each attempt runs in a cgroup of its own under the attempts cgroup named by argv[6], or,
+    without one (empty, or not writable here), under a reaper process of its own (see
+    containment.py); either way whatever the attempt started ends when its command exits.
     Exits once stdin is closed and its attempts have ended, so attempts outlive the server."""
     import contextlib
     import fcntl
+    import functools
     import itertools
     import json
     import os
@@ -97,21 +103,22 @@ def _launcher_main() -> None:
     import sys
     import threading
     import time
+    import warnings
 
     output_suffix, exit_code_suffix = sys.argv[1], sys.argv[2]
     blank_record = sys.argv[3].encode()
     spare_dir, launch_lock_path = sys.argv[4], sys.argv[5]
     launch_offset = blank_record.index(b"\n") + 1  # the launch line, after the exit code's
+    # Cgroups until one cannot be made or entered here; then reapers, for this launcher's life.
+    attempts_cgroup = sys.argv[6] or None
+    cgroups = {"base": attempts_cgroup, "home": containment.own_cgroup()}
+    removals: dict[str, float] = {}  # killed attempt cgroups to remove -> when to give up
     spare_high = 64  # spares kept at most; the rest of what comes back is removed
     os.chdir("/")
     for ignored in (signal.SIGINT, signal.SIGHUP):  # the terminal's, meant for the server
         signal.signal(ignored, signal.SIG_IGN)
-    try:  # orphans of an attempt are reparented here and reaped, whatever PID 1 does
-        import ctypes
-
-        ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
-    except (OSError, AttributeError):
-        pass
+    # Orphans of an attempt are reparented here (not to PID 1) and reaped.
+    containment.become_subreaper()
     # Python ignores these; the attempt must get the default dispositions back.
     reset = {signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGHUP}
     devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
@@ -128,7 +135,8 @@ def _launcher_main() -> None:
     selector = selectors.DefaultSelector()
     selector.register(0, selectors.EVENT_READ)
     selector.register(wake_r, selectors.EVENT_READ)
-    attempts: dict[int, tuple[str, str]] = {}  # pid -> (task id, directory)
+    # pid of the command or of its reaper -> (task id, directory, cgroup, command, its start)
+    attempts: dict[int, tuple[str, str, str | None, int, int]] = {}
     out = bytearray()
     state = {"reading": True, "server_gone": False, "writing": False}
     pending = b""
@@ -303,45 +311,188 @@ def _launcher_main() -> None:
             os.close(record)
 
     def spawn(task_id: str, directory: str, argv: list[str], env: Any, record: int) -> None:
+        cgroup = None
         try:
             fd = os.open(directory + output_suffix, os.O_WRONLY | os.O_CLOEXEC)
             try:
-                os.chdir(directory)  # posix_spawn cannot chdir; this process is ours alone
-                pid = os.posix_spawn(
-                    argv[0],
-                    argv,
-                    env,
-                    file_actions=[
-                        (os.POSIX_SPAWN_DUP2, devnull, 0),
-                        (os.POSIX_SPAWN_DUP2, fd, 1),
-                        (os.POSIX_SPAWN_DUP2, fd, 2),
-                    ],
-                    setsid=True,
-                    setsigdef=reset,
-                    setsigmask=(),
-                )
+                cgroup = enter_cgroup(task_id)
+                if cgroup is None:
+                    pid, command, start_ticks = spawn_reaped(argv, env, directory, fd)
+                else:
+                    try:
+                        pid = command = spawn_command(argv, env, directory, fd)
+                    finally:
+                        if not leave_cgroup(cgroup):
+                            cgroup = None
+                    start_ticks = start_of(command)  # a child of ours, not yet reaped
             finally:
-                os.chdir("/")
                 os.close(fd)
         except (OSError, ValueError) as error:
+            if cgroup is not None:
+                containment.remove_cgroup(cgroup)
             reason = getattr(error, "strerror", None) or str(error)
             reply({"id": task_id, "error": f'exec: "{argv[0]}": {reason.lower()}'})
             release(directory)
             return
-        with open(f"/proc/{pid}/stat", "rb") as proc_stat:
-            data = proc_stat.read()
-        start_ticks = int(data[data.rindex(b")") + 2 :].split()[19])
-        launched = b"%d %d %d" % (pid, start_ticks, time.time_ns() // 1_000_000)
+        launched = b"%d %d %d" % (command, start_ticks, time.time_ns() // 1_000_000)
         try:  # in place, within the blank line: recovery finds the attempt by this
             os.pwrite(record, launched, launch_offset)
         except OSError as error:  # unrecorded, a restart could not find it: it must not run
             with contextlib.suppress(OSError):
-                os.killpg(pid, signal.SIGKILL)
+                os.killpg(command, signal.SIGKILL)  # a reaper then ends the rest
+            if cgroup is not None:
+                kill_cgroup(cgroup)
             reply({"id": task_id, "error": f"recording the start: {error.strerror or error}"})
             release(directory)
             return
-        attempts[pid] = (task_id, directory)
-        reply({"id": task_id, "pid": pid, "start": start_ticks})
+        attempts[pid] = (task_id, directory, cgroup, command, start_ticks)
+        reply({"id": task_id, "pid": command, "start": start_ticks, "cgroup": cgroup})
+
+    def record_exit(directory: str, code: int, create: bool = True) -> None:
+        # In place, fixed width: rewriting an existing block is cheap on any disk.
+        flags = os.O_WRONLY | (os.O_CREAT if create else 0)
+        with contextlib.suppress(OSError):
+            fd = os.open(directory + exit_code_suffix, flags, 0o644)
+            try:
+                os.pwrite(fd, b"%3d\n" % code, 0)
+            finally:
+                os.close(fd)
+
+    def enter_cgroup(task_id: str) -> str | None:
+        """Move this process into a new cgroup for the attempt, so that what it spawns next
+        starts there (posix_spawn cannot place a child itself). None: reapers from now on."""
+        base, home = cgroups["base"], cgroups["home"]
+        if base is None or home is None:
+            return None
+        path = os.path.join(base, task_id)
+        try:
+            containment.create_cgroup(path)
+            containment.move_to_cgroup(path, os.getpid())
+        except OSError:
+            containment.remove_cgroup(path)
+            cgroups["base"] = None
+            return None
+        return path
+
+    def leave_cgroup(path: str) -> bool:
+        """Back to where the server put us. False: stuck in the attempt's cgroup, which then
+        must never be killed (it would end this process), and no more cgroups."""
+        for target in (cgroups["home"], cgroups["base"]):
+            try:
+                containment.move_to_cgroup(str(target), os.getpid())
+                return True
+            except OSError:
+                continue
+        cgroups["base"] = None
+        return False
+
+    def kill_cgroup(path: str) -> None:
+        with contextlib.suppress(OSError):
+            containment.kill_cgroup(path)
+        removals[path] = time.monotonic() + 60
+
+    def remove_cgroups() -> None:
+        """Killed processes take a moment to leave: their cgroups go once they have."""
+        now = time.monotonic()
+        for path, give_up in list(removals.items()):
+            if containment.remove_cgroup(path) or now > give_up:  # recovery removes it later
+                del removals[path]
+
+    def spawn_command(argv: list[str], env: Any, directory: str, fd: int) -> int:
+        os.chdir(directory)  # posix_spawn cannot chdir; this process is ours alone
+        try:
+            return os.posix_spawn(
+                argv[0],
+                argv,
+                env,
+                file_actions=[
+                    (os.POSIX_SPAWN_DUP2, devnull, 0),
+                    (os.POSIX_SPAWN_DUP2, fd, 1),
+                    (os.POSIX_SPAWN_DUP2, fd, 2),
+                ],
+                setsid=True,
+                setsigdef=reset,
+                setsigmask=(),
+            )
+        finally:
+            os.chdir("/")
+
+    def start_of(pid: int) -> int:
+        """A child's start time (clock ticks since boot; field 22 of proc(5))."""
+        with open(f"/proc/{pid}/stat", "rb") as proc_stat:
+            data = proc_stat.read()
+        return int(data[data.rindex(b")") + 2 :].split()[19])
+
+    def spawn_reaped(argv: list[str], env: Any, directory: str, fd: int) -> tuple[int, int, int]:
+        """Spawn the command under a reaper of its own (a fork of this process): (the reaper's
+        pid, the command's pid, its start time)."""
+        ready_r, ready_w = os.pipe()
+        with warnings.catch_warnings():  # the remover thread never runs in the child
+            warnings.simplefilter("ignore", DeprecationWarning)
+            reaper = os.fork()
+        if reaper == 0:
+            code = 127
+            try:
+                # Hold nothing of ours but what the command needs: not the server's pipes (it
+                # learns of our end by their closing), nor the launch lock (a restarted
+                # server's recovery waits for it).
+                os.dup2(devnull, 0)
+                os.dup2(devnull, 1)
+                keep = {0, 1, 2, devnull, fd, ready_w}
+                for name in os.listdir("/proc/self/fd"):
+                    if int(name) not in keep:
+                        with contextlib.suppress(OSError):
+                            os.close(int(name))
+                signal.set_wakeup_fd(-1)
+                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                containment.become_subreaper()
+                try:
+                    command = spawn_command(argv, env, directory, fd)
+                except (OSError, ValueError) as error:
+                    reason = getattr(error, "strerror", None) or str(error)
+                    os.write(ready_w, b"E" + reason.encode())
+                    raise
+                # Read before the reaper waits: once reaped, the command's pid means nothing.
+                os.write(ready_w, b"%d %d" % (command, start_of(command)))
+                os.close(ready_w)
+                record = functools.partial(record_exit, directory, create=False)
+                code = containment.reap_attempt(command, record)
+            finally:
+                os._exit(code)
+        os.close(ready_w)
+        answer = b""
+        try:
+            while chunk := os.read(ready_r, 4096):
+                answer += chunk
+        finally:
+            os.close(ready_r)
+        if not answer[:1].isdigit():
+            os.waitpid(reaper, 0)
+            raise OSError(answer[1:].decode(errors="replace") or "the reaper process died")
+        command_pid, start = answer.split()
+        return reaper, int(command_pid), int(start)
+
+    def adopt(attempt: tuple[str, str, str | None, int, int]) -> None:
+        """A reaper was killed: its command, re-parented here, is watched as a child of ours
+        (what it started is then no longer contained)."""
+        task_id, directory, cgroup, command, start = attempt
+        try:
+            with open(f"/proc/{command}/stat", "rb") as proc_stat:
+                data = proc_stat.read()
+        except OSError:
+            data = b")"
+        fields = data[data.rindex(b")") + 2 :].split()
+        if len(fields) > 19 and (int(fields[1]), int(fields[19])) == (os.getpid(), start):
+            attempts[command] = (task_id, directory, cgroup, command, start)
+            return
+        try:  # gone too: the reaper may have recorded its exit before it was killed
+            with open(directory + exit_code_suffix, "rb") as recorded:
+                code = int(recorded.readline().strip())
+        except (OSError, ValueError):
+            code = 128 + signal.SIGKILL
+        reply({"id": task_id, "exit": code})
+        record_exit(directory, code)
+        scrub(directory, False)
 
     def reap() -> None:
         while True:
@@ -353,30 +504,30 @@ def _launcher_main() -> None:
                 return
             pid = info.si_pid
             attempt = attempts.pop(pid, None)
-            if attempt is not None:
-                task_id, directory = attempt
-                # Still a zombie, so the group id is ours: end what the command left behind.
-                with contextlib.suppress(OSError):
-                    os.killpg(pid, signal.SIGKILL)
-                exited = info.si_code == os.CLD_EXITED
+            exited = info.si_code == os.CLD_EXITED
+            if attempt is not None and pid != attempt[3] and not exited:
+                adopt(attempt)
+            elif attempt is not None:
+                task_id, directory, cgroup = attempt[:3]
+                # The job ends with its command. A reaper has ended the rest already.
+                if pid == attempt[3]:
+                    # Still a zombie, so the group id is ours: the cheap part first.
+                    with contextlib.suppress(OSError):
+                        os.killpg(pid, signal.SIGKILL)
+                if cgroup is not None:
+                    kill_cgroup(cgroup)
                 code = info.si_status if exited else 128 + info.si_status
                 reply({"id": task_id, "exit": code})
                 flush()  # the server hears of the exit before we do the slower bookkeeping
-                # In place, fixed width: rewriting an existing block is cheap on any disk.
-                with contextlib.suppress(OSError):
-                    fd = os.open(directory + exit_code_suffix, os.O_WRONLY | os.O_CREAT, 0o644)
-                    try:
-                        os.pwrite(fd, b"%3d\n" % code, 0)
-                    finally:
-                        os.close(fd)
+                record_exit(directory, code)
                 scrub(directory, False)
             os.waitpid(pid, 0)
 
     os.makedirs(spare_dir, exist_ok=True)
     remover = threading.Thread(target=remove_doomed, name="remover")
     remover.start()
-    while state["reading"] or attempts:
-        for key, _ in selector.select():
+    while state["reading"] or attempts or removals:
+        for key, _ in selector.select(0.05 if removals else None):
             if key.fd == 0:
                 data = os.read(0, 1 << 16)
                 if not data:
@@ -414,14 +565,25 @@ def _launcher_main() -> None:
                 except BlockingIOError:
                     pass
                 reap()
+        remove_cgroups()
         flush()
     remover.join()
+    if attempts_cgroup is not None:  # only if empty: another launcher may be using it
+        containment.remove_cgroup(attempts_cgroup)
 
 
 def _launcher_source() -> str:
-    # Annotations stay unevaluated, as in this module.
+    # Annotations stay unevaluated, as in this module. `containment` becomes a module of the
+    # program's own, from its source: the launcher cannot import batchyard.
     body = inspect.getsource(_launcher_main)
-    return f"from __future__ import annotations\n{body}\n_launcher_main()\n"
+    return (
+        "from __future__ import annotations\n"
+        "import types\n"
+        "containment = types.ModuleType('containment')\n"
+        f"exec(compile({inspect.getsource(containment)!r}, {containment.__file__!r}, 'exec'),"
+        " containment.__dict__)\n"
+        f"{body}\n_launcher_main()\n"
+    )
 
 
 class _Launcher:
@@ -433,6 +595,7 @@ class _Launcher:
         on_message: Callable[[dict[str, Any]], None],
         on_gone: Callable[[_Launcher], None],
         work_dir: str,
+        attempts_cgroup: str | None,
     ) -> None:
         self._loop = loop
         self._on_message = on_message
@@ -444,7 +607,10 @@ class _Launcher:
         try:
             self.pid = os.posix_spawn(
                 sys.executable,
-                [sys.executable, "-I", "-S", "-c", source, *_LAUNCHER_ARGS, *dirs],
+                [
+                    *(sys.executable, "-I", "-S", "-c", source, *_LAUNCHER_ARGS),
+                    *(*dirs, attempts_cgroup or ""),
+                ],
                 {"PATH": os.environ.get("PATH", _DEFAULT_PATH)},
                 file_actions=[
                     (os.POSIX_SPAWN_DUP2, request_r, 0),
@@ -553,6 +719,7 @@ class _Attempt:
     found_running: bool = True
     ended: bool = False
     stalled: bool = False  # the log store had no room for its last lines: retried later
+    cgroup: str | None = None  # its own cgroup; None: a reaper process contains it
 
 
 def _proc_stat(pid: int) -> tuple[str, int, int] | None:
@@ -631,9 +798,19 @@ def _resolve(command: Sequence[str], search_path: str, cache: dict[tuple[str, st
     return found
 
 
-def _handle(pid: int, start_ticks: int, directory: str) -> str:
-    handle = {"pid": pid, "startTime": start_ticks, "dir": directory}
+def _handle(pid: int, start_ticks: int, directory: str, cgroup: str | None) -> str:
+    handle: dict[str, Any] = {"pid": pid, "startTime": start_ticks, "dir": directory}
+    if cgroup is not None:
+        handle["cgroup"] = cgroup
     return json.dumps(handle, separators=(",", ":"))
+
+
+def _handle_cgroup(handle: str | None) -> str | None:
+    try:
+        cgroup = json.loads(handle or "{}").get("cgroup")
+    except (ValueError, AttributeError):
+        return None
+    return cgroup if isinstance(cgroup, str) else None
 
 
 def _parse_handle(handle: str | None) -> tuple[int, int, str] | None:
@@ -659,7 +836,9 @@ class ProcessRuntime:
     launch record) as soon as the attempt ends and its output is stored. The runtime handle
     holds the command's pid, its start time and the directory; without one, recover() finds
     the attempt by its task id from its launch record. Resources are not enforced: vCPU and
-    memory only count toward placement.
+    memory only count toward placement. Whatever an attempt starts ends with it: in a cgroup
+    of its own where the host allows (use_cgroups=False: never), else under a reaper process
+    (containment.py); the handle names the cgroup.
     """
 
     name = "process"
@@ -673,9 +852,12 @@ class ProcessRuntime:
         max_vcpus: float | None = None,
         poll_interval: float = 0.1,
         recovered_check_interval: float = 0.5,
+        use_cgroups: bool = True,
     ) -> None:
         work_dir.mkdir(parents=True, exist_ok=True)
         self._work_dir = str(work_dir.resolve())
+        self._attempts_cgroup = containment.attempts_cgroup(self._work_dir) if use_cgroups else None
+        self._cgroups_unremoved: set[str] = set()  # killed; removed once their processes left
         self._logs = logs
         self._clock = clock
         self._max_vcpus = max_vcpus
@@ -760,6 +942,33 @@ class ProcessRuntime:
         if found_by_id:
             log.info("Recovery found %d attempts whose start was not stored yet", found_by_id)
         self._release_orphans()
+        self._remove_stale_cgroups()
+
+    def _cgroup_of(self, task_id: str) -> str | None:
+        """The cgroup of an attempt found by its launch record (its start was never heard)."""
+        if self._attempts_cgroup is None:
+            return None
+        path = os.path.join(self._attempts_cgroup, task_id)
+        return path if os.path.isdir(path) else None
+
+    def _remove_stale_cgroups(self) -> None:
+        """Attempt cgroups no attempt owns (a launcher killed before it removed one, an
+        attempt gone from the store): their processes go, then the cgroups."""
+        if self._attempts_cgroup is None:
+            return
+        owned = {attempt.cgroup for attempt in self._attempts.values()}
+        owned.update(os.path.join(self._attempts_cgroup, task_id) for task_id in self._starting)
+        for path in containment.attempt_cgroups(self._attempts_cgroup):
+            if path not in owned:
+                self._kill_cgroup(path)
+
+    def _kill_cgroup(self, path: str) -> None:
+        try:
+            containment.kill_cgroup(path)
+        except OSError as error:
+            log.warning("Killing the processes of cgroup %s failed: %s", path, error)
+        if not containment.remove_cgroup(path):
+            self._cgroups_unremoved.add(path)
 
     def _release_orphans(self) -> None:
         """Attempt directories no attempt owns: a server that died after storing an exit but
@@ -814,9 +1023,10 @@ class ProcessRuntime:
             self._stop_when_started.pop(task_id, None)
             self._failed_to_start(spec, str(message["error"]))  # its directory went back
         else:
-            self._started(spec, int(message["pid"]), int(message["start"]))
+            cgroup = message.get("cgroup")
+            self._started(spec, int(message["pid"]), int(message["start"]), cgroup)
 
-    def _started(self, spec: AttemptSpec, pid: int, start_ticks: int) -> None:
+    def _started(self, spec: AttemptSpec, pid: int, start_ticks: int, cgroup: str | None) -> None:
         directory = os.path.join(self._work_dir, spec.task_id)
         try:
             out_fd: int | None = os.open(directory + _OUTPUT, os.O_RDONLY | os.O_CLOEXEC)
@@ -832,6 +1042,7 @@ class ProcessRuntime:
             start_ticks=start_ticks,
             own=True,
             out_fd=out_fd,
+            cgroup=cgroup,
         )
         self._attempts[spec.task_id] = attempt
         now = self._clock.now_ms()
@@ -839,9 +1050,8 @@ class ProcessRuntime:
             self._logs.create_stream(spec.log_group, spec.log_stream_name, now)
         except Exception:
             log.exception("Creating log stream %s failed", spec.log_stream_name)
-        self._emit(
-            AttemptStarted(spec.job_id, spec.task_id, now, _handle(pid, start_ticks, directory))
-        )
+        handle = _handle(pid, start_ticks, directory, cgroup)
+        self._emit(AttemptStarted(spec.job_id, spec.task_id, now, handle))
         grace = self._stop_when_started.pop(spec.task_id, None)
         if grace is not None:
             self._stop(attempt, grace)
@@ -886,12 +1096,15 @@ class ProcessRuntime:
             return
         attempt.stop_signal = signal.SIGKILL
         _signal_group(attempt.pid, signal.SIGKILL)
+        if attempt.cgroup is not None:  # at once, not only once the command has gone
+            self._kill_cgroup(attempt.cgroup)
 
     # -- recovery -----------------------------------------------------------------------------
 
     def _reattach(self, ref: AttemptRef) -> bool:
         """Follow the attempt again; True if it was found by its launch record alone."""
         handle = _parse_handle(ref.runtime_handle)
+        cgroup = _handle_cgroup(ref.runtime_handle)
         started_at: int | None = None  # set when the start was never reported or stored
         if ref.runtime_handle is None and _TASK_ID.fullmatch(ref.task_id):
             directory = os.path.join(self._work_dir, ref.task_id)
@@ -899,6 +1112,7 @@ class ProcessRuntime:
             if record is not None:
                 handle = (record.pid, record.start_ticks, directory)
                 started_at = record.started_at
+                cgroup = self._cgroup_of(ref.task_id)
         if handle is None or not os.path.isdir(handle[2]):
             self._emit(self._host_lost(ref.job_id, ref.task_id, HOST_LOST_NOT_FOUND))
             return False
@@ -919,6 +1133,7 @@ class ProcessRuntime:
             out_fd=out_fd,
             skip=self._logs.count(ref.log_group, ref.log_stream_name),
             found_running=_is_running(pid, start_ticks),
+            cgroup=cgroup,
         )
         self._attempts[ref.task_id] = attempt
         if started_at is not None:
@@ -926,7 +1141,7 @@ class ProcessRuntime:
                 self._logs.create_stream(ref.log_group, ref.log_stream_name, started_at)
             except Exception:
                 log.exception("Creating log stream %s failed", ref.log_stream_name)
-            runtime_handle = _handle(pid, start_ticks, directory)
+            runtime_handle = _handle(pid, start_ticks, directory, cgroup)
             self._emit(AttemptStarted(ref.job_id, ref.task_id, started_at, runtime_handle))
         self._pump(attempt, _TICK_BUDGET)
         self._check_unwatched(attempt)
@@ -939,6 +1154,8 @@ class ProcessRuntime:
             return
         if _group_is_ours(attempt.pid, attempt.start_ticks):
             _signal_group(attempt.pid, signal.SIGKILL)  # what the command left behind
+        if attempt.cgroup is not None:
+            self._kill_cgroup(attempt.cgroup)
         if code is None and attempt.stop_signal is not None:
             code = 128 + attempt.stop_signal
         if code is not None:
@@ -1018,6 +1235,9 @@ class ProcessRuntime:
         while True:
             await asyncio.sleep(self._poll_interval)
             tick += 1
+            for path in list(self._cgroups_unremoved):
+                if containment.remove_cgroup(path):
+                    self._cgroups_unremoved.discard(path)
             for attempt in list(self._attempts.values()):
                 if attempt.ended:
                     continue
@@ -1144,6 +1364,7 @@ class ProcessRuntime:
             self._on_launcher_message,
             self._on_launcher_gone,
             self._work_dir,
+            self._attempts_cgroup,
         )
 
     def _require_open(self) -> asyncio.AbstractEventLoop:

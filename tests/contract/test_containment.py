@@ -1,0 +1,264 @@
+"""Containment in the process runtime: whatever an attempt starts, however it detaches (setsid,
+double fork, nohup, a process group of its own), ends when the attempt ends, is stopped, or
+outlives a restart. Each test runs with the attempt's own cgroup and with a reaper process
+(use_cgroups=False), so both mechanisms of runtimes/containment.py are exercised here."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from batchyard.runtimes import containment
+from batchyard.runtimes.base import ESSENTIAL_CONTAINER_EXITED, AttemptRef, AttemptSpec
+from tests.contract.test_runtime import (
+    GROUP,
+    Host,
+    a_spec,
+    on_host,
+    open_host,
+    parent_of,
+    poll,
+)
+
+# Each way out records "<how> <pid>" in $PIDS, then sleeps long past any test; nohup and a
+# process group of its own (through $PYTHON) where available. Then the command does what $1
+# says. The e2e tests run it in containers too.
+ESCAPE = r"""
+record='echo "$0 $$" >> "$PIDS"; exec sleep 1000'
+: >> "$PIDS"
+ways=2
+setsid sh -c "$record" setsid &
+sh -c "(sh -c '$record' double-fork &) &"
+if command -v nohup > /dev/null; then
+    ways=$((ways + 1))
+    nohup sh -c "$record" nohup > /dev/null 2>&1 &
+fi
+if [ -n "$PYTHON" ]; then
+    ways=$((ways + 1))
+    "$PYTHON" -c 'import os, sys; os.setpgid(0, 0); os.execvp("sh", ["sh", "-c", *sys.argv[1:]])' \
+        "$record" process-group &
+fi
+until [ "$(wc -l < "$PIDS")" -ge "$ways" ]; do sleep 0.02; done
+echo "escaped $ways ways"
+eval "$1"
+"""
+WAYS = {"setsid", "double-fork", "nohup", "process-group"}
+MECHANISMS = ["cgroup", "reaper"]
+
+
+def start_ticks(pid: int) -> int | None:
+    try:
+        data = Path(f"/proc/{pid}/stat").read_bytes()
+    except FileNotFoundError:
+        return None
+    return int(data[data.rindex(b")") + 2 :].split()[19])
+
+
+class Escapees:
+    """The processes an escape script started, by how they left, with their start times."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.script = tmp_path / "escape.sh"
+        self.script.write_text(ESCAPE)
+        self.pids_file = tmp_path / f"pids-{uuid.uuid4().hex}"
+        self.pids_file.touch()
+        self.started: dict[str, tuple[int, int | None]] = {}
+
+    def spec(self, then: str, **env: str) -> AttemptSpec:
+        return a_spec(
+            ("sh", str(self.script), then),
+            PIDS=str(self.pids_file),
+            PYTHON=sys.executable,
+            **env,
+        )
+
+    def read(self) -> dict[str, int]:
+        lines = self.pids_file.read_text().splitlines()
+        found = {how: int(pid) for how, pid in (line.split() for line in lines)}
+        assert set(found) <= WAYS
+        if set(found) == WAYS and not self.started:
+            self.started = {how: (pid, start_ticks(pid)) for how, pid in found.items()}
+        return found
+
+    def all_running(self) -> bool:
+        return set(self.read()) == WAYS
+
+    def all_gone(self) -> bool:
+        # Gone and reaped: no such pid, or a new process under a reused one.
+        return all(start_ticks(pid) != start for pid, start in self.started.values())
+
+    async def wait_gone(self) -> None:
+        assert self.started, "the escapees never all started"
+        await poll(self.all_gone, deadline_s=30)
+
+
+def check_mechanism(host: Host, spec: AttemptSpec, escapees: Escapees, mechanism: str) -> None:
+    """The escapees are held the way the runtime says: in the attempt's cgroup, or by a reaper
+    between the launcher and the command."""
+    handle = json.loads(host.handle_of(spec))
+    command = handle["pid"]
+    for pid, _ in escapees.started.values():
+        own = containment.own_cgroup(pid)
+        if mechanism == "cgroup":
+            assert own == handle["cgroup"], (own, handle)
+            assert own is not None
+            assert own.endswith("/" + spec.task_id)
+        else:
+            assert own == containment.own_cgroup()  # the server's
+    if mechanism == "reaper":
+        assert "cgroup" not in handle
+        reaper = parent_of(command)
+        assert host.runtime._launcher is not None
+        assert reaper != host.runtime._launcher.pid
+        assert parent_of(reaper) == host.runtime._launcher.pid
+        assert parent_of(escapees.started["double-fork"][0]) == reaper
+
+
+def with_host(
+    tmp_path: Path, mechanism: str, scenario: Callable[[Host], Coroutine[Any, Any, None]]
+) -> None:
+    async def main() -> None:
+        host = await open_host(tmp_path, use_cgroups=mechanism == "cgroup")
+        try:
+            await scenario(host)
+        finally:
+            await host.runtime.close()
+
+    asyncio.run(main())
+
+
+@pytest.fixture(params=MECHANISMS)
+def mechanism(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def test_cgroups_are_available_on_this_host() -> None:
+    # The cgroup tests below would silently test reapers twice without a writable cgroup v2.
+    assert containment.attempts_cgroup("anything") is not None
+    assert os.access(str(containment.own_cgroup()), os.W_OK)
+
+
+def test_escaped_processes_end_when_the_command_exits(tmp_path: Path, mechanism: str) -> None:
+    escapees = Escapees(tmp_path)
+
+    async def scenario(host: Host) -> None:
+        spec = escapees.spec("sleep 0.5; exit 3")
+        await host.runtime.start(spec)
+        await poll(escapees.all_running)
+        check_mechanism(host, spec, escapees, mechanism)
+
+        exited = await host.exited(spec)
+
+        assert exited.exit_code == 3
+        await escapees.wait_gone()
+
+    with_host(tmp_path, mechanism, scenario)
+
+
+def test_escaped_processes_end_when_the_attempt_is_stopped(tmp_path: Path, mechanism: str) -> None:
+    escapees = Escapees(tmp_path)
+
+    async def scenario(host: Host) -> None:
+        spec = escapees.spec("sleep 1000")
+        await host.runtime.start(spec)
+        await poll(escapees.all_running)
+        check_mechanism(host, spec, escapees, mechanism)
+
+        await host.runtime.stop(spec.job_id, spec.task_id, grace_seconds=10)
+
+        assert (await host.exited(spec)).exit_code == 143
+        await escapees.wait_gone()
+
+    with_host(tmp_path, mechanism, scenario)
+
+
+def test_escaped_processes_end_when_sigkill_follows_the_grace_period(
+    tmp_path: Path, mechanism: str
+) -> None:
+    escapees = Escapees(tmp_path)
+
+    async def scenario(host: Host) -> None:
+        spec = escapees.spec("trap '' TERM; echo trapped; while :; do sleep 1; done")
+        await host.runtime.start(spec)
+        await poll(lambda: host.messages(spec) == ["escaped 4 ways", "trapped"])
+        assert escapees.all_running()
+
+        await host.runtime.stop(spec.job_id, spec.task_id, grace_seconds=0.3)
+
+        assert (await host.exited(spec)).exit_code == 137
+        await escapees.wait_gone()
+
+    with_host(tmp_path, mechanism, scenario)
+
+
+@pytest.mark.parametrize("launcher", ["lives", "killed"])
+def test_escaped_processes_end_with_an_attempt_that_outlived_a_restart(
+    tmp_path: Path, mechanism: str, launcher: str
+) -> None:
+    escapees = Escapees(tmp_path)
+    go = tmp_path / "go"
+    use_cgroups = mechanism == "cgroup"
+
+    async def main() -> None:
+        first = await open_host(tmp_path, use_cgroups=use_cgroups)
+        spec = escapees.spec('until [ -e "$GO" ]; do sleep 0.05; done; exit 4', GO=str(go))
+        await first.runtime.start(spec)
+        await poll(escapees.all_running)
+        handle = first.handle_of(spec)
+        assert first.runtime._launcher is not None
+        launcher_pid = first.runtime._launcher.pid
+        await first.runtime.close()  # the server stops; the attempt runs on
+        if launcher == "killed":
+            os.kill(launcher_pid, signal.SIGKILL)
+
+        second = await open_host(tmp_path, use_cgroups=use_cgroups)
+        try:
+            ref = AttemptRef(spec.job_id, spec.task_id, GROUP, spec.log_stream_name, handle)
+            await second.runtime.recover([ref])
+            await asyncio.sleep(0.3)  # recovery must leave a claimed attempt alone
+            assert escapees.all_running()
+            go.touch()
+            exited = await second.exited(spec)
+            await escapees.wait_gone()
+        finally:
+            await second.runtime.close()
+
+        if launcher == "lives" or mechanism == "reaper":  # the reaper records the exit itself
+            assert (exited.exit_code, exited.status_reason) == (4, ESSENTIAL_CONTAINER_EXITED)
+        else:
+            assert exited.exit_code is None  # nothing recorded it: the host is lost
+        if use_cgroups:
+            await poll(lambda: not os.path.exists(json.loads(handle)["cgroup"]))
+
+    asyncio.run(main())
+
+
+def test_recovery_ends_and_removes_cgroups_no_attempt_claims(tmp_path: Path) -> None:
+    base = containment.attempts_cgroup(str(tmp_path / "work"))
+    assert base is not None
+    stale = os.path.join(base, uuid.uuid4().hex)  # a server died before storing its attempt
+    containment.create_cgroup(stale)
+    left = subprocess.Popen(["sleep", "1000"])
+    try:
+        containment.move_to_cgroup(stale, left.pid)
+
+        async def scenario(host: Host) -> None:
+            await host.runtime.recover([])
+            await poll(lambda: left.poll() is not None)
+            await poll(lambda: not os.path.exists(stale))
+
+        on_host(tmp_path, scenario)
+        assert left.returncode == -signal.SIGKILL
+    finally:
+        left.kill()
+        left.wait()
