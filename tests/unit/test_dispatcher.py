@@ -16,7 +16,7 @@ import pytest
 from batchyard.dispatcher import Dispatcher
 from batchyard.domain.model import JobStatus, Resources
 from batchyard.runtimes.fake import FakeRuntime
-from batchyard.service import jobs
+from batchyard.service import job_cancellation
 from tests.simulation import T0, World
 
 
@@ -207,7 +207,7 @@ def test_cancel_before_start(status: str) -> None:
         if status == "RUNNABLE":
             await w.settle()
         assert w.job(job_id).status.value == status
-        jobs.cancel_job(w.ctx, job_id=job_id, reason="no longer needed")
+        job_cancellation.cancel_job(w.ctx, job_id=job_id, reason="no longer needed")
         await w.settle()
         job = w.job(job_id)
         assert job.status is JobStatus.FAILED

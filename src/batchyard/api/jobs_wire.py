@@ -22,7 +22,7 @@ from batchyard.domain.model import (
     Job,
     RetryStrategy,
 )
-from batchyard.service import jobs, queue_snapshot
+from batchyard.service import job_cancellation, job_queries, jobs, queue_snapshot
 from batchyard.service.context import ServiceContext
 
 Handler = Callable[[ServiceContext, dict[str, Any]], dict[str, Any]]
@@ -371,12 +371,12 @@ def submitted(ctx: ServiceContext, job: Job) -> dict[str, Any]:
 
 
 def describe_jobs(ctx: ServiceContext, request: dict[str, Any]) -> dict[str, Any]:
-    found = jobs.describe_jobs(ctx, jobs=request["jobs"])
+    found = job_queries.describe_jobs(ctx, jobs=request["jobs"])
     return {"jobs": [job_detail(j, ctx.identity, log_group=ctx.log_group) for j in found]}
 
 
 def list_jobs(ctx: ServiceContext, request: dict[str, Any]) -> dict[str, Any]:
-    page, next_token = jobs.list_jobs(ctx, **_arguments(request, _LIST_JOBS_MEMBERS))
+    page, next_token = job_queries.list_jobs(ctx, **_arguments(request, _LIST_JOBS_MEMBERS))
     response: dict[str, Any] = {"jobSummaryList": [job_summary(j, ctx.identity) for j in page]}
     if next_token is not None:
         response["nextToken"] = next_token
@@ -394,7 +394,7 @@ _LIST_JOBS_BY_CONSUMABLE_RESOURCE_MEMBERS = (
 def list_jobs_by_consumable_resource(
     ctx: ServiceContext, request: dict[str, Any]
 ) -> dict[str, Any]:
-    found = jobs.list_jobs_by_consumable_resource(
+    found = job_queries.list_jobs_by_consumable_resource(
         ctx, **_arguments(request, _LIST_JOBS_BY_CONSUMABLE_RESOURCE_MEMBERS)
     )
     response: dict[str, Any] = {
@@ -414,16 +414,16 @@ def get_job_queue_snapshot(ctx: ServiceContext, request: dict[str, Any]) -> dict
 
 
 def cancel_job(ctx: ServiceContext, request: dict[str, Any]) -> dict[str, Any]:
-    jobs.cancel_job(ctx, job_id=request["jobId"], reason=request["reason"])
+    job_cancellation.cancel_job(ctx, job_id=request["jobId"], reason=request["reason"])
     return {}
 
 
 def terminate_job(ctx: ServiceContext, request: dict[str, Any]) -> dict[str, Any]:
-    jobs.terminate_job(ctx, job_id=request["jobId"], reason=request["reason"])
+    job_cancellation.terminate_job(ctx, job_id=request["jobId"], reason=request["reason"])
     return {}
 
 
-def _bulk_response(result: jobs.BulkResult) -> dict[str, Any]:
+def _bulk_response(result: job_cancellation.BulkResult) -> dict[str, Any]:
     return {
         "successful": list(result.successful),
         "errors": [{"job": e.job_id, "code": e.code, "message": e.message} for e in result.errors],
@@ -431,12 +431,12 @@ def _bulk_response(result: jobs.BulkResult) -> dict[str, Any]:
 
 
 def cancel_jobs(ctx: ServiceContext, request: dict[str, Any]) -> dict[str, Any]:
-    result = jobs.cancel_jobs(ctx, job_ids=request["jobs"], reason=request["reason"])
+    result = job_cancellation.cancel_jobs(ctx, job_ids=request["jobs"], reason=request["reason"])
     return _bulk_response(result)
 
 
 def terminate_jobs(ctx: ServiceContext, request: dict[str, Any]) -> dict[str, Any]:
-    result = jobs.terminate_jobs(ctx, job_ids=request["jobs"], reason=request["reason"])
+    result = job_cancellation.terminate_jobs(ctx, job_ids=request["jobs"], reason=request["reason"])
     return _bulk_response(result)
 
 

@@ -18,6 +18,7 @@ MAX_EVALUATE_ON_EXIT = 5
 MAX_EVALUATE_PATTERN = 512
 MIN_ATTEMPT_DURATION_SECONDS = 60
 MAX_TAGS = 50
+MAX_NUM_NODES = 1000  # nodes of a multi-node parallel job
 RESERVED_ENVIRONMENT_PREFIX = "AWS_BATCH"
 
 # AWS's own patterns for EvaluateOnExit (API reference): only a trailing `*` is a wildcard.

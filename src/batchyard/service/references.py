@@ -76,3 +76,8 @@ def job_definition(ctx: ServiceContext, reference: str) -> JobDefinition:
             f"JobDefinition {name}:{revision} does not exist or is not in ACTIVE status"
         )
     return found
+
+
+def job_id(reference: str) -> str:
+    """The job id in a job id or a job ARN."""
+    return name_from_reference(reference, "job")

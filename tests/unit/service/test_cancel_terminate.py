@@ -9,7 +9,7 @@ import pytest
 from batchyard.domain.model import (
     JobStatus,
 )
-from batchyard.service import jobs
+from batchyard.service import job_cancellation
 from batchyard.service.context import ServiceContext
 from tests.unit.service.context import IDENTITY, rejected, set_status, submit
 
@@ -33,7 +33,7 @@ S = JobStatus
 )
 def test_cancel_job_by_status(ctx: ServiceContext, status: JobStatus, recorded: bool) -> None:
     job = set_status(ctx, submit(ctx).job_id, status)
-    result = jobs.cancel_job(ctx, job_id=job.job_id, reason="no longer needed")
+    result = job_cancellation.cancel_job(ctx, job_id=job.job_id, reason="no longer needed")
     assert result.cancel_reason == ("no longer needed" if recorded else None)
     stored = ctx.store.get_job(job.job_id)
     assert stored is not None
@@ -55,25 +55,30 @@ def test_cancel_job_by_status(ctx: ServiceContext, status: JobStatus, recorded: 
 )
 def test_terminate_job_by_status(ctx: ServiceContext, status: JobStatus, recorded: bool) -> None:
     job = set_status(ctx, submit(ctx).job_id, status)
-    result = jobs.terminate_job(ctx, job_id=IDENTITY.arn("job", job.job_id), reason="stop")
+    result = job_cancellation.terminate_job(
+        ctx, job_id=IDENTITY.arn("job", job.job_id), reason="stop"
+    )
     assert result.terminate_reason == ("stop" if recorded else None)
 
 
 def test_cancel_and_terminate_checks(ctx: ServiceContext) -> None:
     job = submit(ctx)
-    rejected(lambda: jobs.cancel_job(ctx, job_id="ghost", reason="r"), "ghost")
-    rejected(lambda: jobs.terminate_job(ctx, job_id="ghost", reason="r"), "ghost")
-    rejected(lambda: jobs.cancel_job(ctx, job_id=job.job_id, reason="x" * 1025), "1024")
-    assert jobs.cancel_job(ctx, job_id=job.job_id, reason="x" * 1024).cancel_reason == "x" * 1024
+    rejected(lambda: job_cancellation.cancel_job(ctx, job_id="ghost", reason="r"), "ghost")
+    rejected(lambda: job_cancellation.terminate_job(ctx, job_id="ghost", reason="r"), "ghost")
+    rejected(lambda: job_cancellation.cancel_job(ctx, job_id=job.job_id, reason="x" * 1025), "1024")
+    assert (
+        job_cancellation.cancel_job(ctx, job_id=job.job_id, reason="x" * 1024).cancel_reason
+        == "x" * 1024
+    )
 
 
-@pytest.mark.parametrize("operation", [jobs.cancel_job, jobs.terminate_job])
+@pytest.mark.parametrize("operation", [job_cancellation.cancel_job, job_cancellation.terminate_job])
 def test_array_parent_request_reaches_every_child(ctx: ServiceContext, operation: Any) -> None:
     parent = submit(ctx, array_properties={"size": 4})
     set_status(ctx, f"{parent.job_id}:3", S.SUCCEEDED)
     operation(ctx, job_id=parent.job_id, reason="whole array")
     children = ctx.store.get_jobs(f"{parent.job_id}:{i}" for i in range(4))
-    field = "cancel_reason" if operation is jobs.cancel_job else "terminate_reason"
+    field = "cancel_reason" if operation is job_cancellation.cancel_job else "terminate_reason"
     assert [getattr(c, field) for c in children] == ["whole array"] * 3 + [None]
     stored_parent = ctx.store.get_job(parent.job_id)
     assert stored_parent is not None
@@ -82,14 +87,17 @@ def test_array_parent_request_reaches_every_child(ctx: ServiceContext, operation
 
 def test_child_request_leaves_siblings(ctx: ServiceContext) -> None:
     parent = submit(ctx, array_properties={"size": 3})
-    jobs.cancel_job(ctx, job_id=f"{parent.job_id}:1", reason="one")
+    job_cancellation.cancel_job(ctx, job_id=f"{parent.job_id}:1", reason="one")
     children = ctx.store.get_jobs(f"{parent.job_id}:{i}" for i in range(3))
     assert [c.cancel_reason for c in children] == [None, "one", None]
 
 
 @pytest.mark.parametrize(
     ("operation", "field"),
-    [(jobs.cancel_jobs, "cancel_reason"), (jobs.terminate_jobs, "terminate_reason")],
+    [
+        (job_cancellation.cancel_jobs, "cancel_reason"),
+        (job_cancellation.terminate_jobs, "terminate_reason"),
+    ],
 )
 def test_bulk_requests(ctx: ServiceContext, operation: Any, field: str) -> None:
     a, b = submit(ctx), submit(ctx)

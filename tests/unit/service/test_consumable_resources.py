@@ -13,7 +13,7 @@ from batchyard.domain.model import (
     JobDefinition,
     JobStatus,
 )
-from batchyard.service import consumable_resources, job_definitions, jobs, tags
+from batchyard.service import consumable_resources, job_definitions, job_queries, tags
 from batchyard.service.context import ServiceContext
 from batchyard.store.memory import MemoryStore
 from tests.builders import FixedClock
@@ -350,7 +350,9 @@ def test_list_jobs_by_consumable_resource(ctx: ServiceContext) -> None:
     set_status(ctx, second.job_id, S.RUNNABLE)
 
     def listed(**kwargs: Any) -> tuple[list[str], str | None]:
-        found = jobs.list_jobs_by_consumable_resource(ctx, consumable_resource="lic", **kwargs)
+        found = job_queries.list_jobs_by_consumable_resource(
+            ctx, consumable_resource="lic", **kwargs
+        )
         assert found.resource.name == "lic"
         return [j.job_id for j in found.jobs], found.next_token
 
@@ -365,7 +367,7 @@ def test_list_jobs_by_consumable_resource(ctx: ServiceContext) -> None:
     page, token = listed(max_results=2)
     assert page == [third.job_id, second.job_id]
     assert listed(max_results=2, next_token=token) == ([first.job_id], None)
-    found = jobs.list_jobs_by_consumable_resource(
+    found = job_queries.list_jobs_by_consumable_resource(
         ctx, consumable_resource=IDENTITY.arn("consumable-resource", "other")
     )
     assert found.jobs == ()
@@ -375,7 +377,7 @@ def test_list_jobs_by_consumable_resource(ctx: ServiceContext) -> None:
     rejected(lambda: listed(filters=runnable + runnable), "only once")
     rejected(lambda: listed(max_results=0), "maxResults")
     rejected(
-        lambda: jobs.list_jobs_by_consumable_resource(ctx, consumable_resource="ghost"),
+        lambda: job_queries.list_jobs_by_consumable_resource(ctx, consumable_resource="ghost"),
         "ghost not found",
     )
 

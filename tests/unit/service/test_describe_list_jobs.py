@@ -5,7 +5,7 @@ from __future__ import annotations
 from batchyard.domain.model import (
     JobStatus,
 )
-from batchyard.service import jobs
+from batchyard.service import job_queries
 from batchyard.service.context import ServiceContext
 from tests.builders import FixedClock
 from tests.unit.service.context import IDENTITY, NOW, define, rejected, set_status, submit
@@ -18,33 +18,33 @@ S = JobStatus
 
 def test_describe_jobs(ctx: ServiceContext) -> None:
     a, b = submit(ctx), submit(ctx)
-    found = jobs.describe_jobs(ctx, jobs=[b.job_id, "unknown", a.job_id])
+    found = job_queries.describe_jobs(ctx, jobs=[b.job_id, "unknown", a.job_id])
     assert [j.job_id for j in found] == [b.job_id, a.job_id]
     rejected(
-        lambda: jobs.describe_jobs(ctx, jobs=[a.job_id] * 101),
+        lambda: job_queries.describe_jobs(ctx, jobs=[a.job_id] * 101),
         "Error executing request, Exception : Maximum number of jobs supported is  100",
     )
-    assert len(jobs.describe_jobs(ctx, jobs=[a.job_id] * 100)) == 100
+    assert len(job_queries.describe_jobs(ctx, jobs=[a.job_id] * 100)) == 100
 
 
 # -- ListJobs -----------------------------------------------------------------------------------
 
 
 def test_list_jobs_needs_exactly_one_selector(ctx: ServiceContext) -> None:
-    rejected(lambda: jobs.list_jobs(ctx), "jobQueue")
-    rejected(lambda: jobs.list_jobs(ctx, job_queue="q", array_job_id="x"), "Exactly one")
-    rejected(lambda: jobs.list_jobs(ctx, job_queue="nope"), "JobQueue nope not found.")
+    rejected(lambda: job_queries.list_jobs(ctx), "jobQueue")
+    rejected(lambda: job_queries.list_jobs(ctx, job_queue="q", array_job_id="x"), "Exactly one")
+    rejected(lambda: job_queries.list_jobs(ctx, job_queue="nope"), "JobQueue nope not found.")
 
 
 def test_list_jobs_defaults_to_running(ctx: ServiceContext) -> None:
     waiting = submit(ctx)
     running = set_status(ctx, submit(ctx).job_id, S.RUNNING)
-    page, token = jobs.list_jobs(ctx, job_queue=IDENTITY.arn("job-queue", "q"))
+    page, token = job_queries.list_jobs(ctx, job_queue=IDENTITY.arn("job-queue", "q"))
     assert [j.job_id for j in page] == [running.job_id]
     assert token is None
-    page, _ = jobs.list_jobs(ctx, job_queue="q", job_status="SUBMITTED")
+    page, _ = job_queries.list_jobs(ctx, job_queue="q", job_status="SUBMITTED")
     assert [j.job_id for j in page] == [waiting.job_id]
-    rejected(lambda: jobs.list_jobs(ctx, job_queue="q", job_status="DONE"), "DONE")
+    rejected(lambda: job_queries.list_jobs(ctx, job_queue="q", job_status="DONE"), "DONE")
 
 
 def test_list_jobs_pagination(ctx: ServiceContext) -> None:
@@ -53,7 +53,7 @@ def test_list_jobs_pagination(ctx: ServiceContext) -> None:
     tokens: list[str] = []
     token: str | None = None
     while True:
-        page, token = jobs.list_jobs(
+        page, token = job_queries.list_jobs(
             ctx, job_queue="q", job_status="SUBMITTED", max_results=2, next_token=token
         )
         seen.extend(j.job_id for j in page)
@@ -62,47 +62,49 @@ def test_list_jobs_pagination(ctx: ServiceContext) -> None:
         tokens.append(token)
     assert seen == list(reversed(submitted))  # newest first, no overlap, nothing missed
     assert len(tokens) == 2
-    again, again_token = jobs.list_jobs(
+    again, again_token = job_queries.list_jobs(
         ctx, job_queue="q", job_status="SUBMITTED", max_results=2, next_token=tokens[0]
     )
     assert [j.job_id for j in again] == seen[2:4]
     assert again_token == tokens[1]
     # A job submitted meanwhile does not shift later pages.
     submit(ctx, job_name="late")
-    later, _ = jobs.list_jobs(
+    later, _ = job_queries.list_jobs(
         ctx, job_queue="q", job_status="SUBMITTED", max_results=2, next_token=tokens[0]
     )
     assert [j.job_id for j in later] == seen[2:4]
-    rejected(lambda: jobs.list_jobs(ctx, job_queue="q", max_results=0), "maxResults")
-    rejected(lambda: jobs.list_jobs(ctx, job_queue="q", next_token="garbage!"), "nextToken")
+    rejected(lambda: job_queries.list_jobs(ctx, job_queue="q", max_results=0), "maxResults")
+    rejected(lambda: job_queries.list_jobs(ctx, job_queue="q", next_token="garbage!"), "nextToken")
 
 
 def test_list_array_children_pages_by_index(ctx: ServiceContext) -> None:
     parent = submit(ctx, array_properties={"size": 5})
-    first, token = jobs.list_jobs(
+    first, token = job_queries.list_jobs(
         ctx, array_job_id=parent.job_id, job_status="PENDING", max_results=3
     )
     assert [j.array_index for j in first] == [0, 1, 2]
     assert token is not None
-    rest, token = jobs.list_jobs(
+    rest, token = job_queries.list_jobs(
         ctx, array_job_id=parent.job_id, job_status="PENDING", max_results=3, next_token=token
     )
     assert [j.array_index for j in rest] == [3, 4]
     assert token is None
     # Queue listings show the parent, not its children.
-    top, _ = jobs.list_jobs(ctx, job_queue="q", job_status="SUBMITTED")
+    top, _ = job_queries.list_jobs(ctx, job_queue="q", job_status="SUBMITTED")
     assert [j.job_id for j in top] == [parent.job_id]
 
 
 def test_list_jobs_max_results_caps(ctx: ServiceContext) -> None:
     for i in range(120):
         submit(ctx, job_name=f"n{i}")
-    page, token = jobs.list_jobs(ctx, job_queue="q", job_status="SUBMITTED")
+    page, token = job_queries.list_jobs(ctx, job_queue="q", job_status="SUBMITTED")
     assert (len(page), token is not None) == (100, True)
-    page, token = jobs.list_jobs(ctx, job_queue="q", job_status="SUBMITTED", max_results=5000)
+    page, token = job_queries.list_jobs(
+        ctx, job_queue="q", job_status="SUBMITTED", max_results=5000
+    )
     assert (len(page), token) == (120, None)
     filtered = [{"name": "JOB_NAME", "values": ["n*"]}]
-    page, token = jobs.list_jobs(ctx, job_queue="q", filters=filtered, max_results=1000)
+    page, token = job_queries.list_jobs(ctx, job_queue="q", filters=filtered, max_results=1000)
     assert (len(page), token is not None) == (100, True)
 
 
@@ -110,14 +112,14 @@ def test_list_jobs_job_name_filter(ctx: ServiceContext) -> None:
     one = submit(ctx, job_name="Test1")
     ten = submit(ctx, job_name="test10")
     set_status(ctx, ten.job_id, S.SUCCEEDED)
-    exact, _ = jobs.list_jobs(
+    exact, _ = job_queries.list_jobs(
         ctx,
         job_queue="q",
         job_status="RUNNING",
         filters=[{"name": "JOB_NAME", "values": ["test1"]}],
     )
     assert [j.job_id for j in exact] == [one.job_id]  # jobStatus ignored with a filter
-    prefix, _ = jobs.list_jobs(
+    prefix, _ = job_queries.list_jobs(
         ctx, job_queue="q", filters=[{"name": "JOB_NAME", "values": ["TEST1*"]}]
     )
     assert [j.job_id for j in prefix] == [ten.job_id, one.job_id]
@@ -130,7 +132,7 @@ def test_list_jobs_job_definition_filter(ctx: ServiceContext) -> None:
     other = submit(ctx, job_definition="legacy")
 
     def listed(value: str) -> list[str]:
-        page, _ = jobs.list_jobs(
+        page, _ = job_queries.list_jobs(
             ctx, job_queue="q", filters=[{"name": "JOB_DEFINITION", "values": [value]}]
         )
         return [j.job_id for j in page]
@@ -149,7 +151,9 @@ def test_list_jobs_created_at_filters(ctx: ServiceContext, clock: FixedClock) ->
     late = submit(ctx)
 
     def listed(name: str, value: str) -> list[str]:
-        page, _ = jobs.list_jobs(ctx, job_queue="q", filters=[{"name": name, "values": [value]}])
+        page, _ = job_queries.list_jobs(
+            ctx, job_queue="q", filters=[{"name": name, "values": [value]}]
+        )
         return [j.job_id for j in page]
 
     assert listed("BEFORE_CREATED_AT", str(NOW + 500)) == [early.job_id]
@@ -164,20 +168,24 @@ def test_list_jobs_share_identifier_filter_combines_with_status(ctx: ServiceCont
     )
     submit(ctx, job_queue="fair", share_identifier="red")
     share = [{"name": "SHARE_IDENTIFIER", "values": ["blue"]}]
-    page, _ = jobs.list_jobs(ctx, job_queue="fair", filters=share, job_status="RUNNING")
+    page, _ = job_queries.list_jobs(ctx, job_queue="fair", filters=share, job_status="RUNNING")
     assert [j.job_id for j in page] == [blue_running.job_id]
-    page, _ = jobs.list_jobs(ctx, job_queue="fair", filters=share)
+    page, _ = job_queries.list_jobs(ctx, job_queue="fair", filters=share)
     assert [j.job_id for j in page] == [blue_running.job_id, blue.job_id]
 
 
 def test_list_jobs_filter_rules(ctx: ServiceContext) -> None:
     two = [{"name": "JOB_NAME", "values": ["a"]}, {"name": "SHARE_IDENTIFIER", "values": ["b"]}]
-    rejected(lambda: jobs.list_jobs(ctx, job_queue="q", filters=two), "one filter")
+    rejected(lambda: job_queries.list_jobs(ctx, job_queue="q", filters=two), "one filter")
     rejected(
-        lambda: jobs.list_jobs(ctx, job_queue="q", filters=[{"name": "COLOUR", "values": ["x"]}]),
+        lambda: job_queries.list_jobs(
+            ctx, job_queue="q", filters=[{"name": "COLOUR", "values": ["x"]}]
+        ),
         "COLOUR",
     )
     rejected(
-        lambda: jobs.list_jobs(ctx, job_queue="q", filters=[{"name": "JOB_NAME", "values": []}]),
+        lambda: job_queries.list_jobs(
+            ctx, job_queue="q", filters=[{"name": "JOB_NAME", "values": []}]
+        ),
         "JOB_NAME",
     )

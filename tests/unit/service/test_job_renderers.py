@@ -17,7 +17,7 @@ from batchyard.domain.model import (
     JobStatus,
     RetryStrategy,
 )
-from batchyard.service import jobs
+from batchyard.service import job_properties
 from batchyard.service.context import ServiceContext
 from tests.unit.service.context import IDENTITY, NOW, define, rejected, set_status, submit
 from tests.unit.service.shapes import shape_errors, walk
@@ -231,11 +231,11 @@ def test_wire_handlers(ctx: ServiceContext) -> None:
 
 
 def test_checks_shared_with_register_job_definition() -> None:
-    assert jobs.check_retry_strategy(None) is None
-    assert jobs.check_retry_strategy({"attempts": 2}) == RetryStrategy(attempts=2)
-    assert jobs.check_timeout(None) is None
-    assert jobs.check_timeout({"attemptDurationSeconds": 61}) == 61
-    rejected(lambda: jobs.check_timeout({"attemptDurationSeconds": 1}), "60")
+    assert job_properties.check_retry_strategy(None) is None
+    assert job_properties.check_retry_strategy({"attempts": 2}) == RetryStrategy(attempts=2)
+    assert job_properties.check_timeout(None) is None
+    assert job_properties.check_timeout({"attemptDurationSeconds": 61}) == 61
+    rejected(lambda: job_properties.check_timeout({"attemptDurationSeconds": 1}), "60")
 
 
 def _every_kind_of_job(ctx: ServiceContext) -> list[Job]:

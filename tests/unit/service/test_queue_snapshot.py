@@ -8,7 +8,7 @@ from batchyard.domain.model import (
     Job,
     JobStatus,
 )
-from batchyard.service import jobs, queue_snapshot
+from batchyard.service import job_cancellation, queue_snapshot
 from batchyard.service.context import ServiceContext
 from tests.builders import FixedClock
 from tests.unit.service.context import IDENTITY, NOW, rejected, set_status, submit
@@ -26,7 +26,7 @@ def test_fifo_queue_snapshot(ctx: ServiceContext, clock: FixedClock) -> None:
     for job in (third, second, cancelled):
         set_status(ctx, job.job_id, S.RUNNABLE)
     set_status(ctx, first.job_id, S.RUNNABLE, attempts=(retried,))
-    jobs.cancel_job(ctx, job_id=cancelled.job_id, reason="no")
+    job_cancellation.cancel_job(ctx, job_id=cancelled.job_id, reason="no")
     set_status(ctx, pending.job_id, S.PENDING)
     running = submit(ctx)
     set_status(ctx, running.job_id, S.RUNNING)

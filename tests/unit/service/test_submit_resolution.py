@@ -12,7 +12,7 @@ from batchyard.domain.model import (
     Resources,
     RetryStrategy,
 )
-from batchyard.service import jobs
+from batchyard.service import job_queries
 from batchyard.service.context import ServiceContext
 from batchyard.store.base import JobQuery
 from tests.builders import FixedClock
@@ -302,7 +302,7 @@ def test_array_of_10000_children_sequential(ctx: ServiceContext, clock: FixedClo
     assert parent.wait_for == ()
     assert parent.array_status_summary is not None
     assert parent.array_status_summary["PENDING"] == 10_000
-    children, _ = jobs.list_jobs(
+    children, _ = job_queries.list_jobs(
         ctx, array_job_id=parent.job_id, job_status="PENDING", max_results=1000
     )
     assert len(children) == 1000
