@@ -16,13 +16,12 @@ from typing import Any
 
 import pytest
 
-from tests.contract.test_containment import ESCAPE
-from tests.contract.test_docker_runtime import IMAGE, require_engine
+from tests.containers import define_container_job, docker_queue, require_engine
+from tests.escapes import ESCAPE
 from tests.fixtures import (
     ServerProcess,
     make_environment,
     submit_job,
-    unique,
     wait_for,
     wait_status,
 )
@@ -51,25 +50,9 @@ def server(runtime: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
 @pytest.fixture(scope="module")
 def queue(server: ServerProcess, runtime: str) -> str:
     batch = server.client()
-    if runtime != "docker":
-        return make_environment(batch, max_vcpus=4)[0]
-    ce, queue = unique("docker-ce"), unique("docker-q")
-    batch.create_compute_environment(
-        computeEnvironmentName=ce,
-        type="MANAGED",
-        computeResources={"type": "EC2", "maxvCpus": 4, "subnets": []},
-        tags={"batchyard:runtime": "docker", "batchyard:network-mode": "none"},
-    )
-    batch.create_job_queue(
-        jobQueueName=queue,
-        priority=1,
-        computeEnvironmentOrder=[{"order": 1, "computeEnvironment": ce}],
-    )
-    wait_for(
-        lambda: batch.describe_job_queues(jobQueues=[queue])["jobQueues"][0]["status"] == "VALID",
-        what="queue VALID",
-    )
-    return queue
+    if runtime == "docker":
+        return docker_queue(batch)
+    return make_environment(batch, max_vcpus=4)[0]
 
 
 def escaping_job(
@@ -82,19 +65,8 @@ def escaping_job(
             {"name": "PIDS", "value": str(tmp_path / "pids")},
             {"name": "PYTHON", "value": sys.executable},
         ]
-    definition = batch.register_job_definition(
-        jobDefinitionName=unique("escape"),
-        type="container",
-        containerProperties={
-            "image": IMAGE,
-            "command": ["sh", "-c", ESCAPE, "escape", then],
-            "environment": environment,
-            "resourceRequirements": [
-                {"type": "VCPU", "value": "1"},
-                {"type": "MEMORY", "value": "64"},
-            ],
-        },
-    )["jobDefinitionArn"]
+    command = ["sh", "-c", ESCAPE, "escape", then]
+    definition = define_container_job(batch, command, environment=environment)
     return submit_job(batch, queue, definition, **extra)
 
 
