@@ -13,12 +13,14 @@ being handed an object: `health.record_disk_full("logs", "...")`.
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import json
 import os
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 FAILED_ROUNDS = 3
@@ -27,7 +29,10 @@ is retried after half a second, so about a second and a half of failing)."""
 MIN_FREE_BYTES = 64 * 1024 * 1024
 """Below this much space free for the data directory, the disk counts as full: SQLite and the
 log store need room for a transaction and a log batch."""
-_PROBE_SECONDS = 1.0  # how long a statvfs or writability probe is reused
+DISPATCHER_STATUS_FILE = "dispatcher-health.json"
+"""In the data directory: the dispatcher's check as the main process last found it, for the
+API-only processes of `--api-processes` (written only when it changes)."""
+_PROBE_SECONDS = 1.0  # how long a statvfs, writability or status-file probe is reused
 _NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 
 
@@ -47,6 +52,8 @@ class Health:
         self.data_dir: Path | None = None
         self.store_files: tuple[Path, ...] = ()
         self.dispatching = False  # only the process that runs the dispatcher reports rounds
+        # Where the dispatching process publishes its check and the others read it.
+        self.dispatcher_status: Path | None = None
         # A write that changes nothing, to learn whether the store takes writes again after
         # one failed (an idle server would otherwise report the failure forever).
         self.store_probe: Callable[[], object] | None = None
@@ -67,6 +74,7 @@ class Health:
         dispatching: bool = False,
         min_free_bytes: int = MIN_FREE_BYTES,
         store_probe: Callable[[], object] | None = None,
+        dispatcher_status: Path | None = None,
     ) -> None:
         """Say what this process's checks look at (the server calls it once at start)."""
         self.data_dir = data_dir
@@ -74,17 +82,41 @@ class Health:
         self.store_probe = store_probe
         self.dispatching = dispatching
         self.min_free_bytes = min_free_bytes
+        self.dispatcher_status = dispatcher_status
         self._probed.clear()
+        if dispatching:
+            self._publish(Check("dispatcher", True, "dispatch rounds succeed"))
 
     # -- reports ------------------------------------------------------------------------------
 
     def round_succeeded(self) -> None:
+        if self._failed_rounds >= self.failed_rounds_limit:
+            self._failed_rounds = 0
+            self._publish(self._dispatcher_check())
         self._failed_rounds = 0
         self._last_success = self._clock()
 
     def round_failed(self, error: BaseException) -> None:
         self._failed_rounds += 1
         self._last_round_error = _describe(error)
+        if self._failed_rounds == self.failed_rounds_limit:
+            check = self._dispatcher_check()
+            failing_since = time.strftime("%H:%M:%S UTC", time.gmtime())
+            self._publish(replace(check, detail=f"{check.detail} (failing since {failing_since})"))
+
+    def _publish(self, check: Check) -> None:
+        """Write the dispatcher's check for the other processes (on a change only: rarely).
+        A write that fails leaves the last one; the disk check tells why."""
+        path = self.dispatcher_status
+        if path is None:
+            return
+        staging = path.with_name(f".{path.name}.{os.getpid()}")
+        try:
+            staging.write_text(json.dumps({"ok": check.ok, "detail": check.detail}))
+            os.replace(staging, path)
+        except OSError:
+            with contextlib.suppress(OSError):
+                staging.unlink()
 
     def store_write_succeeded(self) -> None:
         if self._store_error is not None or "store" in self._disk_full:
@@ -123,7 +155,24 @@ class Health:
         found = [self._store_check(), self._disk_check()]
         if self.dispatching:
             found.insert(0, self._dispatcher_check())
+        elif self.dispatcher_status is not None:
+            problem = self._probe("dispatcher", self._dispatcher_reported)
+            found.insert(
+                0,
+                Check("dispatcher", problem is None, problem or "dispatch rounds succeed"),
+            )
         return found
+
+    def _dispatcher_reported(self) -> str | None:
+        """The main process's dispatcher check, as it last published it (None: passing)."""
+        assert self.dispatcher_status is not None
+        try:
+            reported = json.loads(self.dispatcher_status.read_text())
+        except (OSError, ValueError):
+            return None  # not published yet (starting), or being replaced: no news
+        if not isinstance(reported, dict) or reported.get("ok", True):
+            return None
+        return f"{reported.get('detail', 'dispatch rounds fail')} (reported by the main process)"
 
     def _dispatcher_check(self) -> Check:
         failed = self._failed_rounds

@@ -98,6 +98,7 @@ def open_store(settings: Settings, *, dispatching: bool = False) -> Store:
         dispatching=dispatching,
         min_free_bytes=settings.min_free_disk_mb * 1024 * 1024,
         store_probe=store.probe_write,
+        dispatcher_status=settings.data_dir / health.DISPATCHER_STATUS_FILE,
     )
     return store
 

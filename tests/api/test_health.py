@@ -4,9 +4,11 @@
 from __future__ import annotations
 
 import contextlib
+import http.client
 import json
 import os
 import subprocess
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -15,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from tests.e2e.test_api_processes import serving_pid, wait_api_pids
 from tests.fixtures import (
     ServerProcess,
     define_job,
@@ -130,3 +133,49 @@ def test_health_503_when_the_disk_has_too_little_free(tmp_path: Path) -> None:
         assert body["checks"]["store"]["status"] == "ok"
     finally:
         proc.stop()
+
+
+def test_api_processes_report_the_dispatcher_of_the_main_process(tmp_path: Path) -> None:
+    """With --api-processes, a connection an API-only process accepted (it runs no
+    dispatcher) answers the main process's dispatcher check too."""
+    server = ServerProcess(tmp_path / "data", "--api-processes", "2", "--stop-timeout", "2")
+    server.start()
+    try:
+        assert server.process is not None
+        main = server.process.pid
+        (worker,) = wait_api_pids(server, 1)
+        batch = server.client()
+        [queue] = make_environment(batch, max_vcpus=2)
+        job_id = submit_job(batch, queue, define_job(batch, ["sleep", "2"]))
+        wait_status(batch, job_id, ("RUNNING",))
+
+        def health_from(pid: int) -> tuple[int, dict[str, Any]]:
+            deadline = time.monotonic() + 20
+            while True:
+                connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+                connection.request("GET", "/health")  # answered: accepted by one of them
+                response = connection.getresponse()
+                answer = response.status, json.loads(response.read())
+                served_by = serving_pid(connection, server.port, [main, worker])
+                connection.close()
+                if served_by == pid:
+                    return answer
+                assert time.monotonic() < deadline, f"no connection was accepted by {pid}"
+
+        status, body = health_from(worker)
+        assert (status, body["checks"]["dispatcher"]["status"]) == (200, "ok")
+        with unwritable_store(server.data_dir):
+
+            def worker_sees_dispatcher_failing() -> dict[str, Any] | None:
+                status, body = health_from(worker)
+                failing = status == 503 and body["checks"]["dispatcher"]["status"] == "failing"
+                return body if failing else None
+
+            body = wait_for(worker_sees_dispatcher_failing, timeout=30, what="worker: failing")
+            detail = body["checks"]["dispatcher"]["detail"]
+            assert "dispatch rounds in a row failed" in detail
+            assert "reported by the main process" in detail
+        wait_for(lambda: health_from(worker)[0] == 200, timeout=30, what="worker: 200 again")
+        assert wait_status(batch, job_id)["status"] == "SUCCEEDED"
+    finally:
+        server.stop()
