@@ -19,7 +19,9 @@ from batchyard.domain.model import (
     ComputeEnvironmentOrder,
     ConsumableRequirement,
     ConsumableResource,
+    Dependency,
     Document,
+    EvaluateOnExit,
     Job,
     JobDefinition,
     JobQueue,
@@ -28,8 +30,10 @@ from batchyard.domain.model import (
     Resources,
     ResourceState,
     ResourceStatus,
+    RetryStrategy,
     SchedulingPolicy,
     ShareUsage,
+    StopCause,
 )
 from batchyard.scheduling.snapshot import Snapshot
 
@@ -157,11 +161,66 @@ def revisions_of(name: str = "render", **fields: Any) -> Callable[[int], JobDefi
             "type": "container",
         }
         values.update(fields)
-        if not any(key in values for key in _PROPERTIES):
+        if all(values.get(key) is None for key in _PROPERTIES):
             values["container_properties"] = {"image": "busybox", "command": ["true"]}
         return JobDefinition(name=name, revision=number, **values)
 
     return revision
+
+
+# -- the same with every optional member set, for round trips through a store ---------------
+
+
+def a_complete_compute_environment(name: str, **fields: Any) -> ComputeEnvironment:
+    """a_compute_environment with a status reason, EC2 computeResources, tags and a creation
+    time."""
+    values: dict[str, Any] = {
+        "status_reason": "ComputeEnvironment Healthy",
+        "compute_resources": {"type": "EC2", "maxvCpus": 8, "subnets": ["s-1"]},
+        "tags": {"team": "a"},
+        "created_at": 5,
+    }
+    values.update(fields)
+    return a_compute_environment(name, **values)
+
+
+def a_complete_queue(name: str, **fields: Any) -> JobQueue:
+    """A queue of priority 1 over ce-b (order 2) and ce-a (order 1), with a status reason, a
+    time-limit action, a service environment order and tags."""
+    values: dict[str, Any] = {
+        "priority": 1,
+        "status_reason": "JobQueue Healthy",
+        "compute_environment_order": (
+            ComputeEnvironmentOrder(2, "ce-b"),
+            ComputeEnvironmentOrder(1, "ce-a"),
+        ),
+        "job_state_time_limit_actions": (JobStateTimeLimitAction("r", "RUNNABLE", 600, "CANCEL"),),
+        "service_environment_order": ({"order": 1, "serviceEnvironment": "se"},),
+        "tags": {"k": "v"},
+    }
+    values.update(fields)
+    return a_queue(name, **values)
+
+
+def a_complete_scheduling_policy(name: str, **fields: Any) -> SchedulingPolicy:
+    """A fair-share policy with a decay time and an (empty) share distribution."""
+    values: dict[str, Any] = {
+        "fairshare_policy": {"shareDecaySeconds": 60, "shareDistribution": []},
+    }
+    values.update(fields)
+    return a_scheduling_policy(name, **values)
+
+
+def a_complete_consumable_resource(name: str, total: int, **fields: Any) -> ConsumableResource:
+    """a_consumable_resource with tags and a creation time."""
+    values: dict[str, Any] = {"tags": {"team": "a"}, "created_at": 7}
+    values.update(fields)
+    return a_consumable_resource(name, total, **values)
+
+
+def complete_revisions_of(name: str, **fields: Any) -> Callable[[int], JobDefinition]:
+    """revisions_of for the EC2 platform."""
+    return revisions_of(name, **{"platform_capabilities": ("EC2",), **fields})
 
 
 # -- jobs and attempts -------------------------------------------------------------------------
@@ -277,6 +336,55 @@ def a_finished_job(
 ) -> Job:
     """A job that stopped at `stopped_at` after `attempts` (None and RUNNING: not yet)."""
     return a_job(job_id, status, stopped_at=stopped_at, attempts=attempts)
+
+
+def a_complete_job(job_id: str = "rich") -> Job:
+    """A job (as submitted, RUNNING) with every optional member set: dependencies, parameters,
+    container, resources, retry strategy with evaluateOnExit, timeout, tags, share, two attempts
+    (one ended), cancel and terminate requests and a stop cause."""
+    return a_submitted_job(
+        job_id,
+        status=S.RUNNING,
+        status_reason="Essential container in task exited",
+        started_at=5,
+        depends_on=(Dependency("dep-a", None), Dependency("dep-b", "SEQUENTIAL")),
+        wait_for=("dep-a", "dep-b"),
+        parameters={"p": "v"},
+        container={"command": ["echo", "Ref::p"], "environment": [{"name": "X", "value": "1"}]},
+        resources=Resources(vcpus=0.5, memory_mib=512, gpus=1),
+        retry_strategy=RetryStrategy(
+            3, (EvaluateOnExit("RETRY", on_exit_code="1*"), EvaluateOnExit("EXIT", on_reason="*"))
+        ),
+        timeout_seconds=60,
+        tags={"k": "v"},
+        propagate_tags=True,
+        platform_capabilities=("EC2",),
+        scheduling_priority=7,
+        share_identifier="blue",
+        extra={"nodeOverrides": {"numNodes": 2}},
+        attempts=(
+            Attempt(
+                "t1",
+                "ce1",
+                placed_at=1,
+                started_at=2,
+                stopped_at=3,
+                exit_code=1,
+                reason="r",
+                status_reason="sr",
+                log_stream_name="def/default/t1",
+                runtime_handle="pid:1",
+            ),
+            Attempt("t2", "ce1", placed_at=4),
+        ),
+        compute_environment="ce1",
+        cancel_reason="c",
+        terminate_reason="t",
+        stop_cause=StopCause.TIMEOUT,
+        is_cancelled=True,
+        is_terminated=True,
+        blocked_since=9,
+    )
 
 
 # -- planner snapshots -------------------------------------------------------------------------

@@ -7,12 +7,10 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from batchyard.domain import lifecycle
 from batchyard.domain.model import (
@@ -26,43 +24,39 @@ from batchyard.domain.model import (
 )
 from batchyard.scheduling.snapshot import Plan
 from batchyard.store.base import JobQuery, SnapshotLimits
-from batchyard.store.memory import MemoryStore
 from batchyard.store.quarantine import ORIGINAL_RECORD, UNPLANNABLE_REASON, UNREADABLE_REASON
 from batchyard.store.sql import SqlStore
-from tests.contract.test_store import (
-    compute_environment,
-    definition_builder,
+from tests.builders import (
+    a_complete_compute_environment,
+    a_complete_queue,
+    a_complete_scheduling_policy,
+    a_submitted_job,
+    complete_revisions_of,
+)
+from tests.contract.store.steps import (
+    AnyStore,
     evaluate_all,
     flagged_ids,
-    job,
-    job_queue,
-    scheduling_policy,
     summary,
 )
 from tests.simulation import World
 
-AnyStore = MemoryStore | SqlStore
 S = JobStatus
+
 UNREADABLE = UNREADABLE_REASON.split("{")[0]
 UNPLANNABLE = UNPLANNABLE_REASON.split("{")[0]
-
-
-@pytest.fixture(params=["memory", "sqlite"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[AnyStore]:
-    opened: AnyStore
-    if request.param == "memory":
-        opened = MemoryStore()
-    else:
-        opened = SqlStore(f"sqlite:///{tmp_path / 'batchyard.db'}")
-    yield opened
-    opened.close()
 
 
 # -- quarantine_jobs --------------------------------------------------------------------------
 
 
 def test_quarantine_fails_the_job_and_flags_its_dependents(store: AnyStore) -> None:
-    store.insert_jobs([job("a", status=S.RUNNABLE), job("d", status=S.PENDING, wait_for=("a",))])
+    store.insert_jobs(
+        [
+            a_submitted_job("a", status=S.RUNNABLE),
+            a_submitted_job("d", status=S.PENDING, wait_for=("a",)),
+        ]
+    )
     evaluate_all(store)
     assert store.quarantine_jobs({"a": "why", "unknown": "why"}, 5_000) == ["a"]
     found = store.get_job("a")
@@ -77,9 +71,9 @@ def test_quarantine_fails_the_job_and_flags_its_dependents(store: AnyStore) -> N
 
 def test_quarantine_counts_an_array_child_in_its_parent(store: AnyStore) -> None:
     parent, first, second = (
-        job("p", array_size=2),
-        job("p:0", array_parent_id="p", array_index=0),
-        job("p:1", array_parent_id="p", array_index=1),
+        a_submitted_job("p", array_size=2),
+        a_submitted_job("p:0", array_parent_id="p", array_index=0),
+        a_submitted_job("p:1", array_parent_id="p", array_index=1),
     )
     store.insert_jobs([parent, first, second])
     evaluate_all(store)
@@ -98,7 +92,11 @@ def test_quarantine_releases_consumable_resources(store: AnyStore) -> None:
         create=True,
     )
     store.insert_jobs(
-        [job("c", status=S.RUNNING, consumable_resources=(ConsumableRequirement("licence", 2),))]
+        [
+            a_submitted_job(
+                "c", status=S.RUNNING, consumable_resources=(ConsumableRequirement("licence", 2),)
+            )
+        ]
     )
     held = store.get_consumable_resource("licence")
     assert held is not None
@@ -204,13 +202,13 @@ def test_sql_a_row_that_does_not_decode_is_read_as_failed_and_named_in_snapshots
 ) -> None:
     db = tmp_path / "batchyard.db"
     store = SqlStore(f"sqlite:///{db}")
-    store.put_job_queue(job_queue("q1"), create=True)
+    store.put_job_queue(a_complete_queue("q1"), create=True)
     resources = Resources(vcpus=1.0, memory_mib=64)
     store.insert_jobs(
         [
-            job("bad", status=S.RUNNABLE, resources=resources),
-            job("good", status=S.RUNNABLE, resources=resources),
-            job("waits", status=S.PENDING, wait_for=("bad",)),
+            a_submitted_job("bad", status=S.RUNNABLE, resources=resources),
+            a_submitted_job("good", status=S.RUNNABLE, resources=resources),
+            a_submitted_job("waits", status=S.PENDING, wait_for=("bad",)),
         ]
     )
     store.close()
@@ -253,7 +251,9 @@ def test_sql_a_row_that_does_not_decode_is_read_as_failed_and_named_in_snapshots
 def test_sql_an_unknown_status_is_read_as_failed(tmp_path: Path) -> None:
     db = tmp_path / "batchyard.db"
     store = SqlStore(f"sqlite:///{db}")
-    store.insert_jobs([job("lost"), job("waits", status=S.PENDING, wait_for=("lost",))])
+    store.insert_jobs(
+        [a_submitted_job("lost"), a_submitted_job("waits", status=S.PENDING, wait_for=("lost",))]
+    )
     store.close()
     with sqlite3.connect(db) as connection:
         connection.execute("UPDATE jobs SET status = 'LOST' WHERE job_id = 'lost'")
@@ -275,10 +275,10 @@ def test_sql_resources_that_do_not_decode_are_left_out(tmp_path: Path) -> None:
     db = tmp_path / "batchyard.db"
     store = SqlStore(f"sqlite:///{db}")
     for name in ("bad", "good"):
-        store.put_compute_environment(compute_environment(f"ce-{name}"), create=True)
-        store.put_job_queue(job_queue(f"q-{name}"), create=True)
-        store.put_scheduling_policy(scheduling_policy(f"sp-{name}"), create=True)
-        store.add_job_definition(definition_builder(f"jd-{name}"))
+        store.put_compute_environment(a_complete_compute_environment(f"ce-{name}"), create=True)
+        store.put_job_queue(a_complete_queue(f"q-{name}"), create=True)
+        store.put_scheduling_policy(a_complete_scheduling_policy(f"sp-{name}"), create=True)
+        store.add_job_definition(complete_revisions_of(f"jd-{name}"))
         store.put_consumable_resource(
             ConsumableResource(
                 name=f"cr-{name}",
@@ -320,8 +320,10 @@ def test_sql_a_run_order_that_is_no_number_is_read_as_failed(tmp_path: Path) -> 
     # Ordering a queue compares run orders: one of text would make every round raise.
     db = tmp_path / "batchyard.db"
     store = SqlStore(f"sqlite:///{db}")
-    store.put_job_queue(job_queue("q1"), create=True)
-    store.insert_jobs([job("text", status=S.RUNNABLE), job("number", status=S.RUNNABLE)])
+    store.put_job_queue(a_complete_queue("q1"), create=True)
+    store.insert_jobs(
+        [a_submitted_job("text", status=S.RUNNABLE), a_submitted_job("number", status=S.RUNNABLE)]
+    )
     store.close()
     with sqlite3.connect(db) as connection:
         connection.execute("UPDATE jobs SET run_order = 'first' WHERE job_id = 'text'")
