@@ -10,17 +10,15 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from typing import Any
 
 from batchyard.domain.errors import ClientException
 from batchyard.domain.model import ComputeEnvironment, Document, ResourceState, ResourceStatus
-from batchyard.service import references
+from batchyard.service import references, resource_lifecycle
 from batchyard.service.context import ServiceContext
 from batchyard.service.job_properties import check_tags
 from batchyard.service.naming import check_name, named
 from batchyard.service.pagination import check_max_results, page
-from batchyard.store.base import ConflictError
 
 RUNTIME_TAG = "batchyard:runtime"
 RUNTIMES = ("process", "docker", "slurm")
@@ -107,7 +105,7 @@ def create_compute_environment(
         type=type,
         state=ResourceState(state or "ENABLED"),
         status=ResourceStatus.CREATING,
-        status_reason="ComputeEnvironment is being created",
+        status_reason=resource_lifecycle.status_reason(ComputeEnvironment, ResourceStatus.CREATING),
         runtime=runtime,
         compute_resources=compute_resources,
         service_role=service_role,
@@ -120,18 +118,8 @@ def create_compute_environment(
         created_at=now,
         status_changed_at=now,
     )
-    try:
-        ctx.store.put_compute_environment(ce, create=True)
-    except ConflictError as exc:
-        raise ClientException(
-            f"Object already exists: compute environment {compute_environment_name}"
-        ) from exc
+    resource_lifecycle.put(ctx, ce, create=True)
     return ce
-
-
-def _settled(ce: ComputeEnvironment) -> None:
-    if ce.status in (ResourceStatus.DELETING, ResourceStatus.DELETED):
-        raise ClientException(f"ComputeEnvironment {ce.name} is being deleted.")
 
 
 def update_compute_environment(
@@ -148,7 +136,7 @@ def update_compute_environment(
     eks_configuration: Document | None = None,
 ) -> ComputeEnvironment:
     ce = references.compute_environment(ctx, compute_environment)
-    _settled(ce)
+    resource_lifecycle.check_updatable(ce)
     changes: dict[str, Any] = {}
     if state is not None:
         changes["state"] = ResourceState(state)
@@ -178,35 +166,22 @@ def update_compute_environment(
     ):
         if value is not None:
             changes[key] = value
-    updated = replace(
-        ce,
-        **changes,
-        status=ResourceStatus.UPDATING,
-        status_reason="ComputeEnvironment is being updated",
-        status_changed_at=ctx.clock.now_ms(),
+    updated = resource_lifecycle.transition(
+        ce, ResourceStatus.UPDATING, ctx.clock.now_ms(), **changes
     )
-    ctx.store.put_compute_environment(updated, create=False)
+    resource_lifecycle.put(ctx, updated, create=False)
     return updated
 
 
 def delete_compute_environment(ctx: ServiceContext, *, compute_environment: str) -> None:
     ce = references.compute_environment(ctx, compute_environment)
-    if ce.status is ResourceStatus.UPDATING:
-        raise ClientException("Cannot delete, resource is being modified")
-    if ce.state is not ResourceState.DISABLED:
-        raise ClientException(
-            f"Cannot delete, compute environment {ce.name} must be DISABLED first."
-        )
+    resource_lifecycle.check_deletable(ce)
     for queue in ctx.store.list_job_queues():
         if ce.name in queue.compute_environment_names:
             raise ClientException("Cannot delete, found existing JobQueue relationship")
-    ctx.store.put_compute_environment(
-        replace(
-            ce,
-            status=ResourceStatus.DELETING,
-            status_reason="ComputeEnvironment is being deleted",
-            status_changed_at=ctx.clock.now_ms(),
-        ),
+    resource_lifecycle.put(
+        ctx,
+        resource_lifecycle.transition(ce, ResourceStatus.DELETING, ctx.clock.now_ms()),
         create=False,
     )
 

@@ -4,9 +4,8 @@ submitted to it runs at once with no setup.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from batchyard.domain.model import ResourceStatus
+from batchyard.service import resource_lifecycle
 from batchyard.service.compute_environments import RUNTIME_TAG, create_compute_environment
 from batchyard.service.context import ServiceContext
 from batchyard.service.job_queues import create_job_queue
@@ -23,8 +22,10 @@ def ensure_defaults(ctx: ServiceContext, vcpus: int) -> None:
         compute_resources={"type": "EC2", "minvCpus": 0, "maxvCpus": vcpus, "subnets": []},
         tags={RUNTIME_TAG: ctx.default_runtime},
     )
-    ctx.store.put_compute_environment(
-        replace(ce, status=ResourceStatus.VALID, status_reason="ComputeEnvironment Healthy"),
+    # Settled at once (no dispatcher round needed), as of the moment it was created.
+    resource_lifecycle.put(
+        ctx,
+        resource_lifecycle.transition(ce, ResourceStatus.VALID, ce.status_changed_at),
         create=False,
     )
     queue = create_job_queue(
@@ -33,7 +34,8 @@ def ensure_defaults(ctx: ServiceContext, vcpus: int) -> None:
         priority=1,
         compute_environment_order=[{"order": 1, "computeEnvironment": "default"}],
     )
-    ctx.store.put_job_queue(
-        replace(queue, status=ResourceStatus.VALID, status_reason="JobQueue Healthy"),
+    resource_lifecycle.put(
+        ctx,
+        resource_lifecycle.transition(queue, ResourceStatus.VALID, queue.status_changed_at),
         create=False,
     )

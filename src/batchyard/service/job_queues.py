@@ -8,7 +8,6 @@ UPDATING and DELETING statuses these leave.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from typing import Any
 
 from batchyard.domain.errors import ClientException
@@ -20,12 +19,11 @@ from batchyard.domain.model import (
     ResourceState,
     ResourceStatus,
 )
-from batchyard.service import references
+from batchyard.service import references, resource_lifecycle
 from batchyard.service.context import ServiceContext
 from batchyard.service.job_properties import check_tags
 from batchyard.service.naming import check_name, named
 from batchyard.service.pagination import check_max_results, page
-from batchyard.store.base import ConflictError
 
 MAX_JOB_QUEUES = 50
 TIME_LIMIT_REASONS = (
@@ -129,7 +127,7 @@ def create_job_queue(
         arn=ctx.identity.arn("job-queue", job_queue_name),
         state=ResourceState(state or "ENABLED"),
         status=ResourceStatus.CREATING,
-        status_reason="JobQueue is being created",
+        status_reason=resource_lifecycle.status_reason(JobQueue, ResourceStatus.CREATING),
         priority=priority,
         compute_environment_order=orders,
         scheduling_policy_arn=policy_arn,
@@ -139,10 +137,7 @@ def create_job_queue(
         created_at=now,
         status_changed_at=now,
     )
-    try:
-        ctx.store.put_job_queue(queue, create=True)
-    except ConflictError as exc:
-        raise ClientException(f"Object already exists: job queue {job_queue_name}") from exc
+    resource_lifecycle.put(ctx, queue, create=True)
     return queue
 
 
@@ -163,8 +158,7 @@ def update_job_queue(
     job_state_time_limit_actions: Sequence[Document] | None = None,
 ) -> JobQueue:
     queue = references.job_queue(ctx, job_queue)
-    if queue.status in (ResourceStatus.DELETING, ResourceStatus.DELETED):
-        raise ClientException(f"JobQueue {queue.name} is being deleted.")
+    resource_lifecycle.check_updatable(queue)
     changes: dict[str, Any] = {}
     if state is not None:
         changes["state"] = ResourceState(state)
@@ -188,30 +182,19 @@ def update_job_queue(
         changes["job_state_time_limit_actions"] = _check_time_limit_actions(
             job_state_time_limit_actions, queue.job_queue_type
         )
-    updated = replace(
-        queue,
-        **changes,
-        status=ResourceStatus.UPDATING,
-        status_reason="JobQueue is being updated",
-        status_changed_at=ctx.clock.now_ms(),
+    updated = resource_lifecycle.transition(
+        queue, ResourceStatus.UPDATING, ctx.clock.now_ms(), **changes
     )
-    ctx.store.put_job_queue(updated, create=False)
+    resource_lifecycle.put(ctx, updated, create=False)
     return updated
 
 
 def delete_job_queue(ctx: ServiceContext, *, job_queue: str) -> None:
     queue = references.job_queue(ctx, job_queue)
-    if queue.status is ResourceStatus.UPDATING:
-        raise ClientException("Cannot delete, resource is being modified")
-    if queue.state is not ResourceState.DISABLED:
-        raise ClientException(f"Cannot delete, job queue {queue.name} must be DISABLED first.")
-    ctx.store.put_job_queue(
-        replace(
-            queue,
-            status=ResourceStatus.DELETING,
-            status_reason="JobQueue is being deleted",
-            status_changed_at=ctx.clock.now_ms(),
-        ),
+    resource_lifecycle.check_deletable(queue)
+    resource_lifecycle.put(
+        ctx,
+        resource_lifecycle.transition(queue, ResourceStatus.DELETING, ctx.clock.now_ms()),
         create=False,
     )
 
