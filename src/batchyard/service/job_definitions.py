@@ -102,6 +102,63 @@ def _check_ecs_properties(props: Document, platform: str) -> None:
     check_platform(combined(needs), platform, "ecsProperties.taskProperties")
 
 
+def _check_workload(
+    type: str,
+    platform_capabilities: Sequence[str],
+    *,
+    container_properties: Document | None,
+    node_properties: Document | None,
+    ecs_properties: Document | None,
+    eks_properties: Document | None,
+) -> None:
+    """The definition's type holds the properties it may, and each is valid on its platform."""
+    given = [
+        name
+        for name, value in (
+            ("containerProperties", container_properties),
+            ("ecsProperties", ecs_properties),
+            ("eksProperties", eks_properties),
+            ("nodeProperties", node_properties),
+        )
+        if value is not None
+    ]
+    if type == "container":
+        if len(given) != 1 or given[0] == "nodeProperties":
+            raise ClientException(
+                "A container job definition needs exactly one of containerProperties, "
+                "ecsProperties or eksProperties."
+            )
+    elif type == "multinode":
+        if given != ["nodeProperties"]:
+            raise ClientException("A multinode job definition needs nodeProperties only.")
+        if FARGATE in platform_capabilities:
+            raise ClientException("Multi-node parallel jobs are not supported on Fargate.")
+    else:
+        raise ClientException(f"Job definition type must be container or multinode; got {type!r}.")
+    platform = platform_of(platform_capabilities)
+    if container_properties is not None:
+        _check_container_properties(container_properties, platform, "containerProperties")
+    if node_properties is not None:
+        _check_node_properties(node_properties)
+    if ecs_properties is not None:
+        _check_ecs_properties(ecs_properties, platform)
+    if eks_properties is not None:
+        check_eks_pod(eks_properties.get("podProperties"), "eksProperties.podProperties")
+
+
+def _check_consumable_resources(
+    ctx: ServiceContext, properties: Document | None, node_properties: Document | None
+) -> None:
+    """The definition's consumable resources, and each node range's, exist and are valid."""
+    consumable_requirements(ctx, properties, "consumableResourceProperties")
+    for position, ranged in enumerate((node_properties or {}).get("nodeRangeProperties") or ()):
+        consumable_requirements(
+            ctx,
+            ranged.get("consumableResourceProperties"),
+            f"nodeRangeProperties[{position}].consumableResourceProperties",
+        )
+
+
 def register_job_definition(
     ctx: ServiceContext,
     *,
@@ -130,45 +187,15 @@ def register_job_definition(
         raise ClientException(
             f"Job definition is {body_size} bytes; the maximum is {MAX_JOB_DEFINITION_BYTES}."
         )
-    given = [
-        name
-        for name, value in (
-            ("containerProperties", container_properties),
-            ("ecsProperties", ecs_properties),
-            ("eksProperties", eks_properties),
-            ("nodeProperties", node_properties),
-        )
-        if value is not None
-    ]
-    if type == "container":
-        if len(given) != 1 or given[0] == "nodeProperties":
-            raise ClientException(
-                "A container job definition needs exactly one of containerProperties, "
-                "ecsProperties or eksProperties."
-            )
-    elif type == "multinode":
-        if given != ["nodeProperties"]:
-            raise ClientException("A multinode job definition needs nodeProperties only.")
-        if FARGATE in (platform_capabilities or ()):
-            raise ClientException("Multi-node parallel jobs are not supported on Fargate.")
-    else:
-        raise ClientException(f"Job definition type must be container or multinode; got {type!r}.")
-    platform = platform_of(platform_capabilities or ())
-    if container_properties is not None:
-        _check_container_properties(container_properties, platform, "containerProperties")
-    if node_properties is not None:
-        _check_node_properties(node_properties)
-    if ecs_properties is not None:
-        _check_ecs_properties(ecs_properties, platform)
-    if eks_properties is not None:
-        check_eks_pod(eks_properties.get("podProperties"), "eksProperties.podProperties")
-    consumable_requirements(ctx, consumable_resource_properties, "consumableResourceProperties")
-    for position, ranged in enumerate((node_properties or {}).get("nodeRangeProperties") or ()):
-        consumable_requirements(
-            ctx,
-            ranged.get("consumableResourceProperties"),
-            f"nodeRangeProperties[{position}].consumableResourceProperties",
-        )
+    _check_workload(
+        type,
+        platform_capabilities or (),
+        container_properties=container_properties,
+        node_properties=node_properties,
+        ecs_properties=ecs_properties,
+        eks_properties=eks_properties,
+    )
+    _check_consumable_resources(ctx, consumable_resource_properties, node_properties)
     if eks_properties is not None and propagate_tags:
         raise ClientException("propagateTags is not applicable for EKS job definitions.")
     if scheduling_priority is not None and not 0 <= scheduling_priority <= 9999:

@@ -16,10 +16,12 @@ from typing import Any
 
 from batchyard.domain.errors import ClientException
 from batchyard.domain.model import (
+    ConsumableRequirement,
     Dependency,
     Document,
     EvaluateOnExit,
     Job,
+    JobDefinition,
     JobQueue,
     JobStatus,
     RetryStrategy,
@@ -80,7 +82,11 @@ def build_submission(
     consumable_resource_properties_override: Document | None = None,
 ) -> list[Job]:
     """Validate a submission and build the jobs to store: the job, or an array parent first
-    and then its children. Stores nothing (the API groups the writes of several SubmitJobs)."""
+    and then its children. Stores nothing (the API groups the writes of several SubmitJobs).
+
+    Long but flat: one step per member of SubmitJobRequest, in the order the checks run
+    (which decides the error a request with several mistakes gets), then the fields every
+    job of the submission shares."""
     if not JOB_NAME_PATTERN.fullmatch(job_name):
         raise invalid("Job name should match valid pattern")
     queue = references.job_queue(ctx, job_queue)
@@ -96,19 +102,7 @@ def build_submission(
     if tags is not None:
         check_tags(tags)
 
-    # The override replaces the definition's list whole (BM:SubmitJobRequest).
-    consumable = (
-        consumable_resource_properties_override
-        if consumable_resource_properties_override is not None
-        else definition.consumable_resource_properties
-    )
-    required = consumable_requirements(
-        ctx,
-        consumable,
-        "consumableResourcePropertiesOverride"
-        if consumable_resource_properties_override is not None
-        else "consumableResourceProperties",
-    )
+    required = _required_consumables(ctx, definition, consumable_resource_properties_override)
     _check_node_consumable_overrides(ctx, node_overrides)
     _check_node_property_overrides(node_overrides)
 
@@ -163,11 +157,32 @@ def build_submission(
         "consumable_resources": required,
         "extra": extra,
     }
+    return _expand(job_id, array_size, dependencies, common)
+
+
+def _required_consumables(
+    ctx: ServiceContext, definition: JobDefinition, override: Document | None
+) -> tuple[ConsumableRequirement, ...]:
+    """The consumable resources the job requires: the override's list, else the definition's."""
+    # The override replaces the definition's list whole (BM:SubmitJobRequest).
+    return consumable_requirements(
+        ctx,
+        override if override is not None else definition.consumable_resource_properties,
+        "consumableResourcePropertiesOverride"
+        if override is not None
+        else "consumableResourceProperties",
+    )
+
+
+def _expand(
+    job_id: str, array_size: int | None, dependencies: _Dependencies, common: dict[str, Any]
+) -> list[Job]:
+    """The job; or an array parent first, then its children, each waiting for what its index
+    depends on. All of them share `common`'s values."""
     if array_size is None:
         return [
             Job(job_id=job_id, status=JobStatus.SUBMITTED, wait_for=dependencies.plain, **common)
         ]
-
     parent = Job(job_id=job_id, status=JobStatus.SUBMITTED, array_size=array_size, **common)
     jobs = [parent]
     jobs.extend(
