@@ -8,6 +8,8 @@ not write to a store or a server, and they hold no expectations (a test works th
 
 from __future__ import annotations
 
+import time
+import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from typing import Any
@@ -35,6 +37,7 @@ from batchyard.domain.model import (
     ShareUsage,
     StopCause,
 )
+from batchyard.runtimes.base import AttemptSpec
 from batchyard.scheduling.snapshot import Snapshot
 
 S = JobStatus
@@ -59,6 +62,13 @@ class FixedClock:
 
     def now_ms(self) -> int:
         return self.now
+
+
+class WallClock:
+    """The real time, for runtimes that run real processes and containers."""
+
+    def now_ms(self) -> int:
+        return time.time_ns() // 1_000_000
 
 
 # -- compute environments, job queues, policies, consumable resources, definitions ------------
@@ -384,6 +394,55 @@ def a_complete_job(job_id: str = "rich") -> Job:
         is_cancelled=True,
         is_terminated=True,
         blocked_since=9,
+    )
+
+
+# -- attempt specs (what the dispatcher hands a runtime) -------------------------------------
+
+TEST_IMAGE = "batchyard-test:busybox"  # built by scripts/provision; tests/containers.py needs it
+
+
+def an_attempt_spec(
+    command: tuple[str, ...],
+    *,
+    job_id: str = "job-1",
+    compute_environment: str = "default",
+    container: Document | None = None,
+    resources: Resources | None = None,
+    network_mode: str | None = "none",
+    env: Mapping[str, str] | None = None,
+) -> AttemptSpec:
+    """Attempt 1 of `job_id` running `command` (a fresh task id each call) with AWS_BATCH_JOB_ID,
+    AWS_BATCH_JOB_ATTEMPT and `env`, 1 vCPU and 512 MiB unless given, the test image (the docker
+    runtime runs it, the others ignore it) and no network."""
+    task_id = uuid.uuid4().hex
+    return AttemptSpec(
+        job_id=job_id,
+        task_id=task_id,
+        attempt_number=1,
+        job_queue="high",
+        compute_environment=compute_environment,
+        job_definition_name="render",
+        command=command,
+        environment={"AWS_BATCH_JOB_ID": job_id, "AWS_BATCH_JOB_ATTEMPT": "1", **(env or {})},
+        resources=resources or Resources(vcpus=1, memory_mib=512),
+        container={"image": TEST_IMAGE, **(container or {})},
+        log_group="/aws/batch/job",
+        log_stream_name=f"render/default/{task_id}",
+        network_mode=network_mode,
+    )
+
+
+def a_container_spec(
+    command: tuple[str, ...], *, resources: Resources | None = None, **fields: Any
+) -> AttemptSpec:
+    """an_attempt_spec on compute environment "containers" with 64 MiB unless given: small
+    enough that many test containers fit."""
+    return an_attempt_spec(
+        command,
+        compute_environment="containers",
+        resources=resources or Resources(vcpus=1, memory_mib=64),
+        **fields,
     )
 
 

@@ -12,9 +12,10 @@ import pytest
 from docker.errors import ImageNotFound, NotFound
 
 from batchyard.runtimes.docker import LABEL_OWNER, engine_unreachable
+from tests.builders import TEST_IMAGE
 from tests.fixtures import unique, wait_for
 
-IMAGE = "batchyard-test:busybox"
+IMAGE = TEST_IMAGE
 RUNTIME_TAG = "batchyard:runtime"
 NETWORK_TAG = "batchyard:network-mode"
 # PID 1 of a container gets no signal it has no handler for: trap TERM, as a real job should.

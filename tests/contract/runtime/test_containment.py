@@ -20,15 +20,9 @@ import pytest
 
 from batchyard.runtimes import containment
 from batchyard.runtimes.base import ESSENTIAL_CONTAINER_EXITED, AttemptRef, AttemptSpec
-from tests.contract.test_runtime import (
-    GROUP,
-    Host,
-    a_spec,
-    on_host,
-    open_host,
-    parent_of,
-    poll,
-)
+from tests.builders import an_attempt_spec
+from tests.contract.runtime.harness import GROUP, poll
+from tests.contract.runtime.process_host import Host, on_host, open_host, parent_of
 from tests.escapes import ESCAPE
 
 WAYS = {"setsid", "double-fork", "nohup", "process-group"}
@@ -54,11 +48,9 @@ class Escapees:
         self.started: dict[str, tuple[int, int | None]] = {}
 
     def spec(self, then: str, **env: str) -> AttemptSpec:
-        return a_spec(
+        return an_attempt_spec(
             ("sh", str(self.script), then),
-            PIDS=str(self.pids_file),
-            PYTHON=sys.executable,
-            **env,
+            env={"PIDS": str(self.pids_file), "PYTHON": sys.executable, **env},
         )
 
     def read(self) -> dict[str, int]:
