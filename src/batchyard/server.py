@@ -34,7 +34,8 @@ from batchyard.api.limits import uvicorn_options
 from batchyard.api.rate_limits import RateLimits
 from batchyard.dispatcher import Dispatcher
 from batchyard.domain.model import Identity
-from batchyard.logs import FileLogStore, FileLogStoreReader, LogStore
+from batchyard.logs import LogStore
+from batchyard.logs.file_store import FileLogStore, FileLogStoreReader
 from batchyard.runtimes.base import Runtime
 from batchyard.runtimes.docker import DockerRuntime, engine_unreachable
 from batchyard.runtimes.process import ProcessRuntime

@@ -18,7 +18,7 @@ from botocore.exceptions import ClientError
 
 from batchyard.api.logs_wire import LOGS_OPERATIONS, LOGS_UNSUPPORTED
 from batchyard.domain.model import JobStatus as S
-from batchyard.logs import FileLogStore
+from batchyard.logs.file_store import FileLogStore
 from batchyard.service.retention import DAY_MS
 from batchyard.store.sql import SqlStore
 from tests.builders import a_finished_job, a_logged_attempt

@@ -1,5 +1,5 @@
-"""LogStore contract (logs.py): the file store and the memory store behave alike; the file store
-also survives a new instance, torn writes and hostile names, and keeps its memory bounded."""
+"""LogStore contract (batchyard.logs): the file store and the memory store behave alike; the file
+store also survives a new instance, torn writes and hostile names, and keeps its memory bounded."""
 
 from __future__ import annotations
 
@@ -13,15 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from batchyard.logs import (
-    FileLogStore,
-    FileLogStoreReader,
-    LogEvent,
-    LogStore,
-    MemoryLogStore,
-    StreamInfo,
-    _JournalIndex,
-)
+from batchyard.logs import LogEvent, LogStore, StreamInfo
+from batchyard.logs.file_store import FileLogStore, FileLogStoreReader, _JournalIndex
+from batchyard.logs.memory import MemoryLogStore
 
 GROUP = "/aws/batch/job"
 STREAM = "render/default/a6768fc4fce04b809905ff65e71a9b38"

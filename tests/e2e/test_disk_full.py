@@ -23,7 +23,8 @@ import pytest
 from botocore.exceptions import ClientError
 
 from batchyard import disk_full
-from batchyard.logs import FileLogStore, LogEvent
+from batchyard.logs import LogEvent
+from batchyard.logs.file_store import FileLogStore
 from tests.containers import IMAGE, docker_queue, require_engine
 from tests.fixtures import (
     ServerProcess,

@@ -11,7 +11,7 @@ from typing import Any
 import docker
 import pytest
 
-from batchyard.logs import FileLogStore
+from batchyard.logs.file_store import FileLogStore
 from batchyard.runtimes.docker import LABEL_JOB_ID
 from tests.containers import (
     IMAGE,

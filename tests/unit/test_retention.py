@@ -11,7 +11,7 @@ import pytest
 
 from batchyard.cli import build_parser
 from batchyard.domain.model import JobStatus
-from batchyard.logs import FileLogStore
+from batchyard.logs.file_store import FileLogStore
 from batchyard.service.context import ServiceContext
 from batchyard.service.retention import DAY_MS, delete_expired_jobs
 from batchyard.store.sql import SqlStore

@@ -12,7 +12,8 @@ from typing import Any
 
 import docker
 
-from batchyard.logs import FileLogStore, LogStore
+from batchyard.logs import LogStore
+from batchyard.logs.file_store import FileLogStore
 from batchyard.runtimes.base import (
     AttemptExited,
     AttemptRef,

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from batchyard.domain.model import Resources
-from batchyard.logs import FileLogStore
+from batchyard.logs.file_store import FileLogStore
 from batchyard.runtimes.base import (
     AttemptExited,
     AttemptStarted,

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from batchyard.logs import FileLogStore, LogStore
+from batchyard.logs import LogStore
+from batchyard.logs.file_store import FileLogStore
 from batchyard.runtimes.base import (
     AttemptExited,
     AttemptRef,

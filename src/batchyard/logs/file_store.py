@@ -1,7 +1,9 @@
-"""Log streams: the LogStore protocol, an append-only file store and an in-memory store.
+"""FileLogStore: the LogStore on disk, and FileLogStoreReader, its read-only view.
 
-Owns where attempt output is kept and how it is paged by event index. Imports no runtime
-and no state store; CloudWatch wire concerns (tokens, shapes) belong to the API layer.
+Owns root/<group>/<stream>.log (a header line, then one JSON line per event), each group's
+journal of streams that have no file yet, and the bounded cache of streams in use. One process
+owns a root at a time; other processes read it through FileLogStoreReader. Imports no runtime
+and no state store.
 """
 
 from __future__ import annotations
@@ -19,161 +21,14 @@ from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol
+from typing import Any, BinaryIO
 from urllib.parse import quote, unquote
 
 from batchyard import disk_full
+from batchyard.logs.base import LogEvent, StreamInfo, check_window
 
 log = logging.getLogger(__name__)
 
-EVENT_OVERHEAD_BYTES = 26
-"""CloudWatch Logs counts each event as its UTF-8 message plus 26 bytes."""
-
-
-@dataclass(frozen=True, slots=True)
-class LogEvent:
-    timestamp: int  # epoch ms, when the line was produced (read)
-    message: str
-    ingestion_time: int  # epoch ms, when the store received it
-
-
-@dataclass(frozen=True, slots=True)
-class StreamInfo:
-    name: str
-    created_at: int
-    first_event_timestamp: int | None
-    last_event_timestamp: int | None
-    last_ingestion_time: int | None
-    stored_bytes: int
-
-
-class LogStore(Protocol):
-    """Log groups of log streams of events. Sync and thread-safe."""
-
-    def create_stream(self, group: str, stream: str, created_at: int) -> None:
-        """Create the stream (and its group) unless it exists."""
-        ...
-
-    def append(
-        self, group: str, stream: str, events: Sequence[tuple[int, str]], ingestion_time: int
-    ) -> None:
-        """Append (timestamp, message) events, creating the stream if absent. Durable against
-        a crash of the calling process once it returns."""
-        ...
-
-    def read(self, group: str, stream: str, start: int, limit: int) -> list[LogEvent]:
-        """Events [start, start + limit) by 0-based position in the stream; [] if absent."""
-        ...
-
-    def count(self, group: str, stream: str) -> int:
-        """Number of events in the stream (0 if absent)."""
-        ...
-
-    def stream_info(self, group: str, stream: str) -> StreamInfo | None: ...
-
-    def list_streams(self, group: str, prefix: str | None = None) -> list[StreamInfo]:
-        """Streams of the group whose name starts with prefix, sorted by name."""
-        ...
-
-    def list_groups(self) -> list[str]:
-        """Every group that has (or had) a stream, sorted."""
-        ...
-
-    def delete_stream(self, group: str, stream: str) -> bool:
-        """Delete the stream; False if it did not exist."""
-        ...
-
-
-def _check_window(start: int, limit: int) -> None:
-    if start < 0 or limit < 0:
-        raise ValueError(f"start and limit must be >= 0, got start={start} limit={limit}")
-
-
-# --------------------------------------------------------------------------------------------
-# In memory
-
-
-@dataclass(slots=True)
-class _MemoryStream:
-    created_at: int
-    events: list[LogEvent]
-    stored_bytes: int = 0
-
-    def info(self, name: str) -> StreamInfo:
-        first = self.events[0] if self.events else None
-        last = self.events[-1] if self.events else None
-        return StreamInfo(
-            name=name,
-            created_at=self.created_at,
-            first_event_timestamp=first.timestamp if first else None,
-            last_event_timestamp=last.timestamp if last else None,
-            last_ingestion_time=last.ingestion_time if last else None,
-            stored_bytes=self.stored_bytes,
-        )
-
-
-class MemoryLogStore:
-    """A LogStore in a dict, for tests and simulation."""
-
-    def __init__(self) -> None:
-        self._groups: dict[str, dict[str, _MemoryStream]] = {}
-        self._lock = threading.Lock()
-
-    def _ensure(self, group: str, stream: str, created_at: int) -> _MemoryStream:
-        streams = self._groups.setdefault(group, {})
-        found = streams.get(stream)
-        if found is None:
-            found = streams[stream] = _MemoryStream(created_at=created_at, events=[])
-        return found
-
-    def create_stream(self, group: str, stream: str, created_at: int) -> None:
-        with self._lock:
-            self._ensure(group, stream, created_at)
-
-    def append(
-        self, group: str, stream: str, events: Sequence[tuple[int, str]], ingestion_time: int
-    ) -> None:
-        with self._lock:
-            target = self._ensure(group, stream, ingestion_time)
-            for timestamp, message in events:
-                target.events.append(LogEvent(timestamp, message, ingestion_time))
-                target.stored_bytes += len(message.encode()) + EVENT_OVERHEAD_BYTES
-
-    def read(self, group: str, stream: str, start: int, limit: int) -> list[LogEvent]:
-        _check_window(start, limit)
-        with self._lock:
-            found = self._groups.get(group, {}).get(stream)
-            return [] if found is None else found.events[start : start + limit]
-
-    def count(self, group: str, stream: str) -> int:
-        with self._lock:
-            found = self._groups.get(group, {}).get(stream)
-            return 0 if found is None else len(found.events)
-
-    def stream_info(self, group: str, stream: str) -> StreamInfo | None:
-        with self._lock:
-            found = self._groups.get(group, {}).get(stream)
-            return None if found is None else found.info(stream)
-
-    def list_streams(self, group: str, prefix: str | None = None) -> list[StreamInfo]:
-        with self._lock:
-            streams = self._groups.get(group, {})
-            return [
-                streams[name].info(name)
-                for name in sorted(streams)
-                if prefix is None or name.startswith(prefix)
-            ]
-
-    def list_groups(self) -> list[str]:
-        with self._lock:
-            return sorted(self._groups)
-
-    def delete_stream(self, group: str, stream: str) -> bool:
-        with self._lock:
-            return self._groups.get(group, {}).pop(stream, None) is not None
-
-
-# --------------------------------------------------------------------------------------------
 # On disk: root/<group>/<stream>.log, one JSON line per event after a header line.
 
 _MAX_FILE_STEM = 200  # leaves room for the suffix under the usual 255-byte name limit
@@ -916,7 +771,7 @@ class FileLogStore:
                 self._weigh(len(lines))
 
     def read(self, group: str, stream: str, start: int, limit: int) -> list[LogEvent]:
-        _check_window(start, limit)
+        check_window(start, limit)
         with self._lock:
             s = self._find(group, stream)
             if s is None:
