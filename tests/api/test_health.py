@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.test_api_processes import serving_pid, wait_api_pids
+from tests.api_processes import serving_pid, wait_api_pids
 from tests.fixtures import (
     ServerProcess,
     define_job,
