@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import itertools
 import json
 import logging
 import os
@@ -26,6 +25,7 @@ from urllib.parse import quote, unquote
 
 from batchyard import disk_full
 from batchyard.logs.base import LogEvent, StreamInfo, check_window
+from batchyard.logs.spare_files import SpareFiles
 
 log = logging.getLogger(__name__)
 
@@ -112,52 +112,6 @@ def _journal_entries(f: BinaryIO, needle: bytes = b"") -> Iterator[tuple[int, st
                 yield start, created[0], created[1]
         elif (ended := entry.get("written", entry.get("deleted"))) is not None:
             yield start, str(ended), None
-
-
-class _SpareFiles:
-    """Empty files made ahead of need on a background thread, renamed into place on demand:
-    on some disks creating an inode costs a millisecond of CPU, a rename microseconds."""
-
-    _LOW = 8
-    _BATCH = 32
-
-    def __init__(self, directory: Path) -> None:
-        directory.mkdir(exist_ok=True)
-        self._directory = directory
-        self._prefix = f"{os.getpid()}-{id(self):x}-"
-        self._names = itertools.count()
-        self._lock = threading.Lock()
-        self._ready = [entry.path for entry in os.scandir(directory)]  # earlier runs' spares
-        self._refilling = False
-
-    def place(self, path: str) -> None:
-        """Create `path` as an empty file."""
-        with self._lock:
-            spare = self._ready.pop() if self._ready else None
-            refill = len(self._ready) < self._LOW and not self._refilling
-            self._refilling = self._refilling or refill
-        if refill:
-            threading.Thread(target=self._refill, daemon=True, name="log-spares").start()
-        if spare is not None:
-            try:
-                os.rename(spare, path)  # another store on this root may have taken it
-                return
-            except OSError:
-                pass
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
-
-    def _refill(self) -> None:
-        made: list[str] = []
-        try:
-            for _ in range(self._BATCH):
-                spare = os.path.join(self._directory, self._prefix + str(next(self._names)))
-                os.close(os.open(spare, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
-                made.append(spare)
-        except OSError:  # e.g. the root went away: spares are an optimisation only
-            pass
-        with self._lock:
-            self._ready.extend(made)
-            self._refilling = False
 
 
 class _JournalIndex:
@@ -417,7 +371,7 @@ class FileLogStore:
         # so never dropped with the cache.
         self._unjournaled: dict[str, dict[str, _FileStream]] = {}
         self._flush_timer: threading.Timer | None = None
-        self._spares: _SpareFiles | None = None  # made with the first file
+        self._spares: SpareFiles | None = None  # made with the first file
 
     # -- the cache ----------------------------------------------------------------------------
 
@@ -704,7 +658,7 @@ class FileLogStore:
         self._ensure_group(group)
         header = (json.dumps({"stream": s.name, "createdAt": s.created_at}) + "\n").encode()
         if self._spares is None:
-            self._spares = _SpareFiles(self._root / _SPARE_DIR)
+            self._spares = SpareFiles(self._root / _SPARE_DIR)
         self._spares.place(s.path)
         try:
             with open(s.path, "r+b") as f:
