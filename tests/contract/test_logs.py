@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from batchyard.logs import LogEvent, LogStore, StreamInfo
-from batchyard.logs.file_store import FileLogStore, FileLogStoreReader, _JournalIndex
+from batchyard.logs.file_store import FileLogStore, FileLogStoreReader
+from batchyard.logs.journal_index import JournalIndex
 from batchyard.logs.memory import MemoryLogStore
 
 GROUP = "/aws/batch/job"
@@ -522,7 +523,7 @@ def test_file_store_answers_exactly_when_every_name_hashes_alike(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The journal index keeps hashes, not names: a hash match is confirmed on disk.
-    monkeypatch.setattr(_JournalIndex, "_hash", staticmethod(lambda name: 12345))
+    monkeypatch.setattr(JournalIndex, "_hash", staticmethod(lambda name: 12345))
     store = FileLogStore(tmp_path, cache_streams=1)
     for i in range(30):
         store.create_stream(GROUP, f"c{i}", created_at=i)

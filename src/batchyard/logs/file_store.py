@@ -25,6 +25,7 @@ from urllib.parse import quote, unquote
 
 from batchyard import disk_full
 from batchyard.logs.base import LogEvent, StreamInfo, check_window
+from batchyard.logs.journal_index import JournalIndex
 from batchyard.logs.spare_files import SpareFiles
 
 log = logging.getLogger(__name__)
@@ -93,6 +94,13 @@ def _parse_create(entry: dict[str, Any]) -> tuple[str, int] | None:
         return None
 
 
+def _parse_declaration(line: bytes) -> tuple[str, int] | None:
+    """(stream, createdAt) of a journal line that declares a stream: how a JournalIndex
+    confirms a hash match."""
+    entry = _parse_journal_line(line)
+    return None if entry is None else _parse_create(entry)
+
+
 def _journal_entries(f: BinaryIO, needle: bytes = b"") -> Iterator[tuple[int, str, int | None]]:
     """(offset, stream, createdAt) of each line of a journal that declares a stream, and
     (offset, stream, None) of each that ends one ({"written"}: it has a file now, or
@@ -112,158 +120,6 @@ def _journal_entries(f: BinaryIO, needle: bytes = b"") -> Iterator[tuple[int, st
                 yield start, created[0], created[1]
         elif (ended := entry.get("written", entry.get("deleted"))) is not None:
             yield start, str(ended), None
-
-
-class _JournalIndex:
-    """The streams a group's journal declares and that have neither a file nor a deletion, as
-    an open-addressing table of (hash of the name, offset of its create line in the journal):
-    two int64 arrays, 16 bytes a slot, at most 70% full (23 to 46 bytes a stream), where a
-    dict of name -> createdAt held about 170. The names and createdAt stay on disk: a hash
-    match is confirmed by reading the line at its offset, so every answer is exact, and a
-    name the journal never declared (every new stream) is answered without any I/O."""
-
-    _MAX_LOAD = 0.7
-    _MIN_SLOTS = 8
-    _REMOVED = -1  # in _offsets: a tombstone, which lookups probe past
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self._hashes = array("q", bytes(8 * self._MIN_SLOTS))  # 0: a slot never used
-        self._offsets = array("q", bytes(8 * self._MIN_SLOTS))
-        self._mask = self._MIN_SLOTS - 1
-        self._live = 0
-        self._used = 0  # live entries and tombstones: what makes probes long
-
-    def __len__(self) -> int:
-        return self._live
-
-    @staticmethod
-    def _hash(name: str) -> int:
-        # The built-in hash is salted per process: fine, the table never leaves this process.
-        return hash(name) or 1
-
-    def _entry_at(self, offset: int, fd: int | None) -> tuple[str, int] | None:
-        own = fd is None
-        if fd is None:
-            try:
-                fd = os.open(self.path, os.O_RDONLY)
-            except FileNotFoundError:
-                return None
-        try:
-            data = b""
-            while b"\n" not in data:
-                chunk = os.pread(fd, max(256, len(data)), offset + len(data))
-                if not chunk:
-                    break
-                data += chunk
-        finally:
-            if own:
-                os.close(fd)
-        entry = _parse_journal_line(data.split(b"\n", 1)[0])
-        return None if entry is None else _parse_create(entry)
-
-    def locate(self, name: str, fd: int | None = None) -> tuple[int, int] | None:
-        """(slot, createdAt) of the stream's entry; reads the journal (through fd if given)
-        only for an entry whose hash is the name's."""
-        h = self._hash(name)
-        hashes, offsets, mask = self._hashes, self._offsets, self._mask
-        i = h & mask
-        while True:
-            found = hashes[i]
-            if found == 0:
-                return None
-            if found == h and offsets[i] != self._REMOVED:
-                entry = self._entry_at(offsets[i], fd)
-                if entry is not None and entry[0] == name:
-                    return i, entry[1]
-            i = (i + 1) & mask
-
-    def created_at(self, name: str, fd: int | None = None) -> int | None:
-        found = self.locate(name, fd)
-        return None if found is None else found[1]
-
-    def remove(self, slot: int) -> None:
-        self._offsets[slot] = self._REMOVED
-        self._live -= 1
-
-    def discard(self, name: str, fd: int | None = None) -> bool:
-        found = self.locate(name, fd)
-        if found is not None:
-            self.remove(found[0])
-        return found is not None
-
-    def holds(self, name: str, offset: int) -> bool:
-        """Whether the line at offset is the live declaration of name (no I/O)."""
-        h = self._hash(name)
-        hashes, offsets, mask = self._hashes, self._offsets, self._mask
-        i = h & mask
-        while hashes[i] != 0:
-            if hashes[i] == h and offsets[i] == offset:
-                return True
-            i = (i + 1) & mask
-        return False
-
-    def declare(self, name: str, offset: int, fd: int | None = None) -> bool:
-        """Declare a stream unless the table holds it (the first declaration wins), in one
-        probe; whether it was added."""
-        if self._used + 1 > self._MAX_LOAD * (self._mask + 1):
-            self._resize()
-        h = self._hash(name)
-        hashes, offsets, mask = self._hashes, self._offsets, self._mask
-        i = h & mask
-        free = -1
-        while (found := hashes[i]) != 0:
-            if offsets[i] == self._REMOVED:
-                if free < 0:
-                    free = i
-            elif found == h:
-                entry = self._entry_at(offsets[i], fd)
-                if entry is not None and entry[0] == name:
-                    return False
-            i = (i + 1) & mask
-        if free < 0:
-            free = i
-            self._used += 1
-        hashes[free] = h
-        offsets[free] = offset
-        self._live += 1
-        return True
-
-    def add(self, name: str, offset: int) -> None:
-        """Declare a stream the table does not hold."""
-        if self._used + 1 > self._MAX_LOAD * (self._mask + 1):
-            self._resize()
-        h = self._hash(name)
-        hashes, offsets, mask = self._hashes, self._offsets, self._mask
-        i = h & mask
-        while hashes[i] != 0 and offsets[i] != self._REMOVED:
-            i = (i + 1) & mask
-        if hashes[i] == 0:
-            self._used += 1
-        hashes[i] = h
-        offsets[i] = offset
-        self._live += 1
-
-    def _resize(self) -> None:
-        """Rehash the live entries (dropping tombstones) into a table at most half full: as
-        it only grows, it doubles, so it stays 35% to 70% full."""
-        slots = self._MIN_SLOTS
-        while self._live + 1 > slots // 2:
-            slots *= 2
-        old = zip(self._hashes, self._offsets, strict=True)
-        hashes, offsets, mask = (
-            array("q", bytes(8 * slots)),
-            array("q", bytes(8 * slots)),
-            slots - 1,
-        )
-        for h, offset in old:
-            if h != 0 and offset != self._REMOVED:
-                i = h & mask
-                while hashes[i] != 0:
-                    i = (i + 1) & mask
-                hashes[i] = h
-                offsets[i] = offset
-        self._hashes, self._offsets, self._mask, self._used = hashes, offsets, mask, self._live
 
 
 @dataclass(slots=True)
@@ -330,7 +186,7 @@ class FileLogStore:
     recently used streams (`cache_streams`, holding at most `cache_offsets` line offsets in
     all) and those created in the last second (not yet journaled) are kept; any other stream
     is read again from its file or its journal entry when next used. What is kept per empty
-    stream is a slot of its group's _JournalIndex (tens of bytes).
+    stream is a slot of its group's JournalIndex (tens of bytes).
     """
 
     FLUSH_SECONDS = 1.0
@@ -366,7 +222,7 @@ class FileLogStore:
         self._groups: set[str] | None = None  # None until the root has been scanned
         self._ensured_groups: set[str] = set()  # directories known to exist
         self._group_dirs: dict[str, str] = {}  # group -> its directory
-        self._journals: dict[str, _JournalIndex] = {}  # group -> its empty streams
+        self._journals: dict[str, JournalIndex] = {}  # group -> its empty streams
         # Per group, the empty streams created since the last flush: only in memory so far,
         # so never dropped with the cache.
         self._unjournaled: dict[str, dict[str, _FileStream]] = {}
@@ -516,7 +372,7 @@ class FileLogStore:
 
     # -- the group journal of empty streams ---------------------------------------------------
 
-    def _journal(self, group: str) -> _JournalIndex:
+    def _journal(self, group: str) -> JournalIndex:
         """The streams created in the group and still without a file, replayed from its
         journal: {"stream", "createdAt"} creates, {"written"} (it has a file now) and
         {"deleted"} end. Compacted when mostly ended."""
@@ -537,8 +393,8 @@ class FileLogStore:
         return index
 
     @staticmethod
-    def _replay(path: str) -> tuple[_JournalIndex, int]:
-        index = _JournalIndex(path)
+    def _replay(path: str) -> tuple[JournalIndex, int]:
+        index = JournalIndex(path, _parse_declaration)
         entries = 0
         with contextlib.suppress(FileNotFoundError), open(path, "rb") as f:
             fd = f.fileno()  # lookups read through it, beside the sequential read
@@ -562,10 +418,10 @@ class FileLogStore:
         return created
 
     @staticmethod
-    def _compact(index: _JournalIndex) -> _JournalIndex:
+    def _compact(index: JournalIndex) -> JournalIndex:
         """Rewrite the journal with only its live declarations, in their order."""
         compacting = os.path.join(os.path.dirname(index.path), _COMPACTING_FILE)
-        compacted = _JournalIndex(index.path)
+        compacted = JournalIndex(index.path, _parse_declaration)
         with open(index.path, "rb") as src, open(compacting, "wb") as dst:
             written = 0
             for offset, stream, created_at in _journal_entries(src):
