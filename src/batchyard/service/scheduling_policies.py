@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
 from batchyard.domain.errors import ClientException
+from batchyard.domain.lifecycle import glob_matches
 from batchyard.domain.model import Document, SchedulingPolicy
 from batchyard.service import references
 from batchyard.service.context import ServiceContext
@@ -54,11 +55,9 @@ def _check_fairshare_policy(policy: Document | None) -> None:
 
 
 def _shares_overlap(first: str, second: str) -> bool:
-    def matches(pattern: str, value: str) -> bool:
-        return value.startswith(pattern[:-1]) if pattern.endswith("*") else pattern == value
-
+    """Whether some share identifier would match both entries (a trailing `*` is a prefix)."""
     a, b = first.rstrip("*"), second.rstrip("*")
-    return first == second or matches(first, b) or matches(second, a)
+    return first == second or glob_matches(first, b) or glob_matches(second, a)
 
 
 def create_scheduling_policy(
