@@ -127,6 +127,15 @@ def test_pending_to_succeeded_is_legal_only_for_array_parents() -> None:
     assert not lifecycle.is_legal_transition(a_job(status=S.PENDING), S.SUCCEEDED)
 
 
+def test_array_parent_outcome_leaves_other_jobs_and_ended_parents_alone() -> None:
+    all_succeeded = {S.SUCCEEDED.value: 2}
+    waiting = a_job("parent", S.PENDING, array_size=2, array_status_summary=all_succeeded)
+    ended = replace(waiting, status=S.SUCCEEDED, stopped_at=5_000)
+    assert lifecycle.array_parent_outcome(waiting, 9_000) == replace(ended, stopped_at=9_000)
+    assert lifecycle.array_parent_outcome(ended, 9_000) is None  # decided once, not again
+    assert lifecycle.array_parent_outcome(a_job("job-1", S.PENDING), 9_000) is None  # not a parent
+
+
 # -- evaluateOnExit globs ----------------------------------------------------------------------
 
 

@@ -189,6 +189,16 @@ def test_only_ended_attempts_of_fair_share_queues_accrue() -> None:
     assert result.accruals == ()
 
 
+def test_a_shared_job_whose_queue_is_now_fifo_accrues_nothing() -> None:
+    # Its fair-share queue was deleted while it ran and a FIFO queue of the same name created:
+    # the share it carries has no policy to accrue under.
+    ended = an_exited_job("A", 2, NOW - 10_000, NOW)
+    snapshot = a_fair_snapshot(queues=[a_queue("fair")], active=[ended], to_evaluate=[ended])
+    result = plan(snapshot, NOW)
+    assert update_of(result, "run-1").status is S.SUCCEEDED
+    assert result.accruals == ()
+
+
 # -- bounded reads of heads --------------------------------------------------------------------
 
 

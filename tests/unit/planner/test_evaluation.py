@@ -13,6 +13,7 @@ from batchyard.domain.model import (
     Job,
     JobStatus,
 )
+from batchyard.scheduling import dependencies
 from batchyard.scheduling.planner import plan
 from tests.builders import (
     NOW,
@@ -99,6 +100,27 @@ def test_sequential_children_wait_for_the_previous_index() -> None:
     assert waiting.evaluated == (("P:1", 5),)
     failed = evaluate(second, dependency_status={"P:0": S.FAILED})
     assert update_of(failed, "P:1").status_reason == "Dependent Job failed"
+
+
+@pytest.mark.parametrize("status", [S.RUNNABLE, S.STARTING, S.RUNNING, S.SUCCEEDED])
+def test_only_submitted_and_pending_jobs_wait_for_dependencies(status: JobStatus) -> None:
+    job = a_job("job-2", status, wait_for=("job-1",))
+    done = {"job-1": S.SUCCEEDED}
+    assert dependencies.evaluate_waiting(job, done, NOW) is None
+    waiting = dependencies.evaluate_waiting(replace(job, status=S.PENDING), done, NOW)
+    assert waiting is not None
+    assert waiting.status is S.RUNNABLE
+
+
+def test_a_job_that_already_ended_is_only_marked_evaluated() -> None:
+    # C waits for A and B; A failed, so C failed. When B ends, the store flags B's dependents
+    # again, C among them: the planner leaves the ended job as it is.
+    ended = a_job(
+        "job-3", S.FAILED, wait_for=("job-1", "job-2"), status_reason="Dependent Job failed"
+    )
+    result = evaluate(ended, dependency_status={"job-1": S.FAILED, "job-2": S.SUCCEEDED})
+    assert result.updates == ()
+    assert result.evaluated == (("job-3", 5),)
 
 
 # -- 1a. array parents -------------------------------------------------------------------------

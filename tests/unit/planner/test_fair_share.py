@@ -30,9 +30,11 @@ from tests.builders import (
     a_fair_snapshot,
     a_job,
     a_queue,
+    a_running_job,
     a_share_job,
     a_time_limit,
     holding,
+    needing,
 )
 from tests.unit.planner.plans import WINDOW, update_of
 
@@ -236,6 +238,35 @@ def test_a_share_with_running_jobs_only_is_active_too() -> None:
         active=[holding("A", 8)],
     )
     assert len(plan(snapshot, NOW).starts) == 6
+
+
+def test_a_job_without_a_share_holds_the_queues_capacity_but_is_no_share() -> None:
+    # A job placed before its queue had a scheduling policy has no share. Its 4 vCPUs count
+    # against the queue's usable capacity, but it makes no share active: one active share (B),
+    # 25 % of 32 = 8 vCPUs usable, 4 held, so B gets 4. (Counted as a share: two active,
+    # 14 usable, B would get 10; not counted at all: B would get 8.)
+    shareless = a_running_job("run-0", job_queue="fair", resources=needing(4))
+    snapshot = a_fair_snapshot(
+        [a_share_job("B") for _ in range(20)],
+        policy=a_fair_policy(computeReservation=75),
+        compute_environments=[a_compute_environment(max_vcpus=32)],
+        active=[shareless],
+    )
+    assert started_shares(plan(snapshot, NOW)) == ["B"] * 4
+
+
+def test_jobs_of_another_queue_hold_none_of_this_queues_reservation() -> None:
+    # A FIFO queue's job holds 4 of the compute environment's 32 vCPUs: that leaves room, and
+    # the fair queue's 25 % (one active share, B) counts only its own jobs: B gets 8.
+    other = a_running_job("run-0", job_queue="high", resources=needing(4))
+    snapshot = a_fair_snapshot(
+        [a_share_job("B") for _ in range(20)],
+        policy=a_fair_policy(computeReservation=75),
+        queues=[a_fair_queue(), a_queue("high")],
+        compute_environments=[a_compute_environment(max_vcpus=32)],
+        active=[other],
+    )
+    assert started_shares(plan(snapshot, NOW)) == ["B"] * 8
 
 
 def test_no_reservation_without_a_vcpu_cap() -> None:

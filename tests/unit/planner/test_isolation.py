@@ -10,7 +10,16 @@ import pytest
 from batchyard.domain.model import ComputeEnvironmentOrder, JobStatus, Resources
 from batchyard.scheduling.isolation import plan_isolating
 from batchyard.scheduling.planner import plan
-from tests.builders import NOW, a_compute_environment, a_job, a_queue, a_snapshot, needing
+from tests.builders import (
+    NOW,
+    a_compute_environment,
+    a_fair_snapshot,
+    a_job,
+    a_queue,
+    a_share_job,
+    a_snapshot,
+    needing,
+)
 
 S = JobStatus
 NO_VCPUS = Resources(vcpus=None, memory_mib=1024)  # type: ignore[arg-type]
@@ -79,3 +88,44 @@ def test_several_jobs_of_one_queue_all_raising_blame_the_queue() -> None:
     assert isolated.jobs == {}
     assert list(isolated.queues) == ["wide"]
     assert list(isolated.plan.starts) == ["h1"]
+
+
+def test_a_bad_job_and_a_bad_queue_are_both_left_out() -> None:
+    # j2 raises alone; each head of "wide" raises alone too, which blames the queue, not them.
+    # Without j2 the plan still raises (wide), so the queues are planned one by one as well.
+    snapshot = a_snapshot(
+        compute_environments=[
+            a_compute_environment("ce-a", max_vcpus=8),
+            replace(a_compute_environment("ce-w"), compute_resources={"maxvCpus": "many"}),
+        ],
+        job_queues=[a_queue("high"), a_queue("wide", priority=5, compute_environments=["ce-w"])],
+        runnable=[
+            a_job("j1"),
+            a_job("j2", resources=NO_VCPUS),
+            a_job("w1", job_queue="wide"),
+            a_job("w2", job_queue="wide"),
+        ],
+    )
+    isolated = plan_isolating(snapshot, NOW)
+    assert list(isolated.jobs) == ["j2"]
+    assert list(isolated.queues) == ["wide"]
+    assert list(isolated.plan.starts) == ["j1"]
+
+
+def test_a_bad_job_of_a_fair_share_queue_is_left_out() -> None:
+    a1, a2 = a_share_job("A"), a_share_job("A", vcpus=None)  # type: ignore[arg-type]
+    b1 = a_share_job("B")
+    isolated = plan_isolating(a_fair_snapshot([a1, a2, b1]), NOW)
+    assert list(isolated.jobs) == [a2.job_id]
+    assert sorted(isolated.plan.starts) == sorted([a1.job_id, b1.job_id])
+
+
+def test_trouble_in_no_one_job_or_queue_is_raised() -> None:
+    # Priorities that cannot be ordered against each other: each queue plans alone, the two
+    # together never do, whatever their jobs.
+    snapshot = a_snapshot(
+        job_queues=[a_queue("high"), a_queue("odd", priority=1j)],  # type: ignore[arg-type]
+        runnable=[a_job("h1"), a_job("o1", job_queue="odd")],
+    )
+    with pytest.raises(TypeError):
+        plan_isolating(snapshot, NOW)

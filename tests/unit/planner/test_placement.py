@@ -79,6 +79,14 @@ def test_a_retried_job_is_placed_before_older_jobs() -> None:
     assert plan(a_snapshot(runnable=[older, retried]), NOW).starts == ("job-9",)
 
 
+def test_an_unmanaged_compute_environment_is_capped_by_its_unmanaged_vcpus() -> None:
+    # docs/aws-behaviour.md#queues-and-compute-environments ("UNMANAGED: unmanagedvCpus").
+    ce = replace(a_compute_environment(max_vcpus=None), type="UNMANAGED", unmanagedv_cpus=2)
+    jobs = [a_job(f"job-{i}") for i in (1, 2, 3)]
+    result = plan(a_snapshot(compute_environments=[ce], runnable=jobs), NOW)
+    assert result.starts == ("job-1", "job-2")
+
+
 def test_running_jobs_hold_their_capacity() -> None:
     running = a_running_job(resources=needing(vcpus=3))
     result = plan(
