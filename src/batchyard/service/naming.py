@@ -17,6 +17,7 @@ _NAME = re.compile(r"[A-Za-z0-9_-]{1,128}")
 
 
 def check_name(name: str, what: str) -> None:
+    """A new resource's name: 1 to 128 letters, numbers, hyphens and underscores."""
     if not _NAME.fullmatch(name):
         raise ClientException(
             f"{what} name {name!r} is invalid: up to 128 letters (uppercase and lowercase), "

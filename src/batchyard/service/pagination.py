@@ -47,5 +47,6 @@ def page(
 
 
 def check_max_results(max_results: int | None, ceiling: int) -> None:
+    """maxResults, when given, is 1 to the operation's ceiling."""
     if max_results is not None and not 1 <= max_results <= ceiling:
         raise ClientException(f"maxResults must be between 1 and {ceiling}; got {max_results}.")
