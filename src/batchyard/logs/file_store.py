@@ -17,13 +17,14 @@ import re
 import threading
 from array import array
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import quote, unquote
 
 from batchyard import disk_full
+from batchyard.logs import journal
 from batchyard.logs.base import LogEvent, StreamInfo, check_window
 from batchyard.logs.journal_index import JournalIndex
 from batchyard.logs.spare_files import SpareFiles
@@ -34,8 +35,6 @@ log = logging.getLogger(__name__)
 
 _MAX_FILE_STEM = 200  # leaves room for the suffix under the usual 255-byte name limit
 _GROUP_FILE = "group.json"
-_JOURNAL_FILE = "streams.jsonl"  # not a stream file: those end in .log
-_COMPACTING_FILE = "streams.compacting"
 _SPARE_DIR = ".spare"  # group directories never start with '.': it is always escaped
 _STREAM_SUFFIX = ".log"
 _READ_CHUNK = 1 << 20
@@ -67,59 +66,9 @@ def _event_line(timestamp: int, message: str, ingestion_time: int) -> bytes:
     return (json.dumps([timestamp, ingestion_time, message]) + "\n").encode()
 
 
-def _journal_line(entry: dict[str, Any]) -> bytes:
-    return (json.dumps(entry) + "\n").encode()
-
-
 def _parse_event(line: bytes) -> LogEvent:
     timestamp, ingestion_time, message = json.loads(line)
     return LogEvent(int(timestamp), str(message), int(ingestion_time))
-
-
-def _parse_journal_line(line: bytes) -> dict[str, Any] | None:
-    try:
-        entry = json.loads(line.decode())  # from str: json need not guess the encoding
-    except ValueError:
-        return None  # a blank separator, or a line torn by a crash
-    return entry if isinstance(entry, dict) else None
-
-
-def _parse_create(entry: dict[str, Any]) -> tuple[str, int] | None:
-    """(stream, createdAt) of a journal line that declares a stream."""
-    if "stream" not in entry:
-        return None
-    try:
-        return str(entry["stream"]), int(entry["createdAt"])
-    except (KeyError, TypeError, ValueError):
-        return None
-
-
-def _parse_declaration(line: bytes) -> tuple[str, int] | None:
-    """(stream, createdAt) of a journal line that declares a stream: how a JournalIndex
-    confirms a hash match."""
-    entry = _parse_journal_line(line)
-    return None if entry is None else _parse_create(entry)
-
-
-def _journal_entries(f: BinaryIO, needle: bytes = b"") -> Iterator[tuple[int, str, int | None]]:
-    """(offset, stream, createdAt) of each line of a journal that declares a stream, and
-    (offset, stream, None) of each that ends one ({"written"}: it has a file now, or
-    {"deleted"}), in order; only lines holding needle (a quick filter)."""
-    offset = 0
-    for line in f:
-        start = offset
-        offset += len(line)
-        if needle not in line:
-            continue
-        entry = _parse_journal_line(line)
-        if entry is None:
-            continue
-        if "stream" in entry:
-            created = _parse_create(entry)
-            if created is not None:
-                yield start, created[0], created[1]
-        elif (ended := entry.get("written", entry.get("deleted"))) is not None:
-            yield start, str(ended), None
 
 
 @dataclass(slots=True)
@@ -324,7 +273,7 @@ class FileLogStore:
                 found = self._load(path, stream)
             if found is None:
                 if self._read_only and group not in self._journals:
-                    created_at = self._scan_journal(group, stream)
+                    created_at = journal.declared_created_at(self._journal_path(group), stream)
                 else:
                     created_at = self._journal(group).created_at(stream)
                 if created_at is not None:
@@ -379,11 +328,11 @@ class FileLogStore:
         found = self._journals.get(group)
         if found is not None:
             return found
-        path = os.path.join(self._group_dir(group), _JOURNAL_FILE)
-        index, entries = self._replay(path)
+        path = self._journal_path(group)
+        index, entries = journal.replay(path)
         if entries > 2 * len(index) + 64 and not self._read_only:
             try:
-                index = self._compact(index)
+                index = journal.compact(index)
             except OSError as error:
                 log.warning("Could not compact the log stream journal %s: %s", path, error)
         if entries or group in self._ensured_groups:
@@ -392,77 +341,14 @@ class FileLogStore:
             self._journals[group] = index
         return index
 
-    @staticmethod
-    def _replay(path: str) -> tuple[JournalIndex, int]:
-        index = JournalIndex(path, _parse_declaration)
-        entries = 0
-        with contextlib.suppress(FileNotFoundError), open(path, "rb") as f:
-            fd = f.fileno()  # lookups read through it, beside the sequential read
-            for offset, stream, created_at in _journal_entries(f):
-                entries += 1
-                if created_at is not None:
-                    index.declare(stream, offset, fd)
-                else:
-                    index.discard(stream, fd)
-        return index, entries
-
-    def _scan_journal(self, group: str, stream: str) -> int | None:
-        """What the group's journal says of one stream, from the lines naming it: a read-only
-        view asks once, where building the whole index would cost far more."""
-        created: int | None = None
-        path = os.path.join(self._group_dir(group), _JOURNAL_FILE)
-        with contextlib.suppress(FileNotFoundError), open(path, "rb") as f:
-            for _, name, created_at in _journal_entries(f, json.dumps(stream).encode()):
-                if name == stream and (created is None or created_at is None):
-                    created = created_at  # the first creation wins until an end
-        return created
-
-    @staticmethod
-    def _compact(index: JournalIndex) -> JournalIndex:
-        """Rewrite the journal with only its live declarations, in their order."""
-        compacting = os.path.join(os.path.dirname(index.path), _COMPACTING_FILE)
-        compacted = JournalIndex(index.path, _parse_declaration)
-        with open(index.path, "rb") as src, open(compacting, "wb") as dst:
-            written = 0
-            for offset, stream, created_at in _journal_entries(src):
-                if created_at is None or not index.holds(stream, offset):
-                    continue
-                data = _journal_line({"stream": stream, "createdAt": created_at})
-                dst.write(data)
-                compacted.add(stream, written)
-                written += len(data)
-        os.replace(compacting, index.path)
-        return compacted
-
-    def _journaled_streams(self, group: str, prefix: str | None) -> Iterator[tuple[str, int]]:
-        """(name, createdAt) of the group's empty streams in its journal, read in one pass."""
-        index = self._journal(group)
-        if not len(index):
-            return
-        # A name's JSON escape starts with its prefix's: lines without it need no parsing.
-        needle = json.dumps(prefix)[1:-1].encode() if prefix else b""
-        with contextlib.suppress(FileNotFoundError), open(index.path, "rb") as f:
-            for offset, stream, created_at in _journal_entries(f, needle):
-                if (
-                    created_at is not None
-                    and (prefix is None or stream.startswith(prefix))
-                    and index.holds(stream, offset)
-                ):
-                    yield stream, created_at
+    def _journal_path(self, group: str) -> str:
+        return os.path.join(self._group_dir(group), journal.JOURNAL_FILE)
 
     def _write_journal(self, group: str, entries: list[dict[str, Any]]) -> list[int]:
         """Append entries to the group's journal; the offset of each one's line."""
-        directory = self._ensure_group(group)
-        lines = [_journal_line(entry) for entry in entries]
-        with open(os.path.join(directory, _JOURNAL_FILE), "ab") as f:
-            # A leading newline ends any line a crash tore, so this batch parses whole.
-            offset = f.tell() + 1
-            f.write(b"\n" + b"".join(lines))
-        offsets = []
-        for line in lines:
-            offsets.append(offset)
-            offset += len(line)
-        return offsets
+        return journal.append(
+            os.path.join(self._ensure_group(group), journal.JOURNAL_FILE), entries
+        )
 
     def flush(self) -> None:
         """Journal the empty streams created since the last flush (runs by itself within
@@ -644,7 +530,7 @@ class FileLogStore:
                     and (prefix is None or loaded.name.startswith(prefix))
                 ):
                     found[loaded.name] = loaded.info()
-        for name, created_at in self._journaled_streams(group, prefix):
+        for name, created_at in journal.live_declarations(self._journal(group), prefix):
             if name not in found:
                 found[name] = StreamInfo(name, created_at, None, None, None, 0)
         for name, s in self._unjournaled.get(group, {}).items():
