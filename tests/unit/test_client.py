@@ -123,7 +123,7 @@ def test_exponential_delay_draws_between_a_third_and_the_delay(
     client, _, rng = make_client(boto_batch)
     assert client.exponential_delay(tries) == pytest.approx(delay)
     ((low, high),) = rng.calls
-    assert (low, high) == (pytest.approx(delay / 3), pytest.approx(delay))
+    assert (low, high) == pytest.approx((delay / 3, delay))
 
 
 def test_exponential_delay_is_capped_at_ten_minutes(boto_batch: Any) -> None:
@@ -213,8 +213,8 @@ def test_get_job_description_retries_throttling_and_server_errors(
     assert client.get_job_description(JOB_ID)["status"] == "RUNNABLE"
     # retry n pauses add_jitter(exponential_delay(n)): upper bounds 1.36 + 1, then 2.44 + 1
     assert sleeps == [pytest.approx(2.36), pytest.approx(3.44)]
-    assert rng.calls[0] == (pytest.approx(1.36 / 3), pytest.approx(1.36))
-    assert rng.calls[1] == (pytest.approx(0.36), pytest.approx(2.36))
+    assert rng.calls[0] == pytest.approx((1.36 / 3, 1.36))
+    assert rng.calls[1] == pytest.approx((0.36, 2.36))
 
 
 def test_get_job_description_raises_client_errors_at_once(
@@ -430,14 +430,22 @@ def test_waiter_model_is_airflows(boto_batch: Any) -> None:
     assert (running.delay, running.max_attempts) == (5, 100)
 
 
+def config_of(waiter: botocore.waiter.Waiter) -> botocore.waiter.SingleWaiterConfig:
+    """The waiter's config: botocore sets a SingleWaiterConfig, which botocore-stubs declares
+    as a dict."""
+    config: object = waiter.config
+    assert isinstance(config, botocore.waiter.SingleWaiterConfig)
+    return config
+
+
 def test_waiter_config_copies_do_not_leak(boto_batch: Any) -> None:
     waiters = BatchWaiters(boto_batch)
     config = waiters.default_config
     config["waiters"]["JobExists"]["delay"] = 99
     assert waiters.default_config == WAITER_MODEL
-    assert waiters.get_waiter("JobExists").config.delay == 2
+    assert config_of(waiters.get_waiter("JobExists")).delay == 2
     custom = BatchWaiters(boto_batch, waiter_config=config)
-    assert custom.get_waiter("JobExists").config.delay == 99
+    assert config_of(custom.get_waiter("JobExists")).delay == 99
     waiter = custom.get_waiter("JobExists")
-    waiter.config.delay = 1
-    assert custom.get_waiter("JobExists").config.delay == 99
+    config_of(waiter).delay = 1
+    assert config_of(custom.get_waiter("JobExists")).delay == 99

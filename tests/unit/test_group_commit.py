@@ -4,12 +4,13 @@ event-loop turn share a transaction, and one that cannot be stored fails alone."
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
 
 from batchyard.api.group_commit import GroupCommit
+from batchyard.domain.model import Job
 from batchyard.store.base import ConflictError
 from batchyard.store.memory import MemoryStore
 from batchyard.store.sql import SqlStore
@@ -56,7 +57,7 @@ def test_submissions_of_one_loop_turn_share_one_transaction(store: AnyStore) -> 
 def test_a_submission_that_cannot_be_stored_fails_alone(store: AnyStore) -> None:
     store.insert_jobs([a_submitted_job("taken")])
 
-    async def main() -> list[object]:
+    async def main() -> Sequence[Job | BaseException]:
         group = GroupCommit(store)
         return await asyncio.gather(
             group.insert([a_submitted_job("x")]),

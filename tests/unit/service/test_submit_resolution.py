@@ -4,6 +4,7 @@ substitution, resources, retries, timeouts, tags, dependencies), and array jobs.
 from __future__ import annotations
 
 import time
+from functools import partial
 
 from batchyard.api import jobs_wire
 from batchyard.domain.model import (
@@ -132,7 +133,7 @@ def test_definition_stored_with_hostile_values_cannot_submit(ctx: ServiceContext
                 "resourceRequirements": [{"type": kind, "value": value}],
             },
         )
-        rejected(lambda n=name: submit(ctx, job_definition=n), kind, repr(value))
+        rejected(partial(submit, ctx, job_definition=name), kind, repr(value))
     assert ctx.store.list_jobs(JobQuery(job_queue="q", status=S.SUBMITTED, limit=10)) == []
 
 
@@ -166,7 +167,7 @@ def test_node_overrides_are_checked(ctx: ServiceContext) -> None:
             "VCPU",
         ),
     ):
-        rejected(lambda o=overrides: submit(ctx, job_definition="mnp", node_overrides=o), fragment)
+        rejected(partial(submit, ctx, job_definition="mnp", node_overrides=overrides), fragment)
     job = submit(ctx, job_definition="mnp", node_overrides={"numNodes": 3})
     assert job.extra["nodeProperties"]["numNodes"] == 3
 
