@@ -1,123 +1,50 @@
 """FileLogStore: the LogStore on disk, and FileLogStoreReader, its read-only view.
 
-Owns root/<group>/<stream>.log (a header line, then one JSON line per event), each group's
-journal of streams that have no file yet, and the bounded cache of streams in use. One process
-owns a root at a time; other processes read it through FileLogStoreReader. Imports no runtime
-and no state store.
+Owns the bounded cache of the streams in use and every decision of the store: when a stream
+gets its file, when its group's journal is written, replayed and compacted. What is on disk is
+its parts' own: `stream_files` (a stream's file), `journal` and `journal_index` (the streams
+with no file yet), `file_names` (names under the root), `spare_files` (files made ahead). One
+process owns a root at a time; other processes read it through FileLogStoreReader. Imports no
+runtime and no state store.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import os
-import re
 import threading
 from array import array
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
-from urllib.parse import quote, unquote
+from typing import Any
 
 from batchyard import disk_full
 from batchyard.logs import journal
 from batchyard.logs.base import LogEvent, StreamInfo, check_window
+from batchyard.logs.file_names import (
+    GROUP_FILE,
+    SPARE_DIR,
+    STREAM_SUFFIX,
+    decode_name,
+    encode_name,
+    quote_name,
+)
 from batchyard.logs.journal_index import JournalIndex
 from batchyard.logs.spare_files import SpareFiles
+from batchyard.logs.stream_files import (
+    FileStream,
+    empty_stream,
+    event_line,
+    header_line,
+    line_offsets,
+    load_stream,
+    parse_event,
+)
 
 log = logging.getLogger(__name__)
-
-# On disk: root/<group>/<stream>.log, one JSON line per event after a header line.
-
-_MAX_FILE_STEM = 200  # leaves room for the suffix under the usual 255-byte name limit
-_GROUP_FILE = "group.json"
-_SPARE_DIR = ".spare"  # group directories never start with '.': it is always escaped
-_STREAM_SUFFIX = ".log"
-_READ_CHUNK = 1 << 20
-_PLAIN_NAME = re.compile(r"[A-Za-z0-9_/-]*")  # what quote() keeps, and '/', which it escapes
-
-
-def _quote(name: str) -> str:
-    if _PLAIN_NAME.fullmatch(name):  # most names, e.g. "<definition>/default/<task id>"
-        return name.replace("/", "%2F")
-    return quote(name.encode(), safe="").replace(".", "%2E").replace("~", "%7E")
-
-
-def _encode_name(name: str) -> str:
-    """A file name for a group or stream name: reversible percent-encoding (everything outside
-    [A-Za-z0-9_-] escaped, so no '/', '.' or '..'), or a hash when that would be too long (the
-    real name is then read back from the file's header)."""
-    encoded = _quote(name)
-    if len(encoded) > _MAX_FILE_STEM:
-        return "~" + hashlib.sha256(name.encode()).hexdigest()
-    return encoded
-
-
-def _decode_name(encoded: str) -> str | None:
-    """The name behind _encode_name, or None for a hashed name."""
-    return None if encoded.startswith("~") else unquote(encoded, errors="strict")
-
-
-def _event_line(timestamp: int, message: str, ingestion_time: int) -> bytes:
-    return (json.dumps([timestamp, ingestion_time, message]) + "\n").encode()
-
-
-def _parse_event(line: bytes) -> LogEvent:
-    timestamp, ingestion_time, message = json.loads(line)
-    return LogEvent(int(timestamp), str(message), int(ingestion_time))
-
-
-@dataclass(slots=True)
-class _FileStream:
-    name: str
-    path: str
-    created_at: int
-    end: int  # offset just past the last complete line; bytes beyond are a torn write
-    first_event_timestamp: int | None
-    last_event_timestamp: int | None
-    last_ingestion_time: int | None
-    offsets: array[int] | None = None  # start offset of each event line, built on first need
-    torn: bool = False  # the file holds a partial line after `end` (crash mid-append)
-    on_disk: bool = True  # False: created but still empty, known from the group's journal
-    journaled: bool = False  # its creation is in the group's journal
-
-    def info(self) -> StreamInfo:
-        return StreamInfo(
-            name=self.name,
-            created_at=self.created_at,
-            first_event_timestamp=self.first_event_timestamp,
-            last_event_timestamp=self.last_event_timestamp,
-            last_ingestion_time=self.last_ingestion_time,
-            stored_bytes=self.end,
-        )
-
-
-def _last_line(f: BinaryIO, size: int, header_end: int) -> tuple[int, bytes | None]:
-    """(end of the last complete line, that line if it is an event line), reading backwards."""
-    end: int | None = None
-    pos = size
-    buf = b""
-    while pos > header_end:
-        step = min(64 * 1024, pos - header_end)
-        pos -= step
-        f.seek(pos)
-        buf = f.read(step) + buf
-        if end is None:
-            nl = buf.rfind(b"\n")
-            if nl < 0:
-                continue
-            end = pos + nl + 1
-            buf = buf[: nl + 1]
-        start = buf.rfind(b"\n", 0, len(buf) - 1)
-        if start >= 0:
-            return end, buf[start + 1 :]
-    if end is None:
-        return header_end, None
-    return end, buf if buf else None
 
 
 class FileLogStore:
@@ -166,7 +93,7 @@ class FileLogStore:
         self._cache_offsets = cache_offsets
         self._read_only = read_only
         # Most recently used last: (group, stream) -> stream, or None for a known miss.
-        self._streams: OrderedDict[tuple[str, str], _FileStream | None] = OrderedDict()
+        self._streams: OrderedDict[tuple[str, str], FileStream | None] = OrderedDict()
         self._cached_offsets = 0  # line offsets held by the streams in _streams
         self._groups: set[str] | None = None  # None until the root has been scanned
         self._ensured_groups: set[str] = set()  # directories known to exist
@@ -174,13 +101,13 @@ class FileLogStore:
         self._journals: dict[str, JournalIndex] = {}  # group -> its empty streams
         # Per group, the empty streams created since the last flush: only in memory so far,
         # so never dropped with the cache.
-        self._unjournaled: dict[str, dict[str, _FileStream]] = {}
+        self._unjournaled: dict[str, dict[str, FileStream]] = {}
         self._flush_timer: threading.Timer | None = None
         self._spares: SpareFiles | None = None  # made with the first file
 
     # -- the cache ----------------------------------------------------------------------------
 
-    def _remember(self, group: str, stream: str, found: _FileStream | None) -> None:
+    def _remember(self, group: str, stream: str, found: FileStream | None) -> None:
         key = (group, stream)
         old = self._streams.pop(key, None)
         if old is not None and old.offsets is not None:
@@ -207,59 +134,13 @@ class FileLogStore:
         if found is None:
             if len(self._group_dirs) >= 1024:  # names asked for by clients need not exist
                 self._group_dirs.clear()
-            found = self._group_dirs[group] = os.path.join(self._root_str, _encode_name(group))
+            found = self._group_dirs[group] = os.path.join(self._root_str, encode_name(group))
         return found
 
     def _stream_path(self, group: str, stream: str) -> str:
-        return f"{self._group_dir(group)}{os.sep}{_encode_name(stream)}{_STREAM_SUFFIX}"
+        return f"{self._group_dir(group)}{os.sep}{encode_name(stream)}{STREAM_SUFFIX}"
 
-    def _load(self, path: str, expected_name: str | None) -> _FileStream | None:
-        """Read a stream's header and last line (not its whole body)."""
-        try:
-            with open(path, "rb") as f:
-                header_line = f.readline()
-                if not header_line.endswith(b"\n"):
-                    raise ValueError("incomplete header")
-                header = json.loads(header_line)
-                name, created_at = str(header["stream"]), int(header["createdAt"])
-                if expected_name is not None and name != expected_name:
-                    raise ValueError(f"header names stream {name!r}")
-                header_end = len(header_line)
-                first_line = f.readline()
-                first = _parse_event(first_line) if first_line.endswith(b"\n") else None
-                size = os.fstat(f.fileno()).st_size
-                end, last_line = _last_line(f, size, header_end)
-                last = _parse_event(last_line) if last_line else None
-        except FileNotFoundError:
-            return None
-        except (OSError, ValueError, KeyError, TypeError) as error:
-            log.warning("Ignoring unreadable log stream file %s: %s", path, error)
-            return None
-        return _FileStream(
-            name=name,
-            path=path,
-            created_at=created_at,
-            end=end,
-            first_event_timestamp=first.timestamp if first else None,
-            last_event_timestamp=last.timestamp if last else None,
-            last_ingestion_time=last.ingestion_time if last else None,
-            torn=size != end,
-        )
-
-    def _empty(self, path: str, stream: str, created_at: int, journaled: bool) -> _FileStream:
-        return _FileStream(
-            name=stream,
-            path=path,
-            created_at=created_at,
-            end=0,
-            first_event_timestamp=None,
-            last_event_timestamp=None,
-            last_ingestion_time=None,
-            on_disk=False,
-            journaled=journaled,
-        )
-
-    def _find(self, group: str, stream: str, remember_miss: bool = True) -> _FileStream | None:
+    def _find(self, group: str, stream: str, remember_miss: bool = True) -> FileStream | None:
         """The stream from the cache, else from what is not journaled yet, else from its file,
         else from the group's journal; None if it has none of these."""
         key = (group, stream)
@@ -270,38 +151,23 @@ class FileLogStore:
         if found is None:
             path = self._stream_path(group, stream)
             if os.access(path, os.F_OK):  # a missing file costs no exception this way
-                found = self._load(path, stream)
+                found = load_stream(path, stream)
             if found is None:
                 if self._read_only and group not in self._journals:
                     created_at = journal.declared_created_at(self._journal_path(group), stream)
                 else:
                     created_at = self._journal(group).created_at(stream)
                 if created_at is not None:
-                    found = self._empty(path, stream, created_at, journaled=True)
+                    found = empty_stream(path, stream, created_at, journaled=True)
         if found is not None or remember_miss:
             self._remember(group, stream, found)
         return found
 
-    def _index(self, s: _FileStream) -> array[int]:
+    def _index(self, s: FileStream) -> array[int]:
         """The stream's line offsets; s must be the most recently used cached stream."""
         if s.offsets is not None:
             return s.offsets
-        offsets: array[int] = array("q")
-        if s.on_disk:
-            with open(s.path, "rb") as f:
-                header_end = len(f.readline())
-                pos = header_end
-                line_start = header_end
-                while pos < s.end:
-                    chunk = f.read(min(_READ_CHUNK, s.end - pos))
-                    if not chunk:
-                        break
-                    i = chunk.find(b"\n")
-                    while i >= 0:
-                        offsets.append(line_start)
-                        line_start = pos + i + 1
-                        i = chunk.find(b"\n", i + 1)
-                    pos += len(chunk)
+        offsets = line_offsets(s.path, s.end) if s.on_disk else array("q")
         s.offsets = offsets
         self._weigh(len(offsets))
         return offsets
@@ -311,7 +177,7 @@ class FileLogStore:
         if group in self._ensured_groups:
             return directory
         Path(directory).mkdir(exist_ok=True)
-        marker = Path(directory) / _GROUP_FILE
+        marker = Path(directory) / GROUP_FILE
         if not marker.exists():
             marker.write_text(json.dumps({"group": group}) + "\n")
         self._ensured_groups.add(group)
@@ -384,9 +250,9 @@ class FileLogStore:
 
     # -- creating -----------------------------------------------------------------------------
 
-    def _create_empty(self, group: str, stream: str, created_at: int) -> _FileStream:
+    def _create_empty(self, group: str, stream: str, created_at: int) -> FileStream:
         self._ensure_group(group)
-        created = self._empty(self._stream_path(group, stream), stream, created_at, False)
+        created = empty_stream(self._stream_path(group, stream), stream, created_at, False)
         self._remember(group, stream, created)
         self._unjournaled.setdefault(group, {})[stream] = created
         if self._flush_timer is None:
@@ -395,12 +261,12 @@ class FileLogStore:
             self._flush_timer.start()
         return created
 
-    def _give_file(self, group: str, s: _FileStream) -> None:
+    def _give_file(self, group: str, s: FileStream) -> None:
         """The stream's first events are coming: write its file (header only, so far)."""
         self._ensure_group(group)
-        header = (json.dumps({"stream": s.name, "createdAt": s.created_at}) + "\n").encode()
+        header = header_line(s.name, s.created_at)
         if self._spares is None:
-            self._spares = SpareFiles(self._root / _SPARE_DIR)
+            self._spares = SpareFiles(self._root / SPARE_DIR)
         self._spares.place(s.path)
         try:
             with open(s.path, "r+b") as f:
@@ -436,7 +302,7 @@ class FileLogStore:
             )
             if not events:
                 return
-            lines = [_event_line(ts, message, ingestion_time) for ts, message in events]
+            lines = [event_line(ts, message, ingestion_time) for ts, message in events]
             try:
                 if not s.on_disk:
                     self._give_file(group, s)
@@ -481,7 +347,7 @@ class FileLogStore:
             with open(s.path, "rb") as f:
                 f.seek(begin)
                 data = f.read(finish - begin)
-        return [_parse_event(line) for line in data.splitlines()]
+        return [parse_event(line) for line in data.splitlines()]
 
     def count(self, group: str, stream: str) -> int:
         with self._lock:
@@ -507,23 +373,23 @@ class FileLogStore:
             if prefix is None or name.startswith(prefix):
                 found[name] = s.info()
         # Encoding keeps prefixes (one character at a time), but a hashed name hides its own.
-        encoded_prefix = _quote(prefix) if prefix else ""
+        encoded_prefix = quote_name(prefix) if prefix else ""
         directory = self._group_dir(group)
         with (
             contextlib.suppress(FileNotFoundError, NotADirectoryError),
             os.scandir(directory) as it,
         ):
             for entry in it:
-                if not entry.name.endswith(_STREAM_SUFFIX) or entry.name in cached_files:
+                if not entry.name.endswith(STREAM_SUFFIX) or entry.name in cached_files:
                     continue
-                stem = entry.name[: -len(_STREAM_SUFFIX)]
+                stem = entry.name[: -len(STREAM_SUFFIX)]
                 if not stem.startswith(("~", encoded_prefix)):
                     continue
                 try:
-                    expected = _decode_name(stem)
+                    expected = decode_name(stem)
                 except ValueError:
                     continue  # not a name this store encoded
-                loaded = self._load(entry.path, expected)
+                loaded = load_stream(entry.path, expected)
                 if (
                     loaded is not None
                     and loaded.name not in found
@@ -548,9 +414,9 @@ class FileLogStore:
             if self._groups is None:
                 groups: set[str] = set()
                 for entry in os.scandir(self._root):
-                    if entry.name == _SPARE_DIR:
+                    if entry.name == SPARE_DIR:
                         continue
-                    marker = Path(entry.path) / _GROUP_FILE
+                    marker = Path(entry.path) / GROUP_FILE
                     with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
                         groups.add(str(json.loads(marker.read_text())["group"]))
                 self._groups = groups
