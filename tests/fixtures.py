@@ -12,8 +12,9 @@ import time
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import boto3
 import pytest
@@ -105,7 +106,9 @@ class ServerProcess:
         self.process.send_signal(signal.SIGTERM)
         return self.process.wait(timeout=30)
 
-    def client(self, service: str = "batch") -> Any:
+    def client(self, service: Literal["batch", "logs"] = "batch") -> Any:
+        # Any, not the typed client of types-boto3-batch: tests send ill-typed requests on
+        # purpose, to see the service answer them in AWS's shape.
         return boto3.client(
             service,
             endpoint_url=self.url,
@@ -190,6 +193,11 @@ def wait_status(
     return wait_for(reached, timeout=timeout, what=f"job {job_id} in {statuses}")
 
 
+def job_queue_is_valid(batch: Any, queue: str) -> bool:
+    status: str = batch.describe_job_queues(jobQueues=[queue])["jobQueues"][0]["status"]
+    return status == "VALID"
+
+
 def make_environment(batch: Any, max_vcpus: int, priorities: tuple[int, ...] = (1,)) -> list[str]:
     """A process compute environment with maxvCpus, and one queue per priority on it."""
     ce = unique("ce")
@@ -208,12 +216,7 @@ def make_environment(batch: Any, max_vcpus: int, priorities: tuple[int, ...] = (
         )
         queues.append(queue)
     for queue in queues:
-        wait_for(
-            lambda q=queue: (
-                batch.describe_job_queues(jobQueues=[q])["jobQueues"][0]["status"] == "VALID"
-            ),
-            what="queue VALID",
-        )
+        wait_for(partial(job_queue_is_valid, batch, queue), what="queue VALID")
     wait_for(
         lambda: (
             batch.describe_compute_environments(computeEnvironments=[ce])["computeEnvironments"][0][

@@ -16,7 +16,7 @@ from batchyard.domain.model import (
     JobStatus,
 )
 from batchyard.scheduling.snapshot import Plan
-from batchyard.store.base import ConsumableJobQuery, JobQuery, SnapshotLimits
+from batchyard.store.base import ConsumableJobQuery, JobMutation, JobQuery, SnapshotLimits
 from batchyard.store.memory import MemoryStore
 from batchyard.store.sql import SqlStore
 from tests.builders import FAIR_POLICY_ARN, a_complete_queue, a_complete_scheduling_policy
@@ -35,7 +35,7 @@ def evaluate_all(store: AnyStore) -> None:
     store.commit(Plan(evaluated=tuple((j.job_id, j.version) for j in snap.to_evaluate)))
 
 
-def set_status(status: JobStatus, **fields: Any) -> Any:
+def set_status(status: JobStatus, **fields: Any) -> JobMutation:
     def mutation(current: Job) -> Job:
         return replace(current, status=status, **fields)
 

@@ -5,7 +5,9 @@ SqlStore alike."""
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import replace
+from functools import partial
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -13,6 +15,7 @@ from hypothesis import strategies as st
 
 from batchyard.domain.model import (
     ConsumableResource,
+    Job,
     JobStatus,
 )
 from batchyard.scheduling.snapshot import Plan
@@ -43,7 +46,9 @@ _step = st.one_of(
 _example = iter(range(1_000_000))
 
 
-def _update_total(operation: str, quantity: int) -> Any:
+def _update_total(
+    operation: str, quantity: int
+) -> Callable[[ConsumableResource], ConsumableResource]:
     """UpdateConsumableResource's SET / ADD / REMOVE, as the service would mutate."""
 
     def update(current: ConsumableResource) -> ConsumableResource:
@@ -57,6 +62,20 @@ def _update_total(operation: str, quantity: int) -> Any:
         return replace(current, total_quantity=value)
 
     return update
+
+
+def _end_if_active(status: JobStatus, job: Job) -> Job | None:
+    """A job's exit (or retry) to `status`, if it is still active."""
+    return replace(job, status=status) if job.status.is_active else None
+
+
+def _cancel_active_child(index: int, child: Job) -> Job | None:
+    """The child at array index `index`, back to RUNNABLE if it is still active."""
+    return (
+        replace(child, status=S.RUNNABLE)
+        if child.array_index == index and child.status.is_active
+        else None
+    )
 
 
 @settings(
@@ -122,23 +141,9 @@ def test_in_use_matches_active_jobs_whatever_interleaves(
             )
         elif action in ("end", "retry"):
             status = S.SUCCEEDED if action == "end" else S.RUNNABLE
-            store.mutate_jobs(
-                [
-                    (
-                        ids[arg],
-                        lambda j, s=status: replace(j, status=s) if j.status.is_active else None,
-                    )
-                ]
-            )
+            store.mutate_jobs([(ids[arg], partial(_end_if_active, status))])
         elif action == "cancel-children":
-            store.mutate_array_children(
-                f"p{n}",
-                lambda j, k=arg: (
-                    replace(j, status=S.RUNNABLE)
-                    if j.array_index == k and j.status.is_active
-                    else None
-                ),
-            )
+            store.mutate_array_children(f"p{n}", partial(_cancel_active_child, arg))
         else:
             with contextlib.suppress(ValueError):
                 store.mutate_consumable_resource(name, _update_total(action, arg))

@@ -15,7 +15,7 @@ from batchyard.domain.model import (
     JobStatus,
 )
 from batchyard.scheduling.snapshot import Plan, Snapshot, UsageAccrual
-from batchyard.store.base import SnapshotLimits
+from batchyard.store.base import JobMutation, SnapshotLimits
 from batchyard.store.memory import MemoryStore
 from batchyard.store.sql import SqlStore
 from tests.builders import (
@@ -181,7 +181,7 @@ def test_runnable_by_share_is_the_same_in_both_stores(
         sql.close()
 
 
-def _set_field(name: str, value: Any) -> Any:
+def _set_field(name: str, value: Any) -> JobMutation:
     def mutation(current: Job) -> Job:
         return replace(current, **{name: value})
 

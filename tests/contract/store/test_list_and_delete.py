@@ -3,7 +3,7 @@ and SqlStore (a SQLite file) must behave the same."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypedDict
 
 import pytest
 
@@ -122,11 +122,17 @@ def test_list_array_children_by_index(store: AnyStore) -> None:
     assert _ids(store, multi_node_job_id="p") == []
 
 
+class _Selectors(TypedDict, total=False):
+    job_queue: str
+    array_job_id: str
+    multi_node_job_id: str
+
+
 @pytest.mark.parametrize(
     "selectors",
     [{}, {"job_queue": "q1", "array_job_id": "p"}, {"array_job_id": "p", "multi_node_job_id": "p"}],
 )
-def test_a_job_query_needs_exactly_one_selector(selectors: dict[str, str]) -> None:
+def test_a_job_query_needs_exactly_one_selector(selectors: _Selectors) -> None:
     with pytest.raises(ValueError, match="exactly one"):
         JobQuery(**selectors)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -117,6 +118,16 @@ _steps = st.lists(
 _example = iter(range(1_000_000))
 
 
+def _set_status_modulo_3(index: int, status: JobStatus, child: Job) -> Job | None:
+    """A mutation for the children whose array index is index's class modulo 3."""
+    return replace(child, status=status) if (child.array_index or 0) % 3 == index % 3 else None
+
+
+def _set_status_but_index(index: int, status: JobStatus, child: Job) -> Job | None:
+    """A mutation for every child but the one at array index `index`."""
+    return replace(child, status=status) if child.array_index != index else None
+
+
 @settings(
     max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
@@ -137,12 +148,7 @@ def test_parent_summary_equals_a_recount_of_children(
             update = replace(child, status=status, version=child.version - stale)
             assert store.commit(Plan(updates=(update,))) == (set() if stale else {child_id})
         else:
-            store.mutate_array_children(
-                parent_id,
-                lambda j, index=index, status=status: (
-                    replace(j, status=status) if (j.array_index or 0) % 3 == index % 3 else None
-                ),
-            )
+            store.mutate_array_children(parent_id, partial(_set_status_modulo_3, index, status))
         parent = store.get_job(parent_id)
         assert parent is not None
         assert parent.array_status_summary == recount(store, parent_id)
@@ -199,12 +205,7 @@ def test_memory_and_sql_stores_agree(
             if action == "mutate":
                 store.mutate_job(chosen[0], set_status(status, stopped_at=skew))
             elif action == "children":
-                store.mutate_array_children(
-                    f"x{n}",
-                    lambda j, status=status, skew=skew: (
-                        replace(j, status=status) if j.array_index != skew else None
-                    ),
-                )
+                store.mutate_array_children(f"x{n}", partial(_set_status_but_index, skew, status))
             elif action == "delete":
                 store.delete_jobs_finished_before(skew)
             else:
