@@ -52,9 +52,9 @@ def _raw(server: ServerProcess, method: str, path: str, body: bytes) -> tuple[in
         with urllib.request.urlopen(request, timeout=10) as response:
             return response.status, json.loads(response.read() or b"{}")
     except urllib.error.HTTPError as error:
-        body = json.loads(error.read())
-        body["errorTypeHeader"] = error.headers["x-amzn-ErrorType"]
-        return error.code, body
+        answer = json.loads(error.read())
+        answer["errorTypeHeader"] = error.headers["x-amzn-ErrorType"]
+        return error.code, answer
 
 
 def test_unsupported_operation_through_boto3(batch: Any) -> None:

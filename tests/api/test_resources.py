@@ -256,12 +256,13 @@ def test_job_queue_errors(batch: Any) -> None:
     message = client_error(batch.delete_job_queue, jobQueue=name)
     assert "DISABLED" in message
 
-    for bad, needle in [
+    bad_actions: list[tuple[dict[str, Any], str]] = [
         ({"maxTimeSeconds": 10}, "maxTimeSeconds"),
         ({"reason": "UNDETERMINED"}, "UNDETERMINED"),
         ({"state": "PENDING"}, "RUNNABLE"),
         ({"action": "TERMINATE"}, "CANCEL"),
-    ]:
+    ]
+    for bad, needle in bad_actions:
         action = {
             "reason": "MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT",
             "state": "RUNNABLE",
@@ -358,7 +359,7 @@ def test_job_definition_kinds(batch: Any) -> None:
 
 
 def test_job_definition_errors(batch: Any) -> None:
-    cases = [
+    cases: list[tuple[dict[str, Any], str]] = [
         ({"type": "container"}, "exactly one"),
         (
             {
