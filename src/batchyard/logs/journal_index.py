@@ -7,10 +7,11 @@ memory. A dict keeps each key as a Python object: name -> createdAt cost about 1
 stream (the name's string included), and even hash -> offset about 120 (two int objects and the
 entry), besides needing a list wherever two names share a hash. Neither the standard library
 nor Batchyard's dependencies offer a hash table of machine integers, and an SQLite index would
-cost a query per lookup. This table holds two int64 columns, 23 to 46
-bytes a stream; with the bounded cache of the file store, 1,000,000 streams (2% with output)
-grew the process 54 MB where it grew 554 MB before (docs/performance.md, the ledger). Guarded by
-tests/contract/test_logs.py, which also forces every name onto one hash.
+cost a query per lookup. This table holds two int64 columns, 23 to 46 bytes a stream; with the
+bounded cache of the file store, 1,000,000 streams (2% with output) grew the process 54 MB
+where it grew 554 MB before (docs/performance.md, the ledger). Guarded by
+tests/unit/test_journal_index.py (answers as a dict would, whatever the hashes collide on; 23 to
+46 bytes a stream) and tests/contract/test_logs.py (real journals, one hash for every name).
 """
 
 from __future__ import annotations
