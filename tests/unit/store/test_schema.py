@@ -1,11 +1,12 @@
-"""The tables store/sql.py declares equal the schema its migrations build.
+"""The tables store/sql/schema.py declares equal the schema its migrations build.
 
 The migrations are the source of truth (they run on every start); the `sa.Table` objects in
-store/sql.py are a copy kept by hand for the queries. Each check opens a fresh SQLite file with
-`SqlStore`, which runs the migrations as a server does, and compares what they built with the
-declared tables: Alembic's autogenerate comparison for tables, columns, types, nullability and
-foreign keys, and SQLAlchemy's inspector and SQLite's own DDL for what that comparison does not
-see (primary keys, unnamed unique constraints, index sort order and partial-index conditions).
+store/sql/schema.py are a copy kept by hand for the queries. Each check opens a fresh SQLite
+file with `SqlStore`, which runs the migrations as a server does, and compares what they built
+with the declared tables: Alembic's autogenerate comparison for tables, columns, types,
+nullability and foreign keys, and SQLAlchemy's inspector and SQLite's own DDL for what that
+comparison does not see (primary keys, unnamed unique constraints, index sort order and
+partial-index conditions).
 """
 
 from __future__ import annotations
@@ -21,10 +22,9 @@ from alembic.migration import MigrationContext
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.schema import CreateIndex
 
-from batchyard.store import sql
-from batchyard.store.sql import SqlStore
+from batchyard.store.sql import SqlStore, schema
 
-DECLARED = sql._metadata
+DECLARED = schema.metadata
 
 
 @pytest.fixture
