@@ -339,7 +339,7 @@ def test_restart_recovery_reattaches_and_reaps_containers(
         queue = docker_queue(batch)
         gates = tmp_path / "gates"
         gates.mkdir()
-        gate = {
+        gate: dict[str, Any] = {
             "volumes": [{"name": "gates", "host": {"sourcePath": str(gates)}}],
             "mountPoints": [{"sourceVolume": "gates", "containerPath": "/gates"}],
         }

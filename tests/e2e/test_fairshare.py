@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 from itertools import pairwise
 from typing import Any
 
@@ -57,6 +58,11 @@ def _status(batch: Any, kind: str, name: str) -> str | None:
     return str(items[0]["status"]) if items else None
 
 
+def _has_status(batch: Any, kind: str, name: str, status: str | None) -> bool:
+    """Whether the compute environment or queue is in `status` (None: it is gone)."""
+    return _status(batch, kind, name) == status
+
+
 @pytest.fixture(scope="module")
 def environment(server: ServerProcess) -> Iterator[Environment]:
     """One compute environment with maxvCpus=1 (one job at a time, so start order is exact),
@@ -88,15 +94,15 @@ def environment(server: ServerProcess) -> Iterator[Environment]:
             **({"schedulingPolicyArn": policy} if policy else {}),
         )
     for name in (fair, fifo):
-        wait_for(lambda n=name: _status(batch, "queue", n) == "VALID", what="queue VALID")
+        wait_for(partial(_has_status, batch, "queue", name, "VALID"), what="queue VALID")
     yield Environment(ce=ce, fair=fair, fifo=fifo, policy_arn=policy_arn)
     for name in (fair, fifo):
         batch.update_job_queue(jobQueue=name, state="DISABLED")
     for name in (fair, fifo):
-        wait_for(lambda n=name: _status(batch, "queue", n) == "VALID", what="queue VALID")
+        wait_for(partial(_has_status, batch, "queue", name, "VALID"), what="queue VALID")
         batch.delete_job_queue(jobQueue=name)
     for name in (fair, fifo):
-        wait_for(lambda n=name: _status(batch, "queue", n) is None, what="queue deleted")
+        wait_for(partial(_has_status, batch, "queue", name, None), what="queue deleted")
     batch.delete_scheduling_policy(arn=policy_arn)
     batch.update_compute_environment(computeEnvironment=ce, state="DISABLED")
     wait_for(lambda: _status(batch, "ce", ce) == "VALID", what="CE VALID")
