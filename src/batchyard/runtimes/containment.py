@@ -224,6 +224,11 @@ def _descendants(ancestor: int) -> list[tuple[int, int]]:
     return found
 
 
+def kill_process(pid: int, start: int) -> None:
+    """SIGKILL the process with this pid and start time, if it still exists."""
+    _kill_verified(pid, start, os.getpid())
+
+
 def _kill_verified(pid: int, start: int, me: int) -> None:
     try:
         pidfd = os.pidfd_open(pid)

@@ -137,6 +137,8 @@ def _launcher_main() -> None:
     selector.register(wake_r, selectors.EVENT_READ)
     # pid of the command or of its reaper -> (task id, directory, cgroup, command, its start)
     attempts: dict[int, tuple[str, str, str | None, int, int]] = {}
+    # reapers whose answer is not read yet -> (task id, directory, program, record, pipe)
+    unsettled: dict[int, tuple[str, str, str, int, int]] = {}
     out = bytearray()
     state = {"reading": True, "server_gone": False, "writing": False}
     pending = b""
@@ -317,14 +319,16 @@ def _launcher_main() -> None:
             try:
                 cgroup = enter_cgroup(task_id)
                 if cgroup is None:
-                    pid, command, start_ticks = spawn_reaped(argv, env, directory, fd)
-                else:
-                    try:
-                        pid = command = spawn_command(argv, env, directory, fd)
-                    finally:
-                        if not leave_cgroup(cgroup):
-                            cgroup = None
-                    start_ticks = start_of(command)  # a child of ours, not yet reaped
+                    reaper, ready = spawn_reaped(argv, env, directory, fd)
+                    # Its answer is read once the batch is sent off (settle), so reapers of
+                    # one batch start their commands side by side.
+                    unsettled[reaper] = (task_id, directory, argv[0], os.dup(record), ready)
+                    return
+                try:
+                    command = spawn_command(argv, env, directory, fd)
+                finally:
+                    if not leave_cgroup(cgroup):
+                        cgroup = None
             finally:
                 os.close(fd)
         except (OSError, ValueError) as error:
@@ -334,19 +338,54 @@ def _launcher_main() -> None:
             reply({"id": task_id, "error": f'exec: "{argv[0]}": {reason.lower()}'})
             release(directory)
             return
-        launched = b"%d %d %d" % (command, start_ticks, time.time_ns() // 1_000_000)
+        # A child of ours, not yet reaped: its start time is still its own.
+        started(task_id, directory, record, command, (command, start_of(command)), cgroup)
+
+    def started(
+        task_id: str,
+        directory: str,
+        record: int,
+        pid: int,
+        command: tuple[int, int],
+        cgroup: str | None,
+    ) -> None:
+        """Record the start of the command (pid, start time), then report it; pid is what
+        this process waits for: the command, or its reaper."""
+        launched = b"%d %d %d" % (*command, time.time_ns() // 1_000_000)
         try:  # in place, within the blank line: recovery finds the attempt by this
             os.pwrite(record, launched, launch_offset)
         except OSError as error:  # unrecorded, a restart could not find it: it must not run
-            with contextlib.suppress(OSError):
-                os.killpg(command, signal.SIGKILL)  # a reaper then ends the rest
             if cgroup is not None:
+                with contextlib.suppress(OSError):
+                    os.killpg(pid, signal.SIGKILL)
                 kill_cgroup(cgroup)
+            else:  # its reaper then ends the rest
+                containment.kill_process(*command)
             reply({"id": task_id, "error": f"recording the start: {error.strerror or error}"})
             release(directory)
             return
-        attempts[pid] = (task_id, directory, cgroup, command, start_ticks)
-        reply({"id": task_id, "pid": command, "start": start_ticks, "cgroup": cgroup})
+        attempts[pid] = (task_id, directory, cgroup, *command)
+        reply({"id": task_id, "pid": command[0], "start": command[1], "cgroup": cgroup})
+
+    def settle(reaper: int) -> None:
+        """Hear from a reaper whether its command started."""
+        task_id, directory, program, record, ready = unsettled.pop(reaper)
+        try:
+            answer = b""
+            try:
+                while chunk := os.read(ready, 4096):
+                    answer += chunk
+            finally:
+                os.close(ready)
+            if answer[:1].isdigit():
+                command, start = answer.split()
+                started(task_id, directory, record, reaper, (int(command), int(start)), None)
+                return
+            reason = answer[1:].decode(errors="replace") or "the reaper process died"
+            reply({"id": task_id, "error": f'exec: "{program}": {reason.lower()}'})
+            release(directory)
+        finally:
+            os.close(record)
 
     def record_exit(directory: str, code: int, create: bool = True) -> None:
         # In place, fixed width: rewriting an existing block is cheap on any disk.
@@ -423,9 +462,9 @@ def _launcher_main() -> None:
             data = proc_stat.read()
         return int(data[data.rindex(b")") + 2 :].split()[19])
 
-    def spawn_reaped(argv: list[str], env: Any, directory: str, fd: int) -> tuple[int, int, int]:
-        """Spawn the command under a reaper of its own (a fork of this process): (the reaper's
-        pid, the command's pid, its start time)."""
+    def spawn_reaped(argv: list[str], env: Any, directory: str, fd: int) -> tuple[int, int]:
+        """Fork a reaper of its own for the command, which spawns it: (the reaper's pid, a pipe
+        on which it answers "<command pid> <start time>", or "E<error>")."""
         ready_r, ready_w = os.pipe()
         with warnings.catch_warnings():  # the remover thread never runs in the child
             warnings.simplefilter("ignore", DeprecationWarning)
@@ -436,6 +475,8 @@ def _launcher_main() -> None:
                 # Hold nothing of ours but what the command needs: not the server's pipes (it
                 # learns of our end by their closing), nor the launch lock (a restarted
                 # server's recovery waits for it).
+                signal.set_wakeup_fd(-1)
+                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
                 os.dup2(devnull, 0)
                 os.dup2(devnull, 1)
                 keep = {0, 1, 2, devnull, fd, ready_w}
@@ -443,8 +484,6 @@ def _launcher_main() -> None:
                     if int(name) not in keep:
                         with contextlib.suppress(OSError):
                             os.close(int(name))
-                signal.set_wakeup_fd(-1)
-                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
                 containment.become_subreaper()
                 try:
                     command = spawn_command(argv, env, directory, fd)
@@ -459,18 +498,8 @@ def _launcher_main() -> None:
                 code = containment.reap_attempt(command, record)
             finally:
                 os._exit(code)
-        os.close(ready_w)
-        answer = b""
-        try:
-            while chunk := os.read(ready_r, 4096):
-                answer += chunk
-        finally:
-            os.close(ready_r)
-        if not answer[:1].isdigit():
-            os.waitpid(reaper, 0)
-            raise OSError(answer[1:].decode(errors="replace") or "the reaper process died")
-        command_pid, start = answer.split()
-        return reaper, int(command_pid), int(start)
+        os.close(ready_w)  # before the next fork: its reaper must not hold this one's pipe
+        return reaper, ready_r
 
     def adopt(attempt: tuple[str, str, str | None, int, int]) -> None:
         """A reaper was killed: its command, re-parented here, is watched as a child of ours
@@ -503,6 +532,8 @@ def _launcher_main() -> None:
             if info is None:
                 return
             pid = info.si_pid
+            if pid in unsettled:  # it answered before it exited
+                settle(pid)
             attempt = attempts.pop(pid, None)
             exited = info.si_code == os.CLD_EXITED
             if attempt is not None and pid != attempt[3] and not exited:
@@ -524,7 +555,9 @@ def _launcher_main() -> None:
             os.waitpid(pid, 0)
 
     os.makedirs(spare_dir, exist_ok=True)
-    remover = threading.Thread(target=remove_doomed, name="remover")
+    # A daemon: should this loop fail, the launcher exits (the server then follows its attempts
+    # itself) instead of waiting forever for a remover nobody will stop.
+    remover = threading.Thread(target=remove_doomed, name="remover", daemon=True)
     remover.start()
     while state["reading"] or attempts or removals:
         for key, _ in selector.select(0.05 if removals else None):
@@ -556,6 +589,8 @@ def _launcher_main() -> None:
                             # Attempts started by earlier requests may have ended meanwhile:
                             # report their exits now (reap flushes), not after the whole batch.
                             reap()
+                    for reaper in list(unsettled):  # all recorded before the lock goes
+                        settle(reaper)
                 finally:
                     fcntl.flock(launch_lock, fcntl.LOCK_UN)
             elif key.fd == wake_r:

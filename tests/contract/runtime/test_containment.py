@@ -19,7 +19,12 @@ from typing import Any
 import pytest
 
 from batchyard.runtimes import containment
-from batchyard.runtimes.base import ESSENTIAL_CONTAINER_EXITED, AttemptRef, AttemptSpec
+from batchyard.runtimes.base import (
+    ESSENTIAL_CONTAINER_EXITED,
+    TASK_FAILED_TO_START,
+    AttemptRef,
+    AttemptSpec,
+)
 from tests.builders import an_attempt_spec
 from tests.contract.runtime.harness import GROUP, poll
 from tests.contract.runtime.process_host import Host, on_host, open_host, parent_of
@@ -233,3 +238,31 @@ def test_recovery_ends_and_removes_cgroups_no_attempt_claims(tmp_path: Path) -> 
     finally:
         left.kill()
         left.wait()
+
+
+def test_attempts_started_together_report_their_own_starts_and_exits(
+    tmp_path: Path, mechanism: str
+) -> None:
+    # One launcher batch: with reapers, their answers are read after all are forked.
+    unrunnable = tmp_path / "not-a-program"
+    unrunnable.write_bytes(b"\x00\x01\x02")
+    unrunnable.chmod(0o755)
+
+    async def scenario(host: Host) -> None:
+        specs = [an_attempt_spec(("sh", "-c", f"exit {code}")) for code in range(4)]
+        bad = an_attempt_spec((str(unrunnable),))
+        for spec in [*specs[:2], bad, *specs[2:]]:
+            await host.runtime.start(spec)
+
+        exits = [await host.exited(spec) for spec in specs]
+        failed = await host.exited(bad)
+
+        assert [exited.exit_code for exited in exits] == [0, 1, 2, 3]
+        assert (failed.exit_code, failed.status_reason) == (None, TASK_FAILED_TO_START)
+        assert (
+            failed.reason == f'CannotStartContainerError: exec: "{unrunnable}": exec format error'
+        )
+        after = an_attempt_spec(("sh", "-c", "exit 9"))  # the launcher carries on
+        assert (await host.run(after)).exit_code == 9
+
+    with_host(tmp_path, mechanism, scenario)
