@@ -22,6 +22,7 @@ run: install
 provision:
 	@scripts/provision
 
+# `mypy` checks src/batchyard and tests (pyproject.toml's files); bench/ is scripts, apart.
 lint: install
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
