@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from batchyard.logs.file_store import FileLogStore
 from batchyard.runtimes import containment
 from batchyard.runtimes.base import (
     ESSENTIAL_CONTAINER_EXITED,
@@ -25,7 +26,8 @@ from batchyard.runtimes.base import (
     AttemptRef,
     AttemptSpec,
 )
-from tests.builders import an_attempt_spec
+from batchyard.runtimes.process import ProcessRuntime
+from tests.builders import WallClock, an_attempt_spec
 from tests.contract.runtime.harness import GROUP, poll
 from tests.contract.runtime.process_host import Host, on_host, open_host, parent_of
 from tests.escapes import ESCAPE
@@ -266,3 +268,29 @@ def test_attempts_started_together_report_their_own_starts_and_exits(
         assert (await host.run(after)).exit_code == 9
 
     with_host(tmp_path, mechanism, scenario)
+
+
+def test_where_a_cgroup_cannot_be_made_attempts_run_under_reapers(tmp_path: Path) -> None:
+    # Not a cgroup file system: a directory can be made, but it has no cgroup.kill, as when
+    # cgroups are read-only, or the kernel is older than 5.14.
+    not_cgroups = tmp_path / "not-cgroups"
+    escapees = Escapees(tmp_path)
+
+    async def main() -> None:
+        logs = FileLogStore(tmp_path / "logs")
+        runtime = ProcessRuntime(tmp_path / "work", logs, WallClock())
+        runtime._attempts_cgroup = str(not_cgroups)
+        host = Host(runtime, logs, tmp_path / "work", [])
+        await runtime.open(host.events.append)
+        try:
+            spec = escapees.spec("sleep 0.5")
+            await runtime.start(spec)
+            await poll(escapees.all_running)
+            check_mechanism(host, spec, escapees, "reaper")
+            assert (await host.exited(spec)).exit_code == 0
+            await escapees.wait_gone()
+        finally:
+            await runtime.close()
+        assert list(not_cgroups.glob("*")) == []  # the attempt's directory was taken back
+
+    asyncio.run(main())
