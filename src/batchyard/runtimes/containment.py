@@ -43,14 +43,21 @@ def own_cgroup(pid: int | str = "self") -> str | None:
     /proc/<pid>/mountinfo; None without a cgroup v2 mount that shows it."""
     try:
         with open(f"/proc/{pid}/cgroup") as f:
-            path = next((line[3:].rstrip("\n") for line in f if line.startswith("0::")), None)
+            cgroups = f.read()
         with open(f"/proc/{pid}/mountinfo") as f:
-            mounts = f.read().splitlines()
+            mountinfo = f.read()
     except OSError:
         return None
+    return cgroup_directory(cgroups, mountinfo)
+
+
+def cgroup_directory(cgroups: str, mountinfo: str) -> str | None:
+    """Where the cgroup v2 named in /proc/<pid>/cgroup's text (its `0::` line) is mounted,
+    from /proc/<pid>/mountinfo's text; None if no cgroup v2 mount shows it."""
+    path = next((line[3:] for line in cgroups.splitlines() if line.startswith("0::")), None)
     if path is None or not path.startswith("/") or "/.." in path:
-        return None  # outside this cgroup namespace's view
-    for line in mounts:
+        return None  # no cgroup v2, or outside this cgroup namespace's view
+    for line in mountinfo.splitlines():
         fields, _, after = line.partition(" - ")
         parts = fields.split()
         if len(parts) < 5 or after.split()[:1] != ["cgroup2"]:
