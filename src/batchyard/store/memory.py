@@ -16,7 +16,6 @@ from typing import Any, TypeVar
 from sortedcontainers import SortedList, SortedSet
 
 from batchyard.domain.model import (
-    ALL_JOB_STATUSES,
     ComputeEnvironment,
     ConsumableResource,
     Job,
@@ -27,7 +26,7 @@ from batchyard.domain.model import (
     ShareUsage,
 )
 from batchyard.scheduling.snapshot import Plan, Snapshot
-from batchyard.store import accounting, codec, quarantine
+from batchyard.store import apply_rules, codec, quarantine
 from batchyard.store.base import (
     ConflictError,
     ConsumableJobQuery,
@@ -69,10 +68,6 @@ def _share_key(job: Job) -> tuple[int, int, int, str]:
 
 def _resource_names(job: Job) -> Iterable[str]:
     return dict.fromkeys(r.resource for r in job.consumable_resources)
-
-
-def _zero_summary() -> dict[str, int]:
-    return {status.value: 0 for status in ALL_JOB_STATUSES}
 
 
 def _matches(job: Job, query: JobQuery) -> bool:
@@ -308,8 +303,7 @@ class MemoryStore:
     # -- job definitions ----------------------------------------------------------------------
 
     def add_job_definition(self, build: Callable[[int], JobDefinition]) -> JobDefinition:
-        # build is pure: calling it once more just to learn the name is harmless.
-        name = build(0).name
+        name = apply_rules.definition_name(build)
         with self._lock:
             revision = self._last_revision.get(name, 0) + 1
             definition = build(revision)
@@ -444,9 +438,8 @@ class MemoryStore:
 
     def _store_pairs(self, pairs: list[tuple[Job, Job]], *, flag: bool) -> None:
         """Store each (old, new) pair: new fields, old seq and counts, version + 1."""
+        apply_rules.require_same_jobs(pairs)  # before storing any: all or nothing
         for old, new in pairs:
-            if new.job_id != old.job_id:
-                raise ValueError(f"a mutation may not change job_id {old.job_id}")
             job = codec.replace_job(
                 new,
                 seq=old.seq,
@@ -455,24 +448,13 @@ class MemoryStore:
             )
             self._replace_stored(old, job)
             self._set_flag(job, flag)
-            if accounting.holds_resources(old, job):
-                accounting.account(self._consumables, old, job)
+            if apply_rules.holds_resources(old, job):
+                apply_rules.account(self._consumables, old, job)
 
     def _consequences(self, pairs: list[tuple[Job, Job]]) -> None:
-        """What status changes imply mechanically: parent counts, dependents to look at."""
-        deltas: dict[str, dict[str, int]] = {}
-        ended: list[str] = []
-        for old, new in pairs:
-            if old.status is new.status:
-                continue
-            if old.array_parent_id is not None:
-                delta = deltas.setdefault(old.array_parent_id, _zero_summary())
-                delta[old.status.value] -= 1
-            if new.array_parent_id is not None:
-                delta = deltas.setdefault(new.array_parent_id, _zero_summary())
-                delta[new.status.value] += 1
-            if new.status.is_terminal:
-                ended.append(new.job_id)
+        """Apply what status changes imply (apply_rules.status_consequences): parent counts,
+        and the dependents of jobs that ended flagged."""
+        deltas, ended = apply_rules.status_consequences(pairs)
         for parent_id, delta in deltas.items():
             if parent_id in self._jobs:
                 self._bump(parent_id, delta)
@@ -492,15 +474,13 @@ class MemoryStore:
                 raise ConflictError("a job with this id already exists")
             parents = {job.job_id for job in jobs if job.array_size is not None}
             # Counts of children stored before their parent arrive with the parent.
-            initial: dict[str, dict[str, int]] = {}
+            stored_children: dict[str, dict[str, int]] = {}
             for parent_id in parents:
-                counts = _zero_summary()
+                counts = stored_children[parent_id] = {}
                 for _, _, child_id in self._children.get(parent_id, ()):
-                    counts[self._jobs[child_id].status.value] += 1
-                initial[parent_id] = counts
-            for job in jobs:
-                if job.array_parent_id in initial:
-                    initial[job.array_parent_id][job.status.value] += 1
+                    status = self._jobs[child_id].status.value
+                    counts[status] = counts.get(status, 0) + 1
+            initial, deltas = apply_rules.child_counts(jobs, stored_children)
             stored: list[Job] = []
             for job in jobs:
                 seq = self._next_seq
@@ -515,8 +495,8 @@ class MemoryStore:
                 self._jobs[new.job_id] = new
                 self._index(new)
                 self._set_flag(new, True)
-                if accounting.holds_resources(None, new):
-                    accounting.account(self._consumables, None, new)
+                if apply_rules.holds_resources(None, new):
+                    apply_rules.account(self._consumables, None, new)
                 if new.share_identifier is not None:
                     shares = self._share_usage.setdefault(new.job_queue, {})
                     if new.share_identifier not in shares:
@@ -525,13 +505,9 @@ class MemoryStore:
                         )
                 stored.append(new)
             # Parents stored earlier: their counts change, so they need a decision again.
-            deltas: dict[str, dict[str, int]] = {}
-            for job in jobs:
-                earlier = job.array_parent_id
-                if earlier is not None and earlier not in parents and earlier in self._jobs:
-                    deltas.setdefault(earlier, _zero_summary())[job.status.value] += 1
             for earlier, delta in deltas.items():
-                self._bump(earlier, delta)
+                if earlier in self._jobs:
+                    self._bump(earlier, delta)
             if jobs:
                 self._changes += 1
         if jobs:
@@ -563,20 +539,7 @@ class MemoryStore:
 
     def mutate_jobs(self, mutations: Sequence[tuple[str, JobMutation]]) -> int:
         with self._lock:
-            current: dict[str, Job] = {}
-            first: dict[str, Job] = {}
-            for job_id, mutation in mutations:
-                old = current.get(job_id) or self._jobs.get(job_id)
-                if old is None:
-                    continue
-                new = mutation(old)
-                if new is not None:
-                    first.setdefault(job_id, old)
-                    current[job_id] = new
-            pairs = [(old, current[job_id]) for job_id, old in first.items()]
-            for old, new in pairs:  # before storing any: all or nothing, as a transaction
-                if new.job_id != old.job_id:
-                    raise ValueError(f"a mutation may not change job_id {old.job_id}")
+            pairs = apply_rules.fold_mutations(mutations, self._jobs)
             if pairs:
                 self._store_pairs(pairs, flag=True)
                 self._consequences(pairs)
@@ -735,26 +698,16 @@ class MemoryStore:
 
     def commit(self, plan: Plan) -> set[str]:
         with self._lock:
-            applied: set[str] = set()
-            pairs: list[tuple[Job, Job]] = []
             # The guard sees the takes of the updates before it (_store_pairs accounts them
             # later), so it reads through an overlay that the same accounting advances.
             resources: ChainMap[str, ConsumableResource] = ChainMap({}, self._consumables)
-            for job in plan.updates:
-                old = self._jobs.get(job.job_id)
-                if old is None or job.job_id in applied or old.version != job.version:
-                    continue
-                if accounting.holds_resources(old, job):
-                    if not accounting.fits(resources, old, job):
-                        continue
-                    accounting.account(resources, old, job)
-                applied.add(job.job_id)
-                pairs.append((old, job))
+            pairs = apply_rules.applicable_updates(plan.updates, self._jobs, resources)
+            applied = {job.job_id for _, job in pairs}
             self._store_pairs(pairs, flag=False)
             for accrual in plan.accruals:
                 if accrual.job_id in applied:
                     shares = self._share_usage.setdefault(accrual.job_queue, {})
-                    shares[accrual.share_identifier] = accounting.accrue(
+                    shares[accrual.share_identifier] = apply_rules.accrue(
                         shares.get(accrual.share_identifier), accrual
                     )
             # Consequences come after the evaluated flags are cleared, so a job whose
@@ -779,7 +732,7 @@ class MemoryStore:
             pairs: list[tuple[Job, Job]] = []
             for job_id, reason in reasons.items():
                 old = self._jobs.get(job_id)
-                if old is None or old.status is JobStatus.FAILED:
+                if old is None or not apply_rules.isolates(old, readable=True):
                     continue
                 pairs.append((old, quarantine.failed(old, reason, now, None)))
             if pairs:

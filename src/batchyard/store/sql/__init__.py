@@ -3,8 +3,9 @@ here are written, but no test runs them yet.
 
 Saves and applies only: versions, evaluation flags, array child counts and dependents,
 consumable resources' in-use counts and share usage; the rules both stores apply alike are
-store/accounting.py's. The schema comes from the Alembic migrations in store/migrations,
-applied on open; a file that is not a Batchyard database is refused and never written to.
+store/apply_rules.py's: here they are loaded for, called and written. The schema comes from
+the Alembic migrations in store/migrations, applied on open; a file that is not a Batchyard
+database is refused and never written to.
 
 The package, one concept a module (Django's database backends are the model):
 

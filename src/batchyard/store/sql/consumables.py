@@ -1,6 +1,6 @@
 """Consumable resources: their documents and counts, the jobs that require each, and the
 in-use counts that follow jobs in and out of STARTING/RUNNING (the rules are
-store/accounting.py's; here they are loaded, applied and written).
+store/apply_rules.py's; here they are loaded, applied and written).
 
 Part of SqlStore (see parts.py); the functions are what job writes and commit call.
 """
@@ -15,7 +15,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from batchyard.domain.model import ConsumableResource, Job
-from batchyard.store import accounting
+from batchyard.store import apply_rules
 from batchyard.store.base import ConflictError, ConsumableJobQuery, ConsumableResourceMutation
 from batchyard.store.sql.caches import DecodeCaches
 from batchyard.store.sql.fastpath import execute_many, fetch
@@ -73,13 +73,13 @@ def account_pairs(
 ) -> None:
     """In-use counts follow jobs in and out of STARTING/RUNNING (no guard: a runtime's
     report or an API call records what happened)."""
-    moving = [(old, new) for old, new in pairs if accounting.holds_resources(old, new)]
+    moving = [(old, new) for old, new in pairs if apply_rules.holds_resources(old, new)]
     if not moving:
         return
     before = lock_consumables(connection, caches, required_names(moving))
     after = dict(before)
     for old, new in moving:
-        accounting.account(after, old, new)
+        apply_rules.account(after, old, new)
     write_consumables(connection, before, after)
 
 

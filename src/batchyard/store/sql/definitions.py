@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from batchyard.domain.model import JobDefinition
-from batchyard.store import codec
+from batchyard.store import apply_rules, codec
 from batchyard.store.base import ConflictError
 from batchyard.store.sql.fastpath import fetch
 from batchyard.store.sql.parts import StorePart
@@ -25,8 +25,7 @@ from batchyard.store.sql.statements import (
 
 class JobDefinitions(StorePart):
     def add_job_definition(self, build: Callable[[int], JobDefinition]) -> JobDefinition:
-        # build is pure: calling it once more just to learn the name is harmless.
-        name = build(0).name
+        name = apply_rules.definition_name(build)
         for _ in range(5):
             try:
                 with self._db.writing() as connection:

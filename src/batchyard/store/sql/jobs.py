@@ -16,7 +16,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from batchyard.domain.model import ALL_JOB_STATUSES, Job
-from batchyard.store import codec
+from batchyard.store import apply_rules, codec
 from batchyard.store.base import ConflictError, JobMutation, JobQuery
 from batchyard.store.sql.caches import DecodeCaches
 from batchyard.store.sql.consumables import account_pairs
@@ -28,7 +28,6 @@ from batchyard.store.sql.rows import (
     changed_values,
     insert_row,
     requirement_rows,
-    zero_counts,
 )
 from batchyard.store.sql.schema import (
     COUNT_COLUMN,
@@ -78,9 +77,7 @@ def store_pairs(connection: Connection, pairs: list[tuple[Job, Job]], *, flag: b
     """
     if not pairs:
         return []
-    for old, new in pairs:
-        if new.job_id != old.job_id:
-            raise ValueError(f"a mutation may not change job_id {old.job_id}")
+    apply_rules.require_same_jobs(pairs)
     texts = codec.job_document_texts([new for _, new in pairs])
     by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     stored: list[Job] = []
@@ -132,20 +129,9 @@ def store_pairs(connection: Connection, pairs: list[tuple[Job, Job]], *, flag: b
 
 
 def consequences(connection: Connection, pairs: list[tuple[Job, Job]]) -> None:
-    """What status changes imply mechanically: parent counts, dependents to look at."""
-    deltas: dict[str, dict[str, int]] = {}
-    ended: list[str] = []
-    for old, new in pairs:
-        if old.status is new.status:
-            continue
-        if old.array_parent_id is not None:
-            delta = deltas.setdefault(old.array_parent_id, zero_counts())
-            delta[old.status.value] -= 1
-        if new.array_parent_id is not None:
-            delta = deltas.setdefault(new.array_parent_id, zero_counts())
-            delta[new.status.value] += 1
-        if new.status.is_terminal:
-            ended.append(new.job_id)
+    """Write what status changes imply (apply_rules.status_consequences): parent counts, and
+    the dependents of jobs that ended flagged."""
+    deltas, ended = apply_rules.status_consequences(pairs)
     if deltas:
         bump_parents(connection, deltas)
     dependents: set[str] = set()
@@ -203,20 +189,12 @@ class JobRecords(StorePart):
                 [(first,)] = fetch(connection, LOCK_SEQ)
                 fetch(connection, SET_SEQ, {"b_value": first + len(jobs)})
                 # Counts of children stored before their parent arrive with the parent.
-                initial = {parent_id: zero_counts() for parent_id in parents}
+                stored_children: dict[str, dict[str, int]] = {}
                 for chunk in chunks(list(parents)):
                     counted = fetch(connection, COUNT_CHILDREN, ids=("ids", chunk))
                     for parent_id, status, count in counted:
-                        initial[parent_id][status] += count
-                deltas: dict[str, dict[str, int]] = {}
-                for job in jobs:
-                    parent_id = job.array_parent_id
-                    if parent_id is None:
-                        continue
-                    if parent_id in initial:
-                        initial[parent_id][job.status.value] += 1
-                    else:
-                        deltas.setdefault(parent_id, zero_counts())[job.status.value] += 1
+                        stored_children.setdefault(parent_id, {})[status] = count
+                initial, deltas = apply_rules.child_counts(jobs, stored_children)
                 stored: list[Job] = []
                 for offset, job in enumerate(jobs, start=1):
                     seq = first + offset
@@ -312,16 +290,7 @@ class JobRecords(StorePart):
         with self._db.writing() as connection:
             ids = list(dict.fromkeys(job_id for job_id, _ in mutations))
             current = load_for_update(connection, self._caches, ids)
-            first: dict[str, Job] = {}
-            for job_id, mutation in mutations:
-                old = current.get(job_id)
-                if old is None:
-                    continue
-                new = mutation(old)
-                if new is not None:
-                    first.setdefault(job_id, old)
-                    current[job_id] = new
-            pairs = [(old, current[job_id]) for job_id, old in first.items()]
+            pairs = apply_rules.fold_mutations(mutations, current)
             stored = self._write_mutated(connection, pairs)
         if pairs:
             self._caches.remember(stored)

@@ -284,8 +284,3 @@ def consumable_document(resource: ConsumableResource) -> str:
     doc = codec.consumable_resource_document(resource)
     del doc["total_quantity"], doc["in_use_quantity"]
     return codec.dumps(doc)
-
-
-def zero_counts() -> dict[str, int]:
-    """An array parent's counts of children by status, all zero."""
-    return dict.fromkeys(STATUS_NAMES, 0)

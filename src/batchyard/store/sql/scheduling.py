@@ -25,7 +25,7 @@ from batchyard.domain.model import (
     ShareUsage,
 )
 from batchyard.scheduling.snapshot import Plan, Snapshot, UsageAccrual
-from batchyard.store import accounting, codec, quarantine
+from batchyard.store import apply_rules, codec, quarantine
 from batchyard.store.base import SnapshotLimits
 from batchyard.store.sql.consumables import (
     account_pairs,
@@ -43,7 +43,6 @@ from batchyard.store.sql.rows import (
     job_from_row,
     row_record,
     stand_in,
-    zero_counts,
 )
 from batchyard.store.sql.schema import COUNT_COLUMN, job_consumable_resources
 from batchyard.store.sql.statements import (
@@ -193,7 +192,6 @@ class Scheduling(StorePart):
         return self._caches.jobs(connection, ACTIVE_KEYS)
 
     def commit(self, plan: Plan) -> set[str]:
-        applied: set[str] = set()
         with self._db.writing() as connection:
             ids = list(dict.fromkeys(job.job_id for job in plan.updates))
             current = load_for_update(connection, self._caches, ids) if ids else {}
@@ -202,24 +200,15 @@ class Scheduling(StorePart):
                 for job in plan.updates
                 if (old := current.get(job.job_id)) is not None
                 and old.version == job.version
-                and accounting.holds_resources(old, job)
+                and apply_rules.holds_resources(old, job)
             ]
             before = (
                 lock_consumables(connection, self._caches, required_names(moving)) if moving else {}
             )
             # The guard sees the takes (and releases) of the updates before it.
             resources = dict(before)
-            pairs: list[tuple[Job, Job]] = []
-            for job in plan.updates:
-                old = current.get(job.job_id)
-                if old is None or job.job_id in applied or old.version != job.version:
-                    continue
-                if accounting.holds_resources(old, job):
-                    if not accounting.fits(resources, old, job):
-                        continue
-                    accounting.account(resources, old, job)
-                applied.add(job.job_id)
-                pairs.append((old, job))
+            pairs = apply_rules.applicable_updates(plan.updates, current, resources)
+            applied = {job.job_id for _, job in pairs}
             stored = store_pairs(connection, pairs, flag=False)
             if moving:
                 write_consumables(connection, before, resources)
@@ -274,8 +263,8 @@ class Scheduling(StorePart):
                     job = job_from_row(row)
                 except Exception:
                     job, original = stand_in(row, reason), row_record(row)
-                if original is None and job.status is JobStatus.FAILED:
-                    continue  # ended already: nothing to isolate
+                if not apply_rules.isolates(job, readable=original is None):
+                    continue
                 new = quarantine.failed(job, reason, now, original)
                 try:
                     text = codec.dumps(codec.job_document(new))
@@ -292,17 +281,11 @@ class Scheduling(StorePart):
                         "needs_eval": False,
                     }
                 )
-                status = quarantine.stored_status(row[STATUS])
-                if status is not None and status.is_active and job_id in held:
-                    requirements = tuple(held[job_id])
-                    releasing.append(
-                        (
-                            codec.replace_job(
-                                new, status=status, consumable_resources=requirements
-                            ),
-                            codec.replace_job(new, consumable_resources=requirements),
-                        )
-                    )
+                release = apply_rules.quarantine_release(
+                    quarantine.stored_status(row[STATUS]), new, held.get(job_id, ())
+                )
+                if release is not None:
+                    releasing.append(release)
                 if new.array_parent_id is not None:
                     parents.add(new.array_parent_id)
                 stored.append(job_id)
@@ -327,7 +310,7 @@ def recount_parents(connection: Connection, parent_ids: Sequence[str]) -> None:
     """Set array parents' counts from their children's rows (a quarantined child's old
     status may be one no count holds) and flag the parents."""
     for chunk in chunks(parent_ids):
-        counts = {parent_id: zero_counts() for parent_id in chunk}
+        counts = {parent_id: apply_rules.zero_counts() for parent_id in chunk}
         for parent_id, status, count in fetch(connection, COUNT_CHILDREN, ids=("ids", chunk)):
             if status in counts[parent_id]:
                 counts[parent_id][status] += count
@@ -353,7 +336,7 @@ def accrue(connection: Connection, accruals: Sequence[UsageAccrual]) -> None:
     written = dict(stored)
     for accrual in accruals:
         key = (accrual.job_queue, accrual.share_identifier)
-        written[key] = accounting.accrue(written[key], accrual)
+        written[key] = apply_rules.accrue(written[key], accrual)
     updates = []
     inserts = []
     for key, row in written.items():
