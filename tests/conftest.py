@@ -4,6 +4,7 @@ import pytest
 from hypothesis import is_hypothesis_test
 
 from tests.fixtures import batch, server
+from tests.fuzz.harness import seed_line
 
 __all__ = ["batch", "server"]
 
@@ -16,3 +17,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if isinstance(item, pytest.Function) and is_hypothesis_test(item.obj):
             item.add_marker(pytest.mark.no_cover)
+
+
+def pytest_report_header() -> str:
+    """The fuzz tier's seed, so that a failure it finds can be run again."""
+    return seed_line()
