@@ -15,6 +15,8 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.convertors import Convertor, register_url_convertor
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -71,6 +73,35 @@ STORE_DISK_FULL = (
     "The store's disk is full: this request could not be stored. Free space on the disk of "
     "the data directory; Batchyard resumes on its own once there is room."
 )
+
+
+class _AnyPath(Convertor[str]):
+    """Any path, newlines included: a URI label may hold a percent-encoded newline, which
+    Starlette's own `path` convertor (`.*`) does not match."""
+
+    regex = "(?s:.*)"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("any", _AnyPath())
+
+
+def _no_operation(request: Request) -> Response:
+    return _error(
+        ClientException(f"No AWS Batch operation matches {request.method} {request.url.path}."),
+        str(uuid.uuid4()),
+    )
+
+
+async def _routing_error(request: Request, exc: Exception) -> Response:
+    """A request no route takes (a method outside the routes' list) gets AWS's error shape,
+    not Starlette's plain-text 404 or 405."""
+    return _no_operation(request)
 
 
 class ThrottlingException(BatchError):
@@ -167,12 +198,7 @@ def create_app(
         request_id = str(uuid.uuid4())
         found = protocol.find_operation(request.method, request.scope["raw_path"].decode())
         if found is None:
-            return _error(
-                ClientException(
-                    f"No AWS Batch operation matches {request.method} {request.url.path}."
-                ),
-                request_id,
-            )
+            return _no_operation(request)
         operation, labels = found
         try:
             handler = OPERATIONS.get(operation.name)
@@ -211,8 +237,9 @@ def create_app(
     return Starlette(
         routes=[
             Route("/health", health_check, methods=["GET"]),
-            Route("/{path:path}", batch_api, methods=methods),
+            Route("/{path:any}", batch_api, methods=methods),
         ],
+        exception_handlers={HTTPException: _routing_error},
         lifespan=lifespan,
         middleware=[Middleware(limits.CloseUnreadBodies)],
     )
