@@ -58,6 +58,38 @@ class JobQuery:
                 "JobQuery needs exactly one of job_queue, array_job_id, multi_node_job_id"
             )
 
+    def matches(self, job: Job) -> bool:
+        """The filters (not the selector) applied to one job: what MemoryStore applies in
+        Python and SqlStore in SQL (store/sql/jobs.py `filtered`); test_list_jobs_filters
+        holds the two together."""
+        if self.status is not None and job.status is not self.status:
+            return False
+        if self.job_name is not None and job.job_name.lower() != self.job_name.lower():
+            return False
+        if self.job_name_prefix is not None and not job.job_name.lower().startswith(
+            self.job_name_prefix.lower()
+        ):
+            return False
+        if (
+            self.job_definition_name is not None
+            and job.job_definition_name != self.job_definition_name
+        ):
+            return False
+        if self.job_definition_name_prefix is not None and not job.job_definition_name.startswith(
+            self.job_definition_name_prefix
+        ):
+            return False
+        if (
+            self.job_definition_arn is not None
+            and job.job_definition_arn != self.job_definition_arn
+        ):
+            return False
+        if self.created_before is not None and not job.created_at < self.created_before:
+            return False
+        if self.created_after is not None and not job.created_at > self.created_after:
+            return False
+        return self.share_identifier is None or job.share_identifier == self.share_identifier
+
 
 @dataclass(frozen=True, slots=True)
 class ConsumableJobQuery:
@@ -69,6 +101,16 @@ class ConsumableJobQuery:
     job_name_prefix: str | None = None  # case-insensitive prefix (a trailing `*` in AWS)
     limit: int = 100
     after: int | None = None  # keyset cursor: the `seq` of the last job of the previous page
+
+    def matches(self, job: Job) -> bool:
+        """The filters (not the resource) applied to one job."""
+        if self.status is not None and job.status is not self.status:
+            return False
+        if self.job_name is not None and job.job_name.lower() != self.job_name.lower():
+            return False
+        return self.job_name_prefix is None or job.job_name.lower().startswith(
+            self.job_name_prefix.lower()
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,17 +134,13 @@ ConsumableResourceMutation = Callable[[ConsumableResource], ConsumableResource]
 """Given the current resource, return its new version (it may raise to abort)."""
 
 
-class Store(Protocol):
-    # -- lifecycle and change notification ------------------------------------------------
-    def close(self) -> None: ...
+# The protocol in three parts by concept (Nomad's state store is cut the same way), composed
+# into Store, which both stores implement whole. A caller may declare the part it uses.
 
-    def change_counter(self) -> int:
-        """A number that grows on every job write (used to wake the dispatcher)."""
-        ...
 
-    def on_change(self, listener: Callable[[], None]) -> None:
-        """Call listener after every committed write (jobs or resources), outside any lock."""
-        ...
+class ResourceStore(Protocol):
+    """Named resources: compute environments, job queues, scheduling policies, consumable
+    resources and job definitions."""
 
     # -- compute environments, job queues, scheduling policies -----------------------------
     def put_compute_environment(self, ce: ComputeEnvironment, *, create: bool) -> None:
@@ -145,10 +183,6 @@ class Store(Protocol):
         """
         ...
 
-    def list_jobs_by_consumable_resource(self, query: ConsumableJobQuery) -> list[Job]:
-        """Jobs whose consumable_resources name query.resource, newest first."""
-        ...
-
     # -- job definitions --------------------------------------------------------------------
     def add_job_definition(self, build: Callable[[int], JobDefinition]) -> JobDefinition:
         """Atomically allocate the next revision of a name and store build(revision).
@@ -167,7 +201,11 @@ class Store(Protocol):
         """Every revision, ordered by (name, revision)."""
         ...
 
-    # -- jobs -------------------------------------------------------------------------------
+
+class JobStore(Protocol):
+    """Jobs: insert, read, list, mutate, delete when finished; the share queries SubmitJob
+    asks."""
+
     def insert_jobs(self, jobs: Sequence[Job]) -> list[Job]:
         """Store new jobs in one transaction and flag them for evaluation.
 
@@ -203,6 +241,10 @@ class Store(Protocol):
         """Apply mutation to every child of an array parent; returns how many changed."""
         ...
 
+    def list_jobs_by_consumable_resource(self, query: ConsumableJobQuery) -> list[Job]:
+        """Jobs whose consumable_resources name query.resource, newest first."""
+        ...
+
     def list_jobs(self, query: JobQuery) -> list[Job]:
         """Top-level jobs of a queue newest first, or the children of a parent by index."""
         ...
@@ -220,7 +262,11 @@ class Store(Protocol):
         queue's unfinished jobs: call it when seen_share_count says it matters)."""
         ...
 
-    # -- scheduling -------------------------------------------------------------------------
+
+class SchedulingStore(Protocol):
+    """What the dispatcher reads and writes each round: the snapshot, the commit of a plan,
+    the active jobs (restart recovery), and the quarantine of records it cannot use."""
+
     def snapshot(self, limits: SnapshotLimits = SnapshotLimits()) -> Snapshot:
         """The planner's view. A queue whose scheduling_policy_arn is set is a fair-share
         queue: its heads are read per share (runnable_by_share) and its shares' usage rows
@@ -247,4 +293,18 @@ class Store(Protocol):
         held of consumable resources, and its dependents and array parent are flagged as for
         any job that ends; a record that could not be read is kept in the job's document.
         Returns the ids stored (unknown ids, and jobs already stored so, are left out)."""
+        ...
+
+
+class Store(ResourceStore, JobStore, SchedulingStore, Protocol):
+    """The whole protocol: the three parts, and change notification."""
+
+    def close(self) -> None: ...
+
+    def change_counter(self) -> int:
+        """A number that grows on every job write (used to wake the dispatcher)."""
+        ...
+
+    def on_change(self, listener: Callable[[], None]) -> None:
+        """Call listener after every committed write (jobs or resources), outside any lock."""
         ...

@@ -1,7 +1,8 @@
 """In-memory Store for unit tests and the simulator; same semantics as the SQL store.
 
 Keeps jobs as immutable objects plus sorted indexes so snapshots stay bounded. Saves and applies
-only (versions, flags, counts, consumable in-use, share usage): decisions belong to the planner.
+only (versions, flags, counts, consumable in-use, share usage): decisions belong to the planner,
+and the rules both stores apply are store/apply_rules.py's (JobQuery filters: JobQuery.matches).
 """
 
 from __future__ import annotations
@@ -68,44 +69,6 @@ def _share_key(job: Job) -> tuple[int, int, int, str]:
 
 def _resource_names(job: Job) -> Iterable[str]:
     return dict.fromkeys(r.resource for r in job.consumable_resources)
-
-
-def _matches(job: Job, query: JobQuery) -> bool:
-    """The JobQuery filters (not the selector) applied to one job."""
-    if query.status is not None and job.status is not query.status:
-        return False
-    if query.job_name is not None and job.job_name.lower() != query.job_name.lower():
-        return False
-    if query.job_name_prefix is not None and not job.job_name.lower().startswith(
-        query.job_name_prefix.lower()
-    ):
-        return False
-    if (
-        query.job_definition_name is not None
-        and job.job_definition_name != query.job_definition_name
-    ):
-        return False
-    if query.job_definition_name_prefix is not None and not job.job_definition_name.startswith(
-        query.job_definition_name_prefix
-    ):
-        return False
-    if query.job_definition_arn is not None and job.job_definition_arn != query.job_definition_arn:
-        return False
-    if query.created_before is not None and not job.created_at < query.created_before:
-        return False
-    if query.created_after is not None and not job.created_at > query.created_after:
-        return False
-    return query.share_identifier is None or job.share_identifier == query.share_identifier
-
-
-def _matches_consumable(job: Job, query: ConsumableJobQuery) -> bool:
-    if query.status is not None and job.status is not query.status:
-        return False
-    if query.job_name is not None and job.job_name.lower() != query.job_name.lower():
-        return False
-    return query.job_name_prefix is None or job.job_name.lower().startswith(
-        query.job_name_prefix.lower()
-    )
 
 
 _Named = TypeVar("_Named")
@@ -297,7 +260,7 @@ class MemoryStore:
                 self._by_consumable.get(query.resource),
                 query.after,
                 query.limit,
-                lambda job: _matches_consumable(job, query),
+                query.matches,
             )
 
     # -- job definitions ----------------------------------------------------------------------
@@ -583,7 +546,7 @@ class MemoryStore:
             seqs = self._top.get(query.job_queue)
         else:
             seqs = self._top_status.get((query.job_queue, query.status))
-        return self._newest_first(seqs, query.after, query.limit, lambda job: _matches(job, query))
+        return self._newest_first(seqs, query.after, query.limit, query.matches)
 
     def _newest_first(
         self, seqs: Any, after: int | None, limit: int, matches: Callable[[Job], bool]
@@ -612,7 +575,7 @@ class MemoryStore:
         found: list[Job] = []
         for _, _, child_id in children.irange(minimum=minimum):
             job = self._jobs[child_id]
-            if _matches(job, query):
+            if query.matches(job):
                 found.append(job)
                 if len(found) >= query.limit:
                     break
