@@ -185,3 +185,29 @@ def test_escaped_processes_end_when_the_attempt_times_out(tmp_path: Path) -> Non
     finally:
         for server in servers:
             server.stop()
+
+
+@pytest.mark.parametrize("kind", ["cgroup", "reaper"])
+def test_escaped_processes_end_with_a_job_that_outlived_a_kill_9_of_the_server(
+    tmp_path: Path, kind: str
+) -> None:
+    server = ServerProcess(tmp_path / "data", "--stop-timeout", "2", *ARGUMENTS[kind])
+    go = tmp_path / "go"
+    server.start()
+    try:
+        batch = server.client()
+        (queue,) = make_environment(batch, max_vcpus=4)
+        then = f"until [ -e {go} ]; do sleep 0.05; done"
+        job_id = escaping_job(batch, queue, "process", then, tmp_path)
+        seen = wait_escaped(server, job_id, tmp_path / "pids")
+        server.kill9()
+        assert all(start_ticks(pid) == start for pid, start in seen.items())  # all run on
+
+        server.start()
+        go.touch()
+
+        job = wait_status(server.client(), job_id)
+        assert (job["status"], len(job["attempts"])) == ("SUCCEEDED", 1)
+        wait_for(lambda: all_ended(job_id, seen), timeout=30, what="the job's processes ending")
+    finally:
+        server.stop()

@@ -207,10 +207,10 @@ def _stat(pid: int | str) -> tuple[int, int] | None:
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             data = f.read()
-    except OSError:
+        fields = data[data.rindex(b")") + 2 :].split()
+        return int(fields[1]), int(fields[19])
+    except (OSError, ValueError, IndexError):  # gone, or gone while being read
         return None
-    fields = data[data.rindex(b")") + 2 :].split()
-    return int(fields[1]), int(fields[19])
 
 
 def _descendants(ancestor: int) -> list[tuple[int, int]]:
