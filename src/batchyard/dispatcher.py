@@ -10,20 +10,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Coroutine, Iterable, Mapping
+from collections.abc import Coroutine, Mapping
 from dataclasses import replace
 from typing import Any
 
 from batchyard import disk_full, health
 from batchyard.domain import lifecycle
 from batchyard.domain.clock import Clock
-from batchyard.domain.model import (
-    ComputeEnvironment,
-    Job,
-    JobQueue,
-    JobStatus,
-    ResourceStatus,
-)
+from batchyard.domain.job_environment import attempt_environment
+from batchyard.domain.model import ComputeEnvironment, Job, JobStatus
 from batchyard.runtimes.base import (
     HOST_LOST,
     AttemptExited,
@@ -33,6 +28,7 @@ from batchyard.runtimes.base import (
     Runtime,
     RuntimeEvent,
 )
+from batchyard.scheduling import resource_status
 from batchyard.scheduling.isolation import plan_isolating
 from batchyard.scheduling.planner import heads_taken, plan
 from batchyard.scheduling.snapshot import Plan, Snapshot
@@ -55,6 +51,8 @@ DEFAULT_LIMITS = SnapshotLimits(to_evaluate=1024)
 _RUNNABLE_READ = 4
 # How long the next round may wait for runtime reports after a round that changed jobs.
 _GATHER_SECONDS = 0.001
+# Array sizes remembered for AWS_BATCH_JOB_ARRAY_SIZE: the most recent arrays' (a few KB).
+_ARRAY_SIZES_KEPT = 1024
 # After a failed round, or while a disk is full: how long until the next try.
 _RETRY_SECONDS = 0.5
 _UNFINISHED = (
@@ -179,7 +177,7 @@ class Dispatcher:
         #    DELETING) settle first, then the snapshot is read again.
         reads = dict(self._runnable_read)
         snapshot = self._snapshot(reads)
-        if self._settle_resources(snapshot.compute_environments.values(), snapshot.job_queues):
+        if self._settle_resources(snapshot):
             snapshot = self._snapshot(reads)
         # Every write so far (the reports just recorded, settled resources) is in this
         # snapshot: the wake-ups they caused are answered by this round.
@@ -201,7 +199,10 @@ class Dispatcher:
                 self._spawn(self._start(updated[job_id], ce))
         for job_id in decided.stops:
             if job_id in updated:
-                self._spawn(self._stop(updated[job_id]))
+                job = updated[job_id]
+                placed_on = snapshot.compute_environments.get(job.compute_environment or "")
+                runtime = self._runtime_of_job.get(job_id) or (placed_on and placed_on.runtime)
+                self._spawn(self._stop(job, runtime or ""))
         return decided
 
     def _plan(self, snapshot: Snapshot, reads: dict[str, int], now: int) -> tuple[Snapshot, Plan]:
@@ -322,9 +323,9 @@ class Dispatcher:
                 )
             )
 
-    async def _stop(self, job: Job) -> None:
+    async def _stop(self, job: Job, runtime_name: str) -> None:
         attempt = job.current_attempt
-        runtime = self.runtimes.get(self._runtime_name(job))
+        runtime = self.runtimes.get(runtime_name)
         if attempt is None or runtime is None:
             return
         try:
@@ -332,28 +333,12 @@ class Dispatcher:
         except Exception:
             log.exception("runtime could not stop job %s", job.job_id)
 
-    def _runtime_name(self, job: Job) -> str:
-        name = self._runtime_of_job.get(job.job_id)
-        if name is None and job.compute_environment is not None:
-            ce = self.store.get_compute_environment(job.compute_environment)
-            name = ce.runtime if ce is not None else None
-        return name or ""
-
     def _attempt_spec(self, job: Job, ce: ComputeEnvironment) -> AttemptSpec:
         attempt = job.current_attempt
         assert attempt is not None
-        environment = {
-            item["name"]: item.get("value", "") for item in job.container.get("environment", ())
-        }
-        environment.update(
-            AWS_BATCH_JOB_ID=job.job_id,
-            AWS_BATCH_JQ_NAME=job.job_queue,
-            AWS_BATCH_CE_NAME=ce.name,
-            AWS_BATCH_JOB_ATTEMPT=str(len(job.attempts)),
-        )
-        if job.array_parent_id is not None and job.array_index is not None:
-            environment["AWS_BATCH_JOB_ARRAY_INDEX"] = str(job.array_index)
-            environment["AWS_BATCH_JOB_ARRAY_SIZE"] = str(self._array_size(job.array_parent_id))
+        array_size = None
+        if job.array_parent_id is not None:
+            array_size = self._array_size(job.array_parent_id)
         return AttemptSpec(
             job_id=job.job_id,
             task_id=attempt.task_id,
@@ -362,7 +347,7 @@ class Dispatcher:
             compute_environment=ce.name,
             job_definition_name=job.job_definition_name,
             command=tuple(job.container.get("command") or ()),
-            environment=environment,
+            environment=attempt_environment(job, ce.name, array_size),
             resources=job.resources,
             container=job.container,
             log_group=self.log_group,
@@ -372,10 +357,15 @@ class Dispatcher:
         )
 
     def _array_size(self, parent_id: str) -> int:
+        """The array parent's size, read once per array: its children start one after another,
+        and each would otherwise read its parent. The snapshot does not carry parents, so this
+        is the one store read a start makes; the memo keeps the latest arrays only."""
         size = self._array_sizes.get(parent_id)
         if size is None:
             parent = self.store.get_job(parent_id)
             size = parent.array_size if parent is not None and parent.array_size else 0
+            if len(self._array_sizes) >= _ARRAY_SIZES_KEPT:
+                del self._array_sizes[next(iter(self._array_sizes))]  # the oldest array
             self._array_sizes[parent_id] = size
         return size
 
@@ -414,12 +404,17 @@ class Dispatcher:
         Every runtime is asked, even with nothing to re-attach, so it can reap what a previous
         server left behind (finished containers, orphaned attempt directories)."""
         by_runtime: dict[str, list[AttemptRef]] = {name: [] for name in self.runtimes}
-        to_stop: list[Job] = []
+        to_stop: list[tuple[Job, str]] = []
+        runtime_of_ce: dict[str, str] = {}  # compute environment -> its runtime ("" if gone)
         for job in self.store.active_jobs():
             attempt = job.current_attempt
             if attempt is None or attempt.has_ended:
                 continue
-            runtime_name = self._runtime_name(job)
+            placed_on = job.compute_environment or ""
+            if placed_on not in runtime_of_ce:
+                ce = self.store.get_compute_environment(placed_on) if placed_on else None
+                runtime_of_ce[placed_on] = ce.runtime if ce is not None else ""
+            runtime_name = runtime_of_ce[placed_on]
             self._runtime_of_job[job.job_id] = runtime_name
             by_runtime.setdefault(runtime_name, []).append(
                 AttemptRef(
@@ -432,7 +427,7 @@ class Dispatcher:
                 )
             )
             if job.stop_cause is not None:
-                to_stop.append(job)
+                to_stop.append((job, runtime_name))
         for name, refs in by_runtime.items():
             runtime = self.runtimes.get(name)
             if runtime is None:
@@ -449,73 +444,55 @@ class Dispatcher:
                     )
                 continue
             await runtime.recover(refs)
-        for job in to_stop:
-            self._spawn(self._stop(job))
+        for job, runtime_name in to_stop:
+            self._spawn(self._stop(job, runtime_name))
 
     # -- resources -------------------------------------------------------------------------
 
-    def _settle_resources(
-        self, compute_environments: Iterable[ComputeEnvironment], job_queues: Iterable[JobQueue]
-    ) -> bool:
-        """Move resources in flux to where they settle; True if any was in flux."""
-        now = self.clock.now_ms()
-        in_flux = False
-        for ce in compute_environments:
-            if ce.status in (ResourceStatus.CREATING, ResourceStatus.UPDATING):
-                in_flux = True
-                if ce.runtime in self.runtimes:
-                    settled = replace(
-                        ce,
-                        status=ResourceStatus.VALID,
-                        status_reason="ComputeEnvironment Healthy",
-                        status_changed_at=now,
-                    )
-                else:
-                    settled = replace(
-                        ce,
-                        status=ResourceStatus.INVALID,
-                        status_reason=f"CLIENT_ERROR - the {ce.runtime} runtime is not "
-                        "configured on this server",
-                        status_changed_at=now,
-                    )
-                self.store.put_compute_environment(settled, create=False)
-            elif ce.status is ResourceStatus.DELETING:
-                in_flux = True
-                self.store.delete_compute_environment(ce.name)
-        for queue in job_queues:
-            if queue.status in (ResourceStatus.CREATING, ResourceStatus.UPDATING):
-                in_flux = True
-                self.store.put_job_queue(
-                    replace(
-                        queue,
-                        status=ResourceStatus.VALID,
-                        status_reason="JobQueue Healthy",
-                        status_changed_at=now,
-                    ),
-                    create=False,
-                )
-            elif queue.status is ResourceStatus.DELETING:
-                in_flux = True
-                if self._drain_deleted_queue(queue):
-                    self.store.delete_job_queue(queue.name)
-        return in_flux
+    def _settle_resources(self, snapshot: Snapshot) -> bool:
+        """Apply where the snapshot's resources in flux settle (scheduling/resource_status.py);
+        True if any was in flux."""
+        changes = resource_status.settle(
+            snapshot.compute_environments.values(),
+            snapshot.job_queues,
+            self.runtimes.keys(),
+            self.clock.now_ms(),
+        )
+        for change in changes:
+            if isinstance(change, resource_status.ComputeEnvironmentSettled):
+                self.store.put_compute_environment(change.compute_environment, create=False)
+            elif isinstance(change, resource_status.ComputeEnvironmentDeleted):
+                self.store.delete_compute_environment(change.name)
+            elif isinstance(change, resource_status.JobQueueSettled):
+                self.store.put_job_queue(change.job_queue, create=False)
+            elif self._drain_deleted_queue(change.name):
+                self.store.delete_job_queue(change.name)
+        return bool(changes)
 
-    def _drain_deleted_queue(self, queue: JobQueue) -> bool:
-        """Ask every unfinished job of a deleted queue to end; True once none is left."""
+    def _drain_deleted_queue(self, queue: str) -> bool:
+        """Ask every unfinished job of a deleted queue to end; True once none is left.
+
+        The jobs of a queue are not in the bounded snapshot, so this reads them from the store
+        (a page of each unfinished status per round, while the queue is DELETING) and asks them
+        to end in one write; the planner then ends each as it would a TerminateJob."""
         left = False
+        asked: list[tuple[str, JobMutation]] = []
+        parents: list[str] = []
         for status in _UNFINISHED:
-            for job in self.store.list_jobs(
-                JobQuery(job_queue=queue.name, status=status, limit=1000)
-            ):
+            for job in self.store.list_jobs(JobQuery(job_queue=queue, status=status, limit=1000)):
                 left = True
-                self.store.mutate_job(
-                    job.job_id, lambda j: lifecycle.request_terminate(j, JOB_QUEUE_DELETED)
-                )
+                asked.append((job.job_id, _terminate_for_deleted_queue))
                 if job.array_size is not None:
-                    self.store.mutate_array_children(
-                        job.job_id, lambda j: lifecycle.request_terminate(j, JOB_QUEUE_DELETED)
-                    )
+                    parents.append(job.job_id)
+        if asked:
+            self.store.mutate_jobs(asked)
+        for parent_id in parents:
+            self.store.mutate_array_children(parent_id, _terminate_for_deleted_queue)
         return not left
+
+
+def _terminate_for_deleted_queue(job: Job) -> Job | None:
+    return lifecycle.request_terminate(job, JOB_QUEUE_DELETED)
 
 
 def _fact(event: RuntimeEvent) -> JobMutation:

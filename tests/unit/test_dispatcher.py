@@ -16,7 +16,7 @@ import pytest
 from batchyard.dispatcher import Dispatcher
 from batchyard.domain.model import JobStatus, Resources
 from batchyard.runtimes.fake import FakeRuntime
-from batchyard.service import job_cancellation
+from batchyard.service import job_cancellation, job_queues
 from tests.simulation import T0, World
 
 
@@ -214,5 +214,32 @@ def test_cancel_before_start(status: str) -> None:
         assert job.is_cancelled
         assert job.attempts == ()
         assert w.job(blocker).status is JobStatus.RUNNING
+
+    run(scenario)
+
+
+def test_a_deleted_queue_ends_every_unfinished_job_then_goes() -> None:
+    async def scenario(w: World) -> None:
+        await w.open()
+        running = w.submit(w.define(["fake", "run-forever"], vcpus=4))
+        await w.settle()
+        waiting = w.submit(w.define(["fake", "exit", "0"]))
+        array = w.submit(w.define(["fake", "exit", "0"]), array_properties={"size": 3})
+        pending = w.submit(w.define(["fake", "exit", "0"]), depends_on=[{"jobId": running}])
+        await w.settle()
+        assert w.job(running).status is JobStatus.RUNNING
+        assert w.job(pending).status is JobStatus.PENDING
+        job_queues.update_job_queue(w.ctx, job_queue="q", state="DISABLED")
+        await w.settle()
+        job_queues.delete_job_queue(w.ctx, job_queue="q")
+        await w.settle()
+        ended = [running, waiting, array, pending, *(f"{array}:{i}" for i in range(3))]
+        for job_id in ended:
+            job = w.job(job_id)
+            assert (job_id, job.status) == (job_id, JobStatus.FAILED)
+        assert w.job(running).status_reason == "JobQueue deleted"
+        assert w.job(waiting).status_reason == "JobQueue deleted"
+        assert w.store.get_job_queue("q") is None
+        assert [s.job_id for s in w.runtime.started] == [running]
 
     run(scenario)
