@@ -28,8 +28,7 @@ from botocore.validate import ParamValidator
 from hypothesis import strategies as st
 from hypothesis.strategies import SearchStrategy
 
-from batchyard.api.app import OPERATIONS
-from batchyard.api.logs_wire import LOGS_OPERATIONS
+from batchyard.api.operations import served
 
 LOGS_TARGET_PREFIX = "Logs_20140328."
 LOGS_CONTENT_TYPE = "application/x-amz-json-1.1"
@@ -142,11 +141,11 @@ def served_operations() -> tuple[Operation, ...]:
     """Every operation Batchyard answers other than with 'not supported'."""
     batch = tuple(
         Operation("batch", service_model("batch").operation_model(name))
-        for name in sorted(OPERATIONS)
+        for name in sorted(served("batch"))
     )
     logs = tuple(
         Operation("logs", service_model("logs").operation_model(name))
-        for name in sorted(LOGS_OPERATIONS)
+        for name in sorted(served("logs"))
     )
     return batch + logs
 
@@ -633,7 +632,7 @@ class Requests:
 
 
 def _assert_valid_shaped(operation: str, params: Mapping[str, Any]) -> None:
-    service = "logs" if operation in LOGS_OPERATIONS else "batch"
+    service = "logs" if operation in served("logs") else "batch"
     shape = service_model(service).operation_model(operation).input_shape
     assert shape is not None, operation
     report = ParamValidator().validate(dict(params), shape)

@@ -1,20 +1,20 @@
 """The ASGI application: AWS Batch operations by botocore routing, the CloudWatch Logs subset by
 X-Amz-Target on the same endpoint, plus /health.
 
-Owns the operation tables (operation name -> wire handler) and the HTTP edge: every request is
-answered with the operation's output shape or an AWS-style error; nothing escapes as a traceback.
+Owns the HTTP edge: each of the two protocols finds the operation, parses and validates the
+request, and runs it as its entry in the operation table (api/operations.py) says; every request
+is answered with the operation's output shape or an AWS-style error, never a traceback.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -24,12 +24,10 @@ from starlette.routing import Route
 
 from batchyard import disk_full
 from batchyard import health as server_health
-from batchyard.api import jobs_wire, limits, protocol
+from batchyard.api import limits, protocol
 from batchyard.api.group_commit import GroupCommit
-from batchyard.api.jobs_wire import JOB_OPERATIONS, RENDERED_AS_MODELLED
-from batchyard.api.logs_wire import LOGS_OPERATIONS
+from batchyard.api.operations import OPERATIONS
 from batchyard.api.rate_limits import RateLimits
-from batchyard.api.resources_wire import RESOURCE_OPERATIONS, Handler
 from batchyard.domain.errors import (
     BatchError,
     ClientException,
@@ -44,30 +42,6 @@ from batchyard.domain.errors import (
 from batchyard.service.context import ServiceContext
 
 log = logging.getLogger("batchyard.api")
-
-OPERATIONS: Mapping[str, Handler] = {**RESOURCE_OPERATIONS, **JOB_OPERATIONS}
-
-UNSUPPORTED: frozenset[str] = frozenset(
-    {
-        # SageMaker service jobs, service environments and quota shares: not planned.
-        "CreateQuotaShare",
-        "DeleteQuotaShare",
-        "DescribeQuotaShare",
-        "ListQuotaShares",
-        "UpdateQuotaShare",
-        "CreateServiceEnvironment",
-        "DeleteServiceEnvironment",
-        "DescribeServiceEnvironments",
-        "UpdateServiceEnvironment",
-        "DescribeServiceJob",
-        "ListServiceJobs",
-        "SubmitServiceJob",
-        "TerminateServiceJob",
-        "TerminateServiceJobs",
-        "UpdateServiceJob",
-    }
-)
-"""Operations of the model that answer a clear 'not supported' error."""
 
 STORE_DISK_FULL = (
     "The store's disk is full: this request could not be stored. Free space on the disk of "
@@ -127,7 +101,11 @@ def _error(error: BatchError, request_id: str, media_type: str = "application/js
 
 
 async def _logs_api(
-    ctx: ServiceContext, request: Request, target: str, rate_limits: RateLimits | None = None
+    ctx: ServiceContext,
+    group_commit: GroupCommit,
+    request: Request,
+    target: str,
+    rate_limits: RateLimits | None = None,
 ) -> Response:
     """One CloudWatch Logs json-1.1 call: `POST /` with `X-Amz-Target: Logs_20140328.<Op>`."""
     request_id = str(uuid.uuid4())
@@ -136,8 +114,8 @@ async def _logs_api(
     try:
         if operation is None:
             raise UnknownOperationException(f"Batchyard does not serve X-Amz-Target {target}.")
-        handler = LOGS_OPERATIONS.get(operation.name)
-        if handler is None:
+        entry = OPERATIONS.get(operation.name)
+        if entry is None or entry.service != "logs":
             raise UnsupportedLogsOperation(operation.name)
         if rate_limits is not None and not rate_limits.admit(operation.name):
             raise ThrottlingException("Rate exceeded")
@@ -146,9 +124,12 @@ async def _logs_api(
         body = await limits.read_body(request, operation.name, InvalidParameterException)
         params = protocol.parse_json_input(body)
         protocol.validate_input(operation, params, InvalidParameterException)
-        # Reading a stream is file I/O of up to 1 MB a page: keep it off the event loop.
-        result = await run_in_threadpool(handler, ctx, params)
-        payload = protocol.shape_output(operation.output_shape, result)
+        result = await entry.invoke(ctx, params, group_commit.insert)
+        payload = (
+            result
+            if entry.rendered_as_modelled
+            else protocol.shape_output(operation.output_shape, result)
+        )
     except BatchError as error:
         return _error(error, request_id, media_type)
     except Exception:
@@ -194,15 +175,15 @@ def create_app(
         # in it.
         target = request.headers.get("x-amz-target")
         if target is not None:
-            return await _logs_api(ctx, request, target, rate_limits)
+            return await _logs_api(ctx, group_commit, request, target, rate_limits)
         request_id = str(uuid.uuid4())
         found = protocol.find_operation(request.method, request.scope["raw_path"].decode())
         if found is None:
             return _no_operation(request)
         operation, labels = found
         try:
-            handler = OPERATIONS.get(operation.name)
-            if handler is None:
+            entry = OPERATIONS.get(operation.name)
+            if entry is None or entry.service != "batch":
                 raise NotImplementedOperation(operation.name)
             if rate_limits is not None and not rate_limits.admit(operation.name):
                 raise TooManyRequestsException("Too Many Requests")
@@ -211,15 +192,10 @@ def create_app(
                 operation, labels, request.url.query, request.headers, body
             )
             protocol.validate_input(operation, params)
-            if operation.name == "SubmitJob":
-                # Validated and built now; stored with the other submissions of this loop turn.
-                stored = await group_commit.insert(jobs_wire.submission(ctx, params))
-                result = jobs_wire.submitted(ctx, stored)
-            else:
-                result = handler(ctx, params)
+            result = await entry.invoke(ctx, params, group_commit.insert)
             payload = (
                 result
-                if operation.name in RENDERED_AS_MODELLED
+                if entry.rendered_as_modelled
                 else protocol.shape_output(operation.output_shape, result)
             )
         except BatchError as error:

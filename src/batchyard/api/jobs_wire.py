@@ -7,7 +7,7 @@ is made by batchyard.service.jobs and batchyard.service.queue_snapshot.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from functools import cache
 from typing import Any
 
@@ -25,7 +25,9 @@ from batchyard.domain.model import (
 from batchyard.service import job_cancellation, job_queries, jobs, queue_snapshot
 from batchyard.service.context import ServiceContext
 
-Handler = Callable[[ServiceContext, dict[str, Any]], dict[str, Any]]
+# Stores one submission's jobs (a job, or an array parent and its children); returns the first
+# as stored.
+Insert = Callable[[list[Job]], Awaitable[Job]]
 
 DEFAULT_LOG_GROUP = "/aws/batch/job"
 ECS_CLUSTER = "batchyard"
@@ -352,17 +354,13 @@ _LIST_JOBS_MEMBERS = (
 )
 
 
-def submit_job(ctx: ServiceContext, request: dict[str, Any]) -> dict[str, Any]:
-    return submitted(ctx, ctx.store.insert_jobs(submission(ctx, request))[0])
-
-
-def submission(ctx: ServiceContext, request: dict[str, Any]) -> list[Job]:
-    """The jobs a SubmitJob request stores (validated; nothing written yet)."""
-    return jobs.build_submission(ctx, **_arguments(request, _SUBMIT_JOB_MEMBERS))
-
-
-def submitted(ctx: ServiceContext, job: Job) -> dict[str, Any]:
-    """SubmitJob's response for the stored job (an array's parent)."""
+async def submit_job(
+    ctx: ServiceContext, request: dict[str, Any], insert: Insert
+) -> dict[str, Any]:
+    """The jobs of the request are validated and built now, stored by `insert` (on the HTTP
+    path, api/group_commit.py: with the other submissions of this loop turn), and answered
+    once stored: the response names the stored job (an array's parent)."""
+    job = await insert(jobs.build_submission(ctx, **_arguments(request, _SUBMIT_JOB_MEMBERS)))
     return {
         "jobArn": ctx.identity.arn("job", job.job_id),
         "jobName": job.job_name,
@@ -438,22 +436,3 @@ def cancel_jobs(ctx: ServiceContext, request: dict[str, Any]) -> dict[str, Any]:
 def terminate_jobs(ctx: ServiceContext, request: dict[str, Any]) -> dict[str, Any]:
     result = job_cancellation.terminate_jobs(ctx, job_ids=request["jobs"], reason=request["reason"])
     return _bulk_response(result)
-
-
-# The hot operations whose handlers render exactly the members of the model's output shape and
-# omit absent ones, so the edge sends them as they are instead of walking the shape for each
-# request (a third of a DescribeJobs of 100). tests/unit/service/test_job_renderers.py
-# (test_fast_path_operations_render_exactly_their_output_shape) holds them to it.
-RENDERED_AS_MODELLED = frozenset({"SubmitJob", "DescribeJobs", "ListJobs"})
-
-JOB_OPERATIONS: dict[str, Handler] = {
-    "SubmitJob": submit_job,
-    "DescribeJobs": describe_jobs,
-    "ListJobs": list_jobs,
-    "ListJobsByConsumableResource": list_jobs_by_consumable_resource,
-    "GetJobQueueSnapshot": get_job_queue_snapshot,
-    "CancelJob": cancel_job,
-    "TerminateJob": terminate_job,
-    "CancelJobs": cancel_jobs,
-    "TerminateJobs": terminate_jobs,
-}

@@ -4,10 +4,9 @@ response shapes out. The service functions underneath (service/logs.py) speak do
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
-from batchyard.api.resources_wire import Handler, snake_kwargs
+from batchyard.api.resources_wire import snake_kwargs
 from batchyard.logs import LogEvent, StreamInfo
 from batchyard.service import logs
 from batchyard.service.context import ServiceContext
@@ -21,7 +20,7 @@ def _output_event(event: LogEvent) -> dict[str, Any]:
     }
 
 
-def _get_log_events(ctx: ServiceContext, request: dict[str, Any]) -> dict[str, Any]:
+def get_log_events(ctx: ServiceContext, request: dict[str, Any]) -> dict[str, Any]:
     page = logs.get_log_events(ctx, **snake_kwargs(request))
     return {
         "events": [_output_event(event) for event in page.events],
@@ -30,7 +29,7 @@ def _get_log_events(ctx: ServiceContext, request: dict[str, Any]) -> dict[str, A
     }
 
 
-def _filter_log_events(ctx: ServiceContext, request: dict[str, Any]) -> dict[str, Any]:
+def filter_log_events(ctx: ServiceContext, request: dict[str, Any]) -> dict[str, Any]:
     page = logs.filter_log_events(ctx, **snake_kwargs(request))
     return {
         "events": [
@@ -60,7 +59,7 @@ def _log_stream(ctx: ServiceContext, group: str, info: StreamInfo) -> dict[str, 
     }
 
 
-def _describe_log_streams(ctx: ServiceContext, request: dict[str, Any]) -> dict[str, Any]:
+def describe_log_streams(ctx: ServiceContext, request: dict[str, Any]) -> dict[str, Any]:
     page = logs.describe_log_streams(ctx, **snake_kwargs(request))
     return {
         "logStreams": [_log_stream(ctx, page.log_group_name, info) for info in page.streams],
@@ -68,7 +67,7 @@ def _describe_log_streams(ctx: ServiceContext, request: dict[str, Any]) -> dict[
     }
 
 
-def _describe_log_groups(ctx: ServiceContext, request: dict[str, Any]) -> dict[str, Any]:
+def describe_log_groups(ctx: ServiceContext, request: dict[str, Any]) -> dict[str, Any]:
     found, token = logs.describe_log_groups(ctx, **snake_kwargs(request))
     # With a name pattern CloudWatch answers only the name, creation time and ARN.
     brief = bool(request.get("logGroupNamePattern"))
@@ -89,134 +88,3 @@ def _describe_log_groups(ctx: ServiceContext, request: dict[str, Any]) -> dict[s
             }
         groups.append(detail)
     return {"logGroups": groups, "nextToken": token}
-
-
-LOGS_OPERATIONS: Mapping[str, Handler] = {
-    "GetLogEvents": _get_log_events,
-    "FilterLogEvents": _filter_log_events,
-    "DescribeLogStreams": _describe_log_streams,
-    "DescribeLogGroups": _describe_log_groups,
-}
-
-LOGS_UNSUPPORTED: frozenset[str] = frozenset(
-    {
-        # Writes and management: runtimes write the streams; retention removes them with their jobs.
-        "AssociateKmsKey",
-        "CreateLogGroup",
-        "CreateLogStream",
-        "DeleteLogGroup",
-        "DeleteLogStream",
-        "DeleteRetentionPolicy",
-        "DisassociateKmsKey",
-        "GetLogFields",
-        "GetLogGroupFields",
-        "GetLogObject",
-        "GetLogRecord",
-        "ListLogGroups",
-        "ListTagsForResource",
-        "ListTagsLogGroup",
-        "PutLogEvents",
-        "PutLogGroupDeletionProtection",
-        "PutRetentionPolicy",
-        "StartLiveTail",
-        "TagLogGroup",
-        "TagResource",
-        "UntagLogGroup",
-        "UntagResource",
-        # Logs Insights queries, metric filters, anomaly detection: not planned.
-        "CreateLogAnomalyDetector",
-        "CreateLookupTable",
-        "CreateScheduledQuery",
-        "DeleteIndexPolicy",
-        "DeleteLogAnomalyDetector",
-        "DeleteLookupTable",
-        "DeleteMetricFilter",
-        "DeleteQueryDefinition",
-        "DeleteScheduledQuery",
-        "DeleteTransformer",
-        "DescribeFieldIndexes",
-        "DescribeIndexPolicies",
-        "DescribeLookupTables",
-        "DescribeMetricFilters",
-        "DescribeQueries",
-        "DescribeQueryDefinitions",
-        "GetLogAnomalyDetector",
-        "GetLookupTable",
-        "GetQueryResults",
-        "GetScheduledQuery",
-        "GetScheduledQueryHistory",
-        "GetTransformer",
-        "ListAnomalies",
-        "ListLogAnomalyDetectors",
-        "ListLogGroupsForQuery",
-        "ListScheduledQueries",
-        "PutIndexPolicy",
-        "PutMetricFilter",
-        "PutQueryDefinition",
-        "PutTransformer",
-        "StartQuery",
-        "StopQuery",
-        "TestMetricFilter",
-        "TestTransformer",
-        "UpdateAnomaly",
-        "UpdateLogAnomalyDetector",
-        "UpdateLookupTable",
-        "UpdateScheduledQuery",
-        # Deliveries, destinations, subscriptions, exports, imports, integrations: not planned.
-        "AssociateSourceToS3TableIntegration",
-        "CancelExportTask",
-        "CancelImportTask",
-        "CreateDelivery",
-        "CreateExportTask",
-        "CreateImportTask",
-        "DeleteAccountPolicy",
-        "DeleteDataProtectionPolicy",
-        "DeleteDelivery",
-        "DeleteDeliveryDestination",
-        "DeleteDeliveryDestinationPolicy",
-        "DeleteDeliverySource",
-        "DeleteDestination",
-        "DeleteIntegration",
-        "DeleteResourcePolicy",
-        "DeleteSubscriptionFilter",
-        "DeleteSyslogConfiguration",
-        "DescribeAccountPolicies",
-        "DescribeConfigurationTemplates",
-        "DescribeDeliveries",
-        "DescribeDeliveryDestinations",
-        "DescribeDeliverySources",
-        "DescribeDestinations",
-        "DescribeExportTasks",
-        "DescribeImportTaskBatches",
-        "DescribeImportTasks",
-        "DescribeResourcePolicies",
-        "DescribeSubscriptionFilters",
-        "DisassociateSourceFromS3TableIntegration",
-        "GetDataProtectionPolicy",
-        "GetDelivery",
-        "GetDeliveryDestination",
-        "GetDeliveryDestinationPolicy",
-        "GetDeliverySource",
-        "GetIntegration",
-        "GetStorageTierPolicy",
-        "ListAggregateLogGroupSummaries",
-        "ListIntegrations",
-        "ListSourcesForS3TableIntegration",
-        "ListSyslogConfigurations",
-        "PutAccountPolicy",
-        "PutBearerTokenAuthentication",
-        "PutDataProtectionPolicy",
-        "PutDeliveryDestination",
-        "PutDeliveryDestinationPolicy",
-        "PutDeliverySource",
-        "PutDestination",
-        "PutDestinationPolicy",
-        "PutIntegration",
-        "PutResourcePolicy",
-        "PutStorageTierPolicy",
-        "PutSubscriptionFilter",
-        "PutSyslogConfiguration",
-        "UpdateDeliveryConfiguration",
-    }
-)
-"""Operations of the CloudWatch Logs model that answer a clear "not supported" error."""

@@ -14,9 +14,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 
-from batchyard.api.jobs_wire import JOB_OPERATIONS
-from batchyard.api.logs_wire import LOGS_OPERATIONS
-from batchyard.api.resources_wire import RESOURCE_OPERATIONS
+from batchyard.api.operations import OPERATIONS
 from batchyard.domain.numerals import NumeralError, parse_decimal
 
 _BUCKET_BYTES = 16  # two doubles: tokens, and the monotonic time they were counted at
@@ -33,7 +31,7 @@ class RateLimits:
         *,
         shared_fd: int | None = None,
     ) -> None:
-        known = set(RESOURCE_OPERATIONS) | set(JOB_OPERATIONS) | set(LOGS_OPERATIONS)
+        known = set(OPERATIONS)
         unknown = sorted(set(rates) - known)
         if unknown:
             raise ValueError(f"rate limit for unknown operation(s): {', '.join(unknown)}")

@@ -7,7 +7,6 @@ response (camelCase). The service functions underneath speak snake_case domain o
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from botocore import xform_name
@@ -29,8 +28,6 @@ from batchyard.service import (
     tags,
 )
 from batchyard.service.context import ServiceContext
-
-Handler = Callable[[ServiceContext, dict[str, Any]], dict[str, Any]]
 
 
 def snake_kwargs(request: dict[str, Any]) -> dict[str, Any]:
@@ -158,22 +155,22 @@ def consumable_resource_summary(resource: ConsumableResource) -> dict[str, Any]:
 # -- handlers ----------------------------------------------------------------------------
 
 
-def _create_compute_environment(ctx: ServiceContext, request: dict[str, Any]) -> dict[str, Any]:
+def create_compute_environment(ctx: ServiceContext, request: dict[str, Any]) -> dict[str, Any]:
     ce = compute_environments.create_compute_environment(ctx, **snake_kwargs(request))
     return {"computeEnvironmentName": ce.name, "computeEnvironmentArn": ce.arn}
 
 
-def _update_compute_environment(ctx: ServiceContext, request: dict[str, Any]) -> dict[str, Any]:
+def update_compute_environment(ctx: ServiceContext, request: dict[str, Any]) -> dict[str, Any]:
     ce = compute_environments.update_compute_environment(ctx, **snake_kwargs(request))
     return {"computeEnvironmentName": ce.name, "computeEnvironmentArn": ce.arn}
 
 
-def _delete_compute_environment(ctx: ServiceContext, request: dict[str, Any]) -> dict[str, Any]:
+def delete_compute_environment(ctx: ServiceContext, request: dict[str, Any]) -> dict[str, Any]:
     compute_environments.delete_compute_environment(ctx, **snake_kwargs(request))
     return {}
 
 
-def _describe_compute_environments(ctx: ServiceContext, request: dict[str, Any]) -> dict[str, Any]:
+def describe_compute_environments(ctx: ServiceContext, request: dict[str, Any]) -> dict[str, Any]:
     found, token = compute_environments.describe_compute_environments(ctx, **snake_kwargs(request))
     return {
         "computeEnvironments": [compute_environment_detail(ce, ctx.identity) for ce in found],
@@ -181,27 +178,27 @@ def _describe_compute_environments(ctx: ServiceContext, request: dict[str, Any])
     }
 
 
-def _create_job_queue(ctx: ServiceContext, request: dict[str, Any]) -> dict[str, Any]:
+def create_job_queue(ctx: ServiceContext, request: dict[str, Any]) -> dict[str, Any]:
     queue = job_queues.create_job_queue(ctx, **snake_kwargs(request))
     return {"jobQueueName": queue.name, "jobQueueArn": queue.arn}
 
 
-def _update_job_queue(ctx: ServiceContext, request: dict[str, Any]) -> dict[str, Any]:
+def update_job_queue(ctx: ServiceContext, request: dict[str, Any]) -> dict[str, Any]:
     queue = job_queues.update_job_queue(ctx, **snake_kwargs(request))
     return {"jobQueueName": queue.name, "jobQueueArn": queue.arn}
 
 
-def _delete_job_queue(ctx: ServiceContext, request: dict[str, Any]) -> dict[str, Any]:
+def delete_job_queue(ctx: ServiceContext, request: dict[str, Any]) -> dict[str, Any]:
     job_queues.delete_job_queue(ctx, **snake_kwargs(request))
     return {}
 
 
-def _describe_job_queues(ctx: ServiceContext, request: dict[str, Any]) -> dict[str, Any]:
+def describe_job_queues(ctx: ServiceContext, request: dict[str, Any]) -> dict[str, Any]:
     found, token = job_queues.describe_job_queues(ctx, **snake_kwargs(request))
     return {"jobQueues": [job_queue_detail(q) for q in found], "nextToken": token}
 
 
-def _register_job_definition(ctx: ServiceContext, request: dict[str, Any]) -> dict[str, Any]:
+def register_job_definition(ctx: ServiceContext, request: dict[str, Any]) -> dict[str, Any]:
     definition = job_definitions.register_job_definition(ctx, **snake_kwargs(request))
     return {
         "jobDefinitionName": definition.name,
@@ -210,53 +207,53 @@ def _register_job_definition(ctx: ServiceContext, request: dict[str, Any]) -> di
     }
 
 
-def _deregister_job_definition(ctx: ServiceContext, request: dict[str, Any]) -> dict[str, Any]:
+def deregister_job_definition(ctx: ServiceContext, request: dict[str, Any]) -> dict[str, Any]:
     job_definitions.deregister_job_definition(ctx, **snake_kwargs(request))
     return {}
 
 
-def _describe_job_definitions(ctx: ServiceContext, request: dict[str, Any]) -> dict[str, Any]:
+def describe_job_definitions(ctx: ServiceContext, request: dict[str, Any]) -> dict[str, Any]:
     found, token = job_definitions.describe_job_definitions(ctx, **snake_kwargs(request))
     return {"jobDefinitions": [job_definition_detail(d) for d in found], "nextToken": token}
 
 
-def _create_scheduling_policy(ctx: ServiceContext, request: dict[str, Any]) -> dict[str, Any]:
+def create_scheduling_policy(ctx: ServiceContext, request: dict[str, Any]) -> dict[str, Any]:
     policy = scheduling_policies.create_scheduling_policy(ctx, **snake_kwargs(request))
     return {"name": policy.name, "arn": policy.arn}
 
 
-def _update_scheduling_policy(ctx: ServiceContext, request: dict[str, Any]) -> dict[str, Any]:
+def update_scheduling_policy(ctx: ServiceContext, request: dict[str, Any]) -> dict[str, Any]:
     scheduling_policies.update_scheduling_policy(ctx, **snake_kwargs(request))
     return {}
 
 
-def _delete_scheduling_policy(ctx: ServiceContext, request: dict[str, Any]) -> dict[str, Any]:
+def delete_scheduling_policy(ctx: ServiceContext, request: dict[str, Any]) -> dict[str, Any]:
     scheduling_policies.delete_scheduling_policy(ctx, **snake_kwargs(request))
     return {}
 
 
-def _describe_scheduling_policies(ctx: ServiceContext, request: dict[str, Any]) -> dict[str, Any]:
+def describe_scheduling_policies(ctx: ServiceContext, request: dict[str, Any]) -> dict[str, Any]:
     found = scheduling_policies.describe_scheduling_policies(ctx, **snake_kwargs(request))
     return {"schedulingPolicies": [scheduling_policy_detail(p) for p in found]}
 
 
-def _list_scheduling_policies(ctx: ServiceContext, request: dict[str, Any]) -> dict[str, Any]:
+def list_scheduling_policies(ctx: ServiceContext, request: dict[str, Any]) -> dict[str, Any]:
     found, token = scheduling_policies.list_scheduling_policies(ctx, **snake_kwargs(request))
     return {"schedulingPolicies": [{"arn": p.arn} for p in found], "nextToken": token}
 
 
-def _create_consumable_resource(ctx: ServiceContext, request: dict[str, Any]) -> dict[str, Any]:
+def create_consumable_resource(ctx: ServiceContext, request: dict[str, Any]) -> dict[str, Any]:
     resource = consumable_resources.create_consumable_resource(ctx, **snake_kwargs(request))
     return {"consumableResourceName": resource.name, "consumableResourceArn": resource.arn}
 
 
-def _describe_consumable_resource(ctx: ServiceContext, request: dict[str, Any]) -> dict[str, Any]:
+def describe_consumable_resource(ctx: ServiceContext, request: dict[str, Any]) -> dict[str, Any]:
     return consumable_resource_detail(
         consumable_resources.describe_consumable_resource(ctx, **snake_kwargs(request))
     )
 
 
-def _list_consumable_resources(ctx: ServiceContext, request: dict[str, Any]) -> dict[str, Any]:
+def list_consumable_resources(ctx: ServiceContext, request: dict[str, Any]) -> dict[str, Any]:
     found, token = consumable_resources.list_consumable_resources(ctx, **snake_kwargs(request))
     return {
         "consumableResources": [consumable_resource_summary(r) for r in found],
@@ -264,7 +261,7 @@ def _list_consumable_resources(ctx: ServiceContext, request: dict[str, Any]) -> 
     }
 
 
-def _update_consumable_resource(ctx: ServiceContext, request: dict[str, Any]) -> dict[str, Any]:
+def update_consumable_resource(ctx: ServiceContext, request: dict[str, Any]) -> dict[str, Any]:
     resource = consumable_resources.update_consumable_resource(ctx, **snake_kwargs(request))
     return {
         "consumableResourceName": resource.name,
@@ -273,48 +270,20 @@ def _update_consumable_resource(ctx: ServiceContext, request: dict[str, Any]) ->
     }
 
 
-def _delete_consumable_resource(ctx: ServiceContext, request: dict[str, Any]) -> dict[str, Any]:
+def delete_consumable_resource(ctx: ServiceContext, request: dict[str, Any]) -> dict[str, Any]:
     consumable_resources.delete_consumable_resource(ctx, **snake_kwargs(request))
     return {}
 
 
-def _list_tags_for_resource(ctx: ServiceContext, request: dict[str, Any]) -> dict[str, Any]:
+def list_tags_for_resource(ctx: ServiceContext, request: dict[str, Any]) -> dict[str, Any]:
     return {"tags": tags.list_tags_for_resource(ctx, **snake_kwargs(request))}
 
 
-def _tag_resource(ctx: ServiceContext, request: dict[str, Any]) -> dict[str, Any]:
+def tag_resource(ctx: ServiceContext, request: dict[str, Any]) -> dict[str, Any]:
     tags.tag_resource(ctx, **snake_kwargs(request))
     return {}
 
 
-def _untag_resource(ctx: ServiceContext, request: dict[str, Any]) -> dict[str, Any]:
+def untag_resource(ctx: ServiceContext, request: dict[str, Any]) -> dict[str, Any]:
     tags.untag_resource(ctx, **snake_kwargs(request))
     return {}
-
-
-RESOURCE_OPERATIONS: dict[str, Handler] = {
-    "CreateComputeEnvironment": _create_compute_environment,
-    "UpdateComputeEnvironment": _update_compute_environment,
-    "DeleteComputeEnvironment": _delete_compute_environment,
-    "DescribeComputeEnvironments": _describe_compute_environments,
-    "CreateJobQueue": _create_job_queue,
-    "UpdateJobQueue": _update_job_queue,
-    "DeleteJobQueue": _delete_job_queue,
-    "DescribeJobQueues": _describe_job_queues,
-    "RegisterJobDefinition": _register_job_definition,
-    "DeregisterJobDefinition": _deregister_job_definition,
-    "DescribeJobDefinitions": _describe_job_definitions,
-    "CreateSchedulingPolicy": _create_scheduling_policy,
-    "UpdateSchedulingPolicy": _update_scheduling_policy,
-    "DeleteSchedulingPolicy": _delete_scheduling_policy,
-    "DescribeSchedulingPolicies": _describe_scheduling_policies,
-    "ListSchedulingPolicies": _list_scheduling_policies,
-    "CreateConsumableResource": _create_consumable_resource,
-    "DescribeConsumableResource": _describe_consumable_resource,
-    "ListConsumableResources": _list_consumable_resources,
-    "UpdateConsumableResource": _update_consumable_resource,
-    "DeleteConsumableResource": _delete_consumable_resource,
-    "ListTagsForResource": _list_tags_for_resource,
-    "TagResource": _tag_resource,
-    "UntagResource": _untag_resource,
-}

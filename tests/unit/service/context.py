@@ -1,17 +1,20 @@
 """The service context job tests run in: a MemoryStore with compute environment ce, queues q,
 off (DISABLED) and fair, and definitions render and legacy, at a fixed clock (the `clock` and
-`ctx` fixtures); and what the tests do with it: define, submit, set_status, and `rejected`,
-which expects a ClientException naming each fragment.
+`ctx` fixtures); and what the tests do with it: define, submit, set_status, `rejected`,
+which expects a ClientException naming each fragment, and `wire`, which calls an operation's
+entry in the API's operation table.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
 import pytest
 
+from batchyard.api.operations import OPERATIONS
 from batchyard.domain.errors import ClientException
 from batchyard.domain.model import (
     Identity,
@@ -89,6 +92,16 @@ def submit(ctx: ServiceContext, **fields: Any) -> Job:
     fields.setdefault("job_queue", "q")
     fields.setdefault("job_definition", "render")
     return jobs.submit_job(ctx, **fields)
+
+
+def wire(ctx: ServiceContext, operation: str, request: dict[str, Any]) -> dict[str, Any]:
+    """The response of `operation`'s table entry to a validated request, as the edge runs it;
+    a submission is stored at once (the edge groups it with others of the same loop turn)."""
+
+    async def insert(jobs: list[Job]) -> Job:
+        return ctx.store.insert_jobs(jobs)[0]
+
+    return asyncio.run(OPERATIONS[operation].invoke(ctx, request, insert))
 
 
 def rejected(call: Callable[[], object], *fragments: str) -> str:

@@ -17,7 +17,7 @@ from batchyard.service import consumable_resources, job_definitions, job_queries
 from batchyard.service.context import ServiceContext
 from batchyard.store.memory import MemoryStore
 from tests.builders import FixedClock
-from tests.unit.service.context import IDENTITY, NOW, rejected, set_status, submit
+from tests.unit.service.context import IDENTITY, NOW, rejected, set_status, submit, wire
 from tests.unit.service.shapes import shape_errors
 
 S = JobStatus
@@ -381,8 +381,8 @@ def test_list_jobs_by_consumable_resource(ctx: ServiceContext) -> None:
         "ghost not found",
     )
 
-    response = jobs_wire.JOB_OPERATIONS["ListJobsByConsumableResource"](
-        ctx, {"consumableResource": "lic", "maxResults": 1}
+    response = wire(
+        ctx, "ListJobsByConsumableResource", {"consumableResource": "lic", "maxResults": 1}
     )
     (summary,) = response["jobs"]
     assert summary == {

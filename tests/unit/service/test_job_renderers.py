@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from batchyard.api import jobs_wire
+from batchyard.api.operations import OPERATIONS
 from batchyard.api.protocol import service_model, shape_output
 from batchyard.domain.model import (
     ALL_JOB_STATUSES,
@@ -19,7 +20,15 @@ from batchyard.domain.model import (
 )
 from batchyard.service import job_properties
 from batchyard.service.context import ServiceContext
-from tests.unit.service.context import IDENTITY, NOW, define, rejected, set_status, submit
+from tests.unit.service.context import (
+    IDENTITY,
+    NOW,
+    define,
+    rejected,
+    set_status,
+    submit,
+    wire,
+)
 from tests.unit.service.shapes import shape_errors, walk
 
 S = JobStatus
@@ -175,8 +184,10 @@ def test_job_summary(ctx: ServiceContext) -> None:
 
 
 def test_wire_handlers(ctx: ServiceContext) -> None:
-    ops = jobs_wire.JOB_OPERATIONS
-    assert set(ops) == {
+    job_operations = {
+        name for name, op in OPERATIONS.items() if op.handler.__module__ == jobs_wire.__name__
+    }
+    assert job_operations == {
         "SubmitJob",
         "DescribeJobs",
         "ListJobs",
@@ -187,8 +198,10 @@ def test_wire_handlers(ctx: ServiceContext) -> None:
         "ListJobsByConsumableResource",
         "GetJobQueueSnapshot",
     }
-    submitted = ops["SubmitJob"](
+
+    submitted = wire(
         ctx,
+        "SubmitJob",
         {
             "jobName": "wire",
             "jobQueue": "q",
@@ -204,13 +217,14 @@ def test_wire_handlers(ctx: ServiceContext) -> None:
         "jobName": "wire",
         "jobId": job_id,
     }
-    described = ops["DescribeJobs"](ctx, {"jobs": [job_id, "nope"]})
+    described = wire(ctx, "DescribeJobs", {"jobs": [job_id, "nope"]})
     assert [d["jobId"] for d in described["jobs"]] == [job_id]
     assert described["jobs"][0]["container"]["command"] == ["echo", "y"]
-    listed = ops["ListJobs"](ctx, {"arrayJobId": job_id, "jobStatus": "PENDING", "maxResults": 1})
+    listed = wire(ctx, "ListJobs", {"arrayJobId": job_id, "jobStatus": "PENDING", "maxResults": 1})
     assert [s["jobId"] for s in listed["jobSummaryList"]] == [f"{job_id}:0"]
-    listed = ops["ListJobs"](
+    listed = wire(
         ctx,
+        "ListJobs",
         {
             "arrayJobId": job_id,
             "jobStatus": "PENDING",
@@ -220,11 +234,11 @@ def test_wire_handlers(ctx: ServiceContext) -> None:
     )
     assert [s["jobId"] for s in listed["jobSummaryList"]] == [f"{job_id}:1"]
     assert "nextToken" not in listed
-    assert ops["CancelJob"](ctx, {"jobId": f"{job_id}:0", "reason": "r"}) == {}
-    assert ops["TerminateJob"](ctx, {"jobId": f"{job_id}:1", "reason": "r"}) == {}
-    bulk = ops["CancelJobs"](ctx, {"jobs": [job_id, "ghost"], "reason": "r"})
+    assert wire(ctx, "CancelJob", {"jobId": f"{job_id}:0", "reason": "r"}) == {}
+    assert wire(ctx, "TerminateJob", {"jobId": f"{job_id}:1", "reason": "r"}) == {}
+    bulk = wire(ctx, "CancelJobs", {"jobs": [job_id, "ghost"], "reason": "r"})
     assert bulk == {"successful": [job_id, "ghost"], "errors": []}
-    assert ops["TerminateJobs"](ctx, {"jobs": [], "reason": "r"}) == {
+    assert wire(ctx, "TerminateJobs", {"jobs": [], "reason": "r"}) == {
         "successful": [],
         "errors": [],
     }
@@ -293,7 +307,9 @@ def _every_kind_of_job(ctx: ServiceContext) -> list[Job]:
     ]
 
 
-@pytest.mark.parametrize("operation", sorted(jobs_wire.RENDERED_AS_MODELLED))
+@pytest.mark.parametrize(
+    "operation", sorted(name for name, op in OPERATIONS.items() if op.rendered_as_modelled)
+)
 def test_fast_path_operations_render_exactly_their_output_shape(
     ctx: ServiceContext, operation: str
 ) -> None:
@@ -312,7 +328,7 @@ def test_fast_path_operations_render_exactly_their_output_shape(
     output_shape = service_model().operation_model(operation).output_shape
     assert output_shape is not None
     for request in requests[operation]:
-        result = jobs_wire.JOB_OPERATIONS[operation](ctx, request)
+        result = wire(ctx, operation, request)
         assert shape_output(output_shape, result) == result
         assert None not in list(walk(result))
         assert shape_errors(output_shape.name, result) == []

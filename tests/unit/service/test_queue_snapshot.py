@@ -11,7 +11,7 @@ from batchyard.domain.model import (
 from batchyard.service import job_cancellation, queue_snapshot
 from batchyard.service.context import ServiceContext
 from tests.builders import FixedClock
-from tests.unit.service.context import IDENTITY, NOW, rejected, set_status, submit
+from tests.unit.service.context import IDENTITY, NOW, rejected, set_status, submit, wire
 from tests.unit.service.shapes import shape_errors
 
 S = JobStatus
@@ -42,7 +42,7 @@ def test_fifo_queue_snapshot(ctx: ServiceContext, clock: FixedClock) -> None:
     assert snapshot.fairshare is None
     assert snapshot.last_updated_at == NOW + 100
 
-    response = jobs_wire.JOB_OPERATIONS["GetJobQueueSnapshot"](ctx, {"jobQueue": "q"})
+    response = wire(ctx, "GetJobQueueSnapshot", {"jobQueue": "q"})
     assert response["frontOfQueue"]["jobs"][0] == {
         "jobArn": IDENTITY.arn("job", first.job_id),
         "earliestTimeAtPosition": NOW + 7,
