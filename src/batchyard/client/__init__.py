@@ -4,7 +4,7 @@ Public AWS Batch and CloudWatch Logs calls only, so it works against AWS unchang
 other batchyard module (an import-linter contract keeps it that way).
 """
 
-from batchyard.client.hook import (
+from batchyard.client.batch_client import (
     DEFAULT_LOG_GROUP,
     BatchClient,
     BatchClientError,

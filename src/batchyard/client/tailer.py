@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import botocore.exceptions
 
-from batchyard.client.hook import BatchClient, JobDescription, job_log_streams
+from batchyard.client.batch_client import BatchClient, JobDescription, job_log_streams
 
 log = logging.getLogger("batchyard.client")
 

@@ -14,7 +14,7 @@ from typing import Any
 import botocore.exceptions
 import botocore.waiter
 
-from batchyard.client.hook import BatchClient, BatchClientError, LogFetcher
+from batchyard.client.batch_client import BatchClient, BatchClientError, LogFetcher
 
 
 def _status_acceptors(statuses: tuple[str, ...], state: str) -> list[dict[str, Any]]:
