@@ -1,6 +1,8 @@
-"""The `batchyard` command: `batchyard server` runs the service.
+"""`batchyard server`: its options and running the service with them.
 
-User commands (submit, jobs, logs, wait, ...) live in batchyard.commands, on batchyard.client.
+The one module of batchyard.cli that reaches the server (batchyard.server and what it needs to
+check the options); the user commands speak only through the SDK. The server's modules are
+imported when the command runs, so the user commands never load them.
 """
 
 from __future__ import annotations
@@ -8,19 +10,15 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
 from pathlib import Path
-
-from batchyard import commands as user_commands
 
 
 def _env(name: str, default: str | None = None) -> str | None:
     return os.environ.get(f"BATCHYARD_{name}", default)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="batchyard", description="AWS Batch, self-hosted.")
-    commands = parser.add_subparsers(dest="command", required=True)
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add `server` to the `batchyard` parser's subcommands."""
     server = commands.add_parser(
         "server",
         help="run the Batchyard service",
@@ -62,6 +60,13 @@ def build_parser() -> argparse.ArgumentParser:
         "(always a reaper process); see docs/runtimes.md",
     )
     server.add_argument("--log-level", default=_env("LOG_LEVEL", "info"))
+    _add_limits(server)
+    # An API-only process started by the main server process (settings come from it).
+    server.add_argument("--internal-api-process", action="store_true", help=argparse.SUPPRESS)
+
+
+def _add_limits(server: argparse.ArgumentParser) -> None:
+    """The options that bound what the server keeps and admits, and how many processes serve."""
     server.add_argument(
         "--job-retention-days",
         type=float,
@@ -94,57 +99,45 @@ def build_parser() -> argparse.ArgumentParser:
         help="GET /health reports the disk full when less than this is free for the data "
         "directory (default 64)",
     )
-    # An API-only process started by the main server process (settings come from it).
-    server.add_argument("--internal-api-process", action="store_true", help=argparse.SUPPRESS)
-    user_commands.register(commands)
-    return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if getattr(args, "user_command", None) is not None:
-        return user_commands.run(args)
-    if args.command == "server":
-        from batchyard.api.rate_limits import RateLimits
-        from batchyard.server import Settings, serve, serve_api_process
-        from batchyard.store.base import StoreError
+def run(args: argparse.Namespace) -> int:
+    """Run the server with the parsed options until it stops; the exit code."""
+    from batchyard.api.rate_limits import RateLimits
+    from batchyard.server import Settings, serve, serve_api_process
+    from batchyard.store.base import StoreError
 
-        if args.internal_api_process:
-            serve_api_process()
-            return 0
-        if args.api_processes < 1:
-            print("batchyard: --api-processes must be at least 1", file=sys.stderr)
-            return 2
-
-        settings = Settings(
-            host=args.host,
-            port=args.port,
-            data_dir=args.data_dir,
-            database_url=args.database_url,
-            account_id=args.account_id,
-            region=args.region,
-            default_runtime=args.default_runtime,
-            stop_timeout_seconds=args.stop_timeout,
-            process_containment=args.process_containment,
-            log_level=args.log_level,
-            job_retention_days=args.job_retention_days,
-            rate_limits=args.rate_limit,
-            api_processes=args.api_processes,
-            min_free_disk_mb=args.min_free_disk_mb,
-        )
-        try:
-            RateLimits.parse(settings.rate_limits)
-        except ValueError as error:
-            print(f"batchyard: --rate-limit: {error}", file=sys.stderr)
-            return 2
-        try:
-            serve(settings)
-        except StoreError as error:
-            print(f"batchyard: {error}", file=sys.stderr)
-            return 2
+    if args.internal_api_process:
+        serve_api_process()
         return 0
-    return 1
+    if args.api_processes < 1:
+        print("batchyard: --api-processes must be at least 1", file=sys.stderr)
+        return 2
 
-
-if __name__ == "__main__":
-    sys.exit(main())
+    settings = Settings(
+        host=args.host,
+        port=args.port,
+        data_dir=args.data_dir,
+        database_url=args.database_url,
+        account_id=args.account_id,
+        region=args.region,
+        default_runtime=args.default_runtime,
+        stop_timeout_seconds=args.stop_timeout,
+        process_containment=args.process_containment,
+        log_level=args.log_level,
+        job_retention_days=args.job_retention_days,
+        rate_limits=args.rate_limit,
+        api_processes=args.api_processes,
+        min_free_disk_mb=args.min_free_disk_mb,
+    )
+    try:
+        RateLimits.parse(settings.rate_limits)
+    except ValueError as error:
+        print(f"batchyard: --rate-limit: {error}", file=sys.stderr)
+        return 2
+    try:
+        serve(settings)
+    except StoreError as error:
+        print(f"batchyard: {error}", file=sys.stderr)
+        return 2
+    return 0
