@@ -48,11 +48,19 @@ def server(runtime: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
 
 
 @pytest.fixture(scope="module")
-def queue(server: ServerProcess, runtime: str) -> str:
+def queue(server: ServerProcess, runtime: str) -> Iterator[str]:
     batch = server.client()
-    if runtime == "docker":
-        return docker_queue(batch)
-    return make_environment(batch, max_vcpus=4)[0]
+    queue = docker_queue(batch) if runtime == "docker" else make_environment(batch, 4)[0]
+    yield queue
+    end_running_jobs(batch, queue)
+
+
+def end_running_jobs(batch: Any, queue: str) -> None:
+    """What a failed test left running would outlive the server: terminate it first."""
+    for status in ("STARTING", "RUNNING"):
+        for job in batch.list_jobs(jobQueue=queue, jobStatus=status)["jobSummaryList"]:
+            batch.terminate_job(jobId=job["jobId"], reason="test teardown")
+            wait_status(batch, job["jobId"])
 
 
 def escaping_job(
@@ -152,8 +160,8 @@ def test_escaped_processes_end_when_the_attempt_times_out(tmp_path: Path) -> Non
         ServerProcess(tmp_path / kind / "data", "--stop-timeout", "2", *ARGUMENTS[kind])
         for kind in ("cgroup", "reaper")
     ]
+    jobs: list[tuple[ServerProcess, str, str]] = []
     try:
-        jobs = []
         for server in servers:
             server.start()
             batch = server.client()
@@ -166,12 +174,12 @@ def test_escaped_processes_end_when_the_attempt_times_out(tmp_path: Path) -> Non
                 server.data_dir.parent,
                 timeout={"attemptDurationSeconds": 60},
             )
-            jobs.append((server, job_id))
+            jobs.append((server, queue, job_id))
         seen = {
             job_id: wait_escaped(server, job_id, server.data_dir.parent / "pids")
-            for server, job_id in jobs
+            for server, _, job_id in jobs
         }
-        for server, job_id in jobs:
+        for server, _, job_id in jobs:
             job = wait_status(server.client(), job_id, timeout=120)
             assert (job["status"], job["statusReason"]) == (
                 "FAILED",
@@ -183,6 +191,8 @@ def test_escaped_processes_end_when_the_attempt_times_out(tmp_path: Path) -> Non
                 what="the job's processes ending",
             )
     finally:
+        for server, queue, _ in jobs:
+            end_running_jobs(server.client(), queue)
         for server in servers:
             server.stop()
 
@@ -211,4 +221,5 @@ def test_escaped_processes_end_with_a_job_that_outlived_a_kill_9_of_the_server(
         assert (job["status"], len(job["attempts"])) == ("SUCCEEDED", 1)
         wait_for(lambda: all_ended(job_id, seen), timeout=30, what="the job's processes ending")
     finally:
+        go.touch()  # however the test ended, the job ends too (it outlives a server)
         server.stop()
