@@ -33,8 +33,8 @@ from batchyard.store.sql.schema import (
     COUNT_COLUMN,
     job_consumable_resources,
     job_dependencies,
-    jobs,
 )
+from batchyard.store.sql.schema import jobs as jobs_table  # `jobs` names the jobs inserted
 from batchyard.store.sql.statements import (
     BUMP_CHANGES,
     BUMP_JOB,
@@ -151,9 +151,6 @@ def bump_parents(connection: Connection, deltas: dict[str, dict[str, int]]) -> N
             row[f"d_{COUNT_COLUMN[status]}"] = delta[status.value]
         rows.append(row)
     execute_many(connection, BUMP_PARENT, rows)
-
-
-# -- jobs ---------------------------------------------------------------------------------
 
 
 def add_shares(connection: Connection, shares: Mapping[tuple[str, str], int]) -> None:
@@ -300,8 +297,8 @@ class JobRecords(StorePart):
     def mutate_array_children(self, parent_id: str, mutation: JobMutation) -> int:
         with self._db.writing() as connection:
             query = (
-                SELECT_JOBS.where(jobs.c.array_parent_id == parent_id)
-                .order_by(jobs.c.array_index, jobs.c.seq)
+                SELECT_JOBS.where(jobs_table.c.array_parent_id == parent_id)
+                .order_by(jobs_table.c.array_index, jobs_table.c.seq)
                 .with_for_update()
             )
             pairs: list[tuple[Job, Job]] = []
@@ -322,24 +319,26 @@ class JobRecords(StorePart):
             return []
         if query.job_queue is not None:
             select = SELECT_JOBS.where(
-                jobs.c.job_queue == query.job_queue, jobs.c.array_parent_id.is_(None)
+                jobs_table.c.job_queue == query.job_queue, jobs_table.c.array_parent_id.is_(None)
             )
             if query.after is not None:
-                select = select.where(jobs.c.seq < query.after)
-            select = select.order_by(jobs.c.seq.desc())
+                select = select.where(jobs_table.c.seq < query.after)
+            select = select.order_by(jobs_table.c.seq.desc())
         else:
-            select = SELECT_JOBS.where(jobs.c.array_parent_id == query.array_job_id)
+            select = SELECT_JOBS.where(jobs_table.c.array_parent_id == query.array_job_id)
             if query.after is not None:
-                select = select.where(jobs.c.array_index > query.after)
-            select = select.order_by(jobs.c.array_index, jobs.c.seq)
+                select = select.where(jobs_table.c.array_index > query.after)
+            select = select.order_by(jobs_table.c.array_index, jobs_table.c.seq)
         select = filtered(select, query).limit(query.limit)
         with self._db.reading() as connection:
             return [self._caches.job(row) for row in connection.execute(select).all()]
 
     def delete_jobs_finished_before(self, cutoff_ms: int) -> list[Job]:
         query = (
-            SELECT_JOBS.where(jobs.c.status.in_(TERMINAL_STATUSES), jobs.c.stopped_at < cutoff_ms)
-            .order_by(jobs.c.stopped_at, jobs.c.seq)
+            SELECT_JOBS.where(
+                jobs_table.c.status.in_(TERMINAL_STATUSES), jobs_table.c.stopped_at < cutoff_ms
+            )
+            .order_by(jobs_table.c.stopped_at, jobs_table.c.seq)
             .with_for_update()
         )
         with self._db.writing() as connection:
@@ -354,7 +353,7 @@ class JobRecords(StorePart):
                         job_consumable_resources.c.job_id.in_(chunk)
                     )
                 )
-                connection.execute(jobs.delete().where(jobs.c.job_id.in_(chunk)))
+                connection.execute(jobs_table.delete().where(jobs_table.c.job_id.in_(chunk)))
             if removed:
                 fetch(connection, BUMP_CHANGES)
         self._caches.forget(ids)
@@ -362,28 +361,29 @@ class JobRecords(StorePart):
             self._notify()
         return removed
 
-    # -- scheduling ---------------------------------------------------------------------------
-
 
 def filtered(select: sa.Select[Any], query: JobQuery) -> sa.Select[Any]:
+    """The JobQuery filters in SQL (JobQuery.matches is the same in Python)."""
     if query.status is not None:
-        select = select.where(jobs.c.status == query.status.value)
+        select = select.where(jobs_table.c.status == query.status.value)
     if query.job_name is not None:
-        select = select.where(jobs.c.job_name_lc == query.job_name.lower())
+        select = select.where(jobs_table.c.job_name_lc == query.job_name.lower())
     if query.job_name_prefix is not None:
         prefix = query.job_name_prefix.lower()
-        select = select.where(sa.func.substr(jobs.c.job_name_lc, 1, len(prefix)) == prefix)
+        select = select.where(sa.func.substr(jobs_table.c.job_name_lc, 1, len(prefix)) == prefix)
     if query.job_definition_name is not None:
-        select = select.where(jobs.c.job_definition_name == query.job_definition_name)
+        select = select.where(jobs_table.c.job_definition_name == query.job_definition_name)
     if query.job_definition_name_prefix is not None:
         prefix = query.job_definition_name_prefix
-        select = select.where(sa.func.substr(jobs.c.job_definition_name, 1, len(prefix)) == prefix)
+        select = select.where(
+            sa.func.substr(jobs_table.c.job_definition_name, 1, len(prefix)) == prefix
+        )
     if query.job_definition_arn is not None:
-        select = select.where(jobs.c.job_definition_arn == query.job_definition_arn)
+        select = select.where(jobs_table.c.job_definition_arn == query.job_definition_arn)
     if query.created_before is not None:
-        select = select.where(jobs.c.created_at < query.created_before)
+        select = select.where(jobs_table.c.created_at < query.created_before)
     if query.created_after is not None:
-        select = select.where(jobs.c.created_at > query.created_after)
+        select = select.where(jobs_table.c.created_at > query.created_after)
     if query.share_identifier is not None:
-        select = select.where(jobs.c.share_identifier == query.share_identifier)
+        select = select.where(jobs_table.c.share_identifier == query.share_identifier)
     return select
