@@ -195,6 +195,7 @@ class Scheduling(StorePart):
         with self._db.writing() as connection:
             ids = list(dict.fromkeys(job.job_id for job in plan.updates))
             current = load_for_update(connection, self._caches, ids) if ids else {}
+            # The consumable rows to lock: those updates that may apply would move.
             moving = [
                 (old, job)
                 for job in plan.updates
