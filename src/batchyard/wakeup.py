@@ -1,6 +1,7 @@
 """The wake-up channel between the main server process and one API-only process: a Unix socket
 pair. The API process sends one byte after each committed write (and one when it is ready);
-either side reads EOF when the other is gone. Bytes only: spawning and restarts are server.py's.
+either side reads EOF when the other is gone. Bytes only: spawning and restarts are
+api_processes.py's.
 """
 
 from __future__ import annotations
