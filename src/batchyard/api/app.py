@@ -14,6 +14,7 @@ from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
+from botocore.model import OperationModel
 from starlette.applications import Starlette
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.exceptions import HTTPException
@@ -26,7 +27,7 @@ from batchyard import disk_full
 from batchyard import health as server_health
 from batchyard.api import limits, protocol
 from batchyard.api.group_commit import GroupCommit
-from batchyard.api.operations import OPERATIONS
+from batchyard.api.operations import OPERATIONS, Operation
 from batchyard.api.rate_limits import RateLimits
 from batchyard.domain.errors import (
     BatchError,
@@ -124,12 +125,7 @@ async def _logs_api(
         body = await limits.read_body(request, operation.name, InvalidParameterException)
         params = protocol.parse_json_input(body)
         protocol.validate_input(operation, params, InvalidParameterException)
-        result = await entry.invoke(ctx, params, group_commit.insert)
-        payload = (
-            result
-            if entry.rendered_as_modelled
-            else protocol.shape_output(operation.output_shape, result)
-        )
+        payload = await _run(entry, operation, ctx, params, group_commit)
     except BatchError as error:
         return _error(error, request_id, media_type)
     except Exception:
@@ -142,6 +138,53 @@ async def _logs_api(
         headers={"x-amzn-RequestId": request_id},
         media_type=media_type,
     )
+
+
+async def _batch_api(
+    ctx: ServiceContext,
+    group_commit: GroupCommit,
+    request: Request,
+    rate_limits: RateLimits | None = None,
+) -> Response:
+    """One AWS Batch rest-json call, routed by method and path as botocore's model says."""
+    request_id = str(uuid.uuid4())
+    found = protocol.find_operation(request.method, request.scope["raw_path"].decode())
+    if found is None:
+        return _no_operation(request)
+    operation, labels = found
+    try:
+        entry = OPERATIONS.get(operation.name)
+        if entry is None or entry.service != "batch":
+            raise NotImplementedOperation(operation.name)
+        if rate_limits is not None and not rate_limits.admit(operation.name):
+            raise TooManyRequestsException("Too Many Requests")
+        body = await limits.read_body(request, operation.name, ClientException)
+        params = protocol.parse_input(operation, labels, request.url.query, request.headers, body)
+        protocol.validate_input(operation, params)
+        payload = await _run(entry, operation, ctx, params, group_commit)
+    except BatchError as error:
+        return _error(error, request_id)
+    except Exception as error:
+        if disk_full.is_disk_full(error):  # the store logged the episode's one warning
+            return _error(ServerException(STORE_DISK_FULL), request_id)
+        log.exception("%s failed (request %s)", operation.name, request_id)
+        return _error(ServerException(f"Internal server error (request {request_id})"), request_id)
+    return _json(200, payload, {"x-amzn-RequestId": request_id})
+
+
+async def _run(
+    entry: Operation,
+    operation: OperationModel,
+    ctx: ServiceContext,
+    params: dict[str, Any],
+    group_commit: GroupCommit,
+) -> Any:
+    """The operation's response to a validated request, run as its table entry says and sent
+    as the model's output shape."""
+    result = await entry.invoke(ctx, params, group_commit.insert)
+    if entry.rendered_as_modelled:
+        return result
+    return protocol.shape_output(operation.output_shape, result)
 
 
 def create_app(
@@ -170,50 +213,19 @@ def create_app(
         }
         return JSONResponse(body, status_code=200 if ok else 503)
 
-    async def batch_api(request: Request) -> Response:
+    async def aws_api(request: Request) -> Response:
         # Batch is rest-json and sends no X-Amz-Target; json-1.1 services (Logs) name the call
         # in it.
         target = request.headers.get("x-amz-target")
         if target is not None:
             return await _logs_api(ctx, group_commit, request, target, rate_limits)
-        request_id = str(uuid.uuid4())
-        found = protocol.find_operation(request.method, request.scope["raw_path"].decode())
-        if found is None:
-            return _no_operation(request)
-        operation, labels = found
-        try:
-            entry = OPERATIONS.get(operation.name)
-            if entry is None or entry.service != "batch":
-                raise NotImplementedOperation(operation.name)
-            if rate_limits is not None and not rate_limits.admit(operation.name):
-                raise TooManyRequestsException("Too Many Requests")
-            body = await limits.read_body(request, operation.name, ClientException)
-            params = protocol.parse_input(
-                operation, labels, request.url.query, request.headers, body
-            )
-            protocol.validate_input(operation, params)
-            result = await entry.invoke(ctx, params, group_commit.insert)
-            payload = (
-                result
-                if entry.rendered_as_modelled
-                else protocol.shape_output(operation.output_shape, result)
-            )
-        except BatchError as error:
-            return _error(error, request_id)
-        except Exception as error:
-            if disk_full.is_disk_full(error):  # the store logged the episode's one warning
-                return _error(ServerException(STORE_DISK_FULL), request_id)
-            log.exception("%s failed (request %s)", operation.name, request_id)
-            return _error(
-                ServerException(f"Internal server error (request {request_id})"), request_id
-            )
-        return _json(200, payload, {"x-amzn-RequestId": request_id})
+        return await _batch_api(ctx, group_commit, request, rate_limits)
 
     methods = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD"]
     return Starlette(
         routes=[
             Route("/health", health_check, methods=["GET"]),
-            Route("/{path:any}", batch_api, methods=methods),
+            Route("/{path:any}", aws_api, methods=methods),
         ],
         exception_handlers={HTTPException: _routing_error},
         lifespan=lifespan,
