@@ -29,6 +29,7 @@ from batchyard.runtimes.base import (
     RuntimeEvent,
 )
 from batchyard.scheduling import resource_status
+from batchyard.scheduling.head_reads import HeadReads
 from batchyard.scheduling.isolation import plan_isolating
 from batchyard.scheduling.planner import heads_taken, plan
 from batchyard.scheduling.snapshot import Plan, Snapshot
@@ -46,8 +47,7 @@ DEFAULT_LIMITS = SnapshotLimits(to_evaluate=1024)
 # RUNNABLE heads read of a queue in a round, at least. A round places at most what its free
 # capacity allows, usually a few jobs, and a queue below one whose head is blocked places none,
 # so reading up to limits.runnable_per_queue heads of every queue would mostly read jobs that
-# stay put: each queue's read follows what its last rounds took, growing by four when a round
-# took all it was given (4, 16, 64, 256) and halving when it took less than half.
+# stay put: each queue's read follows what its last rounds took (scheduling/head_reads.py).
 _RUNNABLE_READ = 4
 # How long the next round may wait for runtime reports after a round that changed jobs.
 _GATHER_SECONDS = 0.001
@@ -81,7 +81,10 @@ class Dispatcher:
         self.log_group = log_group
         self.stop_grace_seconds = stop_grace_seconds
         self.limits = limits
-        self._runnable_read: dict[str, int] = {}  # queue -> heads to read, when not the least
+        self._head_reads = HeadReads(
+            least=min(_RUNNABLE_READ, limits.runnable_per_queue),
+            full=limits.runnable_per_queue,
+        )
         self._more_to_evaluate = False
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -175,7 +178,7 @@ class Dispatcher:
             return Plan(next_wakeup=self.clock.now_ms() + int(_RETRY_SECONDS * 1000))
         # 2. Read a bounded snapshot. Resources whose status is in flux (CREATING, UPDATING,
         #    DELETING) settle first, then the snapshot is read again.
-        reads = dict(self._runnable_read)
+        reads = self._head_reads
         snapshot = self._snapshot(reads)
         if self._settle_resources(snapshot):
             snapshot = self._snapshot(reads)
@@ -205,32 +208,19 @@ class Dispatcher:
                 self._spawn(self._stop(job, runtime or ""))
         return decided
 
-    def _plan(self, snapshot: Snapshot, reads: dict[str, int], now: int) -> tuple[Snapshot, Plan]:
-        """The plan for `snapshot`, read with `reads` heads of each queue. A plan that took
-        every RUNNABLE head read of a queue might have placed more: plan again on a snapshot
-        with four times that queue's heads, up to the limit (growing by steps keeps a round
-        that needs 20 heads from reading 256). Sets each queue's read for the next round."""
+    def _plan(self, snapshot: Snapshot, reads: HeadReads, now: int) -> tuple[Snapshot, Plan]:
+        """The plan for `snapshot`, read with `reads`. A plan that took every RUNNABLE head
+        read of a queue might have placed more: plan again on a snapshot with more heads of
+        that queue, as `reads.grown` says. Sets the reads of the next round."""
         snapshot, decided = self._plan_once(snapshot, now)
-        full, least = self.limits.runnable_per_queue, self._least_read
-
-        def read_of(queue: str) -> int:
-            return reads.get(queue, least)
-
         while True:
-            taken = heads_taken(snapshot, decided, read_of)
-            short = [q for q, (_, cut) in taken.items() if cut and read_of(q) < full]
-            if not short:
+            taken = heads_taken(snapshot, decided, reads.of)
+            grown = reads.grown(taken)
+            if grown is None:
                 break
-            for queue in short:
-                reads[queue] = min(full, read_of(queue) * 4)
+            reads = grown
             snapshot, decided = self._plan_once(self._snapshot(reads), now)
-        self._runnable_read = {}
-        for queue, (took, _) in taken.items():
-            read = read_of(queue)
-            if took * 2 < read:  # took less than half: read half next time
-                read = max(least, read // 2)
-            if read > least:
-                self._runnable_read[queue] = read
+        self._head_reads = reads.next_round(taken)
         return snapshot, decided
 
     def _plan_once(self, snapshot: Snapshot, now: int) -> tuple[Snapshot, Plan]:
@@ -268,14 +258,9 @@ class Dispatcher:
         for job_id in stored:
             log.error("job %s stored as FAILED: %s", job_id, reasons[job_id])
 
-    @property
-    def _least_read(self) -> int:
-        return min(_RUNNABLE_READ, self.limits.runnable_per_queue)
-
-    def _snapshot(self, reads: Mapping[str, int]) -> Snapshot:
-        """A snapshot with the RUNNABLE heads `reads` says (the least for a queue it does not
-        name), and the runtimes' host limits."""
-        read = replace(self.limits, runnable_per_queue=self._least_read, runnable_read=reads)
+    def _snapshot(self, reads: HeadReads) -> Snapshot:
+        """A snapshot with the RUNNABLE heads `reads` says, and the runtimes' host limits."""
+        read = replace(self.limits, runnable_per_queue=reads.least, runnable_read=reads.more)
         snapshot = self.store.snapshot(read)
         if snapshot.unreadable:
             self._quarantine(snapshot.unreadable)
