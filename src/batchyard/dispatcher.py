@@ -20,13 +20,13 @@ from batchyard.domain.clock import Clock
 from batchyard.domain.job_environment import attempt_environment
 from batchyard.domain.model import ComputeEnvironment, Job, JobStatus
 from batchyard.runtimes.base import (
-    HOST_LOST,
     AttemptExited,
     AttemptRef,
     AttemptSpec,
     AttemptStarted,
     Runtime,
     RuntimeEvent,
+    host_lost,
 )
 from batchyard.scheduling import resource_status
 from batchyard.scheduling.head_reads import HeadReads
@@ -281,15 +281,8 @@ class Dispatcher:
         assert attempt is not None
         runtime = self.runtimes.get(ce.runtime)
         if runtime is None:
-            self.record(
-                AttemptExited(
-                    job_id=job.job_id,
-                    task_id=attempt.task_id,
-                    stopped_at=self.clock.now_ms(),
-                    exit_code=None,
-                    reason=f"CannotStartContainerError: runtime {ce.runtime} is not configured",
-                    status_reason=lifecycle.TASK_FAILED_TO_START,
-                )
+            self._failed_to_start(
+                job.job_id, attempt.task_id, f"runtime {ce.runtime} is not configured"
             )
             return
         self._runtime_of_job[job.job_id] = ce.runtime
@@ -297,16 +290,20 @@ class Dispatcher:
             await runtime.start(self._attempt_spec(job, ce))
         except Exception as exc:
             log.exception("runtime %s could not start job %s", ce.runtime, job.job_id)
-            self.record(
-                AttemptExited(
-                    job_id=job.job_id,
-                    task_id=attempt.task_id,
-                    stopped_at=self.clock.now_ms(),
-                    exit_code=None,
-                    reason=f"CannotStartContainerError: {exc}"[:255],
-                    status_reason=lifecycle.TASK_FAILED_TO_START,
-                )
+            self._failed_to_start(job.job_id, attempt.task_id, str(exc))
+
+    def _failed_to_start(self, job_id: str, task_id: str, why: str) -> None:
+        """Record the attempt's exit as AWS reports a container that could not start."""
+        self.record(
+            AttemptExited(
+                job_id=job_id,
+                task_id=task_id,
+                stopped_at=self.clock.now_ms(),
+                exit_code=None,
+                reason=f"CannotStartContainerError: {why}"[:255],
+                status_reason=lifecycle.TASK_FAILED_TO_START,
             )
+        )
 
     async def _stop(self, job: Job, runtime_name: str) -> None:
         attempt = job.current_attempt
@@ -417,16 +414,8 @@ class Dispatcher:
             runtime = self.runtimes.get(name)
             if runtime is None:
                 for ref in refs:
-                    self.record(
-                        AttemptExited(
-                            job_id=ref.job_id,
-                            task_id=ref.task_id,
-                            stopped_at=self.clock.now_ms(),
-                            exit_code=None,
-                            reason=f"runtime {name} is not configured on this server",
-                            status_reason=HOST_LOST,
-                        )
-                    )
+                    reason = f"runtime {name} is not configured on this server"
+                    self.record(host_lost(ref.job_id, ref.task_id, self.clock.now_ms(), reason))
                 continue
             await runtime.recover(refs)
         for job, runtime_name in to_stop:
