@@ -26,6 +26,7 @@ from batchyard.runtimes.base import (
     AttemptStarted,
     Runtime,
     RuntimeEvent,
+    failed_to_start,
     host_lost,
 )
 from batchyard.scheduling import resource_status
@@ -294,16 +295,8 @@ class Dispatcher:
 
     def _failed_to_start(self, job_id: str, task_id: str, why: str) -> None:
         """Record the attempt's exit as AWS reports a container that could not start."""
-        self.record(
-            AttemptExited(
-                job_id=job_id,
-                task_id=task_id,
-                stopped_at=self.clock.now_ms(),
-                exit_code=None,
-                reason=f"CannotStartContainerError: {why}"[:255],
-                status_reason=lifecycle.TASK_FAILED_TO_START,
-            )
-        )
+        reason = f"CannotStartContainerError: {why}"
+        self.record(failed_to_start(job_id, task_id, self.clock.now_ms(), reason))
 
     async def _stop(self, job: Job, runtime_name: str) -> None:
         attempt = job.current_attempt

@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from batchyard.domain.lifecycle import ESSENTIAL_CONTAINER_EXITED, TASK_FAILED_TO_START
 from batchyard.domain.model import Document, Resources
 from batchyard.logs import EVENT_OVERHEAD_BYTES
 
@@ -62,7 +63,7 @@ class AttemptExited:
     stopped_at: int  # epoch ms
     exit_code: int | None  # None when the container never ran or the exit is unknown
     reason: str | None = None  # container.reason, e.g. "OutOfMemoryError: ..."
-    status_reason: str = "Essential container in task exited"
+    status_reason: str = ESSENTIAL_CONTAINER_EXITED
     # Called by the dispatcher once the exit is in the store: until then the runtime keeps
     # what recovery needs to report the exit again, should the server die in between.
     recorded: Callable[[], None] | None = field(default=None, compare=False, repr=False)
@@ -71,20 +72,48 @@ class AttemptExited:
 RuntimeEvent = AttemptStarted | AttemptExited
 Report = Callable[[RuntimeEvent], None]
 
-TASK_FAILED_TO_START = "Task failed to start"
-ESSENTIAL_CONTAINER_EXITED = "Essential container in task exited"
+# TASK_FAILED_TO_START and ESSENTIAL_CONTAINER_EXITED are the lifecycle's (one spelling of
+# each AWS string), re-exported here for the runtimes.
 HOST_LOST = "Host EC2 (instance batchyard) terminated."
 
 MAX_EVENT_BYTES = 256 * 1024 - EVENT_OVERHEAD_BYTES
 """CloudWatch's largest event, less the overhead it counts per event: every runtime that streams
 output splits longer lines at this many bytes."""
 
+MAX_REASON = 255  # container.reason (BM:ContainerDetail.reason)
+
 log = logging.getLogger("batchyard.runtimes")
+
+__all__ = [
+    "ESSENTIAL_CONTAINER_EXITED",
+    "HOST_LOST",
+    "MAX_EVENT_BYTES",
+    "MAX_REASON",
+    "TASK_FAILED_TO_START",
+    "AttemptExited",
+    "AttemptRef",
+    "AttemptSpec",
+    "AttemptStarted",
+    "Report",
+    "Runtime",
+    "RuntimeEvent",
+    "deliver",
+    "failed_to_start",
+    "host_lost",
+]
 
 
 def host_lost(job_id: str, task_id: str, stopped_at: int, reason: str) -> AttemptExited:
     """The exit of an attempt whose process or container can no longer be found."""
     return AttemptExited(job_id, task_id, stopped_at, None, reason, HOST_LOST)
+
+
+def failed_to_start(job_id: str, task_id: str, stopped_at: int, reason: str) -> AttemptExited:
+    """The exit of an attempt that never ran: no exit code, `reason` (e.g.
+    "CannotStartContainerError: ...") as its container.reason, cut to the length AWS allows."""
+    return AttemptExited(
+        job_id, task_id, stopped_at, None, reason[:MAX_REASON], TASK_FAILED_TO_START
+    )
 
 
 def deliver(report: Report | None, event: RuntimeEvent) -> None:

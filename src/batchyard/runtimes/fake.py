@@ -16,13 +16,14 @@ from batchyard.domain.model import Resources
 from batchyard.runtimes.base import (
     ESSENTIAL_CONTAINER_EXITED,
     HOST_LOST,
-    TASK_FAILED_TO_START,
     AttemptExited,
     AttemptRef,
     AttemptSpec,
     AttemptStarted,
     Report,
     RuntimeEvent,
+    failed_to_start,
+    host_lost,
 )
 
 OUT_OF_MEMORY = "OutOfMemoryError: Container killed due to memory usage"
@@ -108,11 +109,7 @@ class FakeRuntime:
         self.started.append(spec)
         now = self._clock.now_ms()
         if start_failure is not None:
-            self._emit(
-                AttemptExited(
-                    spec.job_id, spec.task_id, now, None, start_failure, TASK_FAILED_TO_START
-                )
-            )
+            self._emit(failed_to_start(spec.job_id, spec.task_id, now, start_failure))
             return
         due = None if ending is None else now + delay
         self._running[spec.task_id] = _Running(spec, ending, due, now)
@@ -145,13 +142,11 @@ class FakeRuntime:
                     self._emit(AttemptStarted(ref.job_id, ref.task_id, running.started_at, handle))
                 continue
             self._emit(
-                AttemptExited(
+                host_lost(
                     ref.job_id,
                     ref.task_id,
                     self._clock.now_ms(),
-                    None,
                     "Host lost: the attempt was not found after a restart",
-                    HOST_LOST,
                 )
             )
 

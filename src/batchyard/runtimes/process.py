@@ -23,15 +23,12 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from batchyard import disk_full
 from batchyard.domain.clock import Clock
 from batchyard.domain.model import Resources
 from batchyard.logs import LogStore
 from batchyard.runtimes import containment
 from batchyard.runtimes.base import (
     ESSENTIAL_CONTAINER_EXITED,
-    MAX_EVENT_BYTES,
-    TASK_FAILED_TO_START,
     AttemptExited,
     AttemptRef,
     AttemptSpec,
@@ -39,6 +36,7 @@ from batchyard.runtimes.base import (
     Report,
     RuntimeEvent,
     deliver,
+    failed_to_start,
     host_lost,
 )
 from batchyard.runtimes.launch_records import (
@@ -49,6 +47,7 @@ from batchyard.runtimes.launch_records import (
     read_launch_record,
     wait_for_earlier_launches,
 )
+from batchyard.runtimes.output import Event, LineCutter, StreamWriter
 
 log = logging.getLogger(__name__)
 
@@ -739,21 +738,18 @@ class _CannotStart(Exception):
 class _Attempt:
     job_id: str
     task_id: str
-    log_group: str
-    log_stream: str
+    output: StreamWriter
     directory: str  # the job's working directory; control files sit beside it
     pid: int  # the command's process, leader of its own process group
     start_ticks: int
     own: bool  # our launcher's child: its exit is pushed to us, else we poll for it
     out_fd: int | None
     offset: int = 0  # bytes of the output file consumed
-    partial: bytearray = field(default_factory=bytearray)
-    skip: int = 0  # lines already in the log store before a re-attach
+    lines: LineCutter = field(default_factory=LineCutter)
     stop_signal: int | None = None
     escalation: asyncio.TimerHandle | None = None
     found_running: bool = True
     ended: bool = False
-    stalled: bool = False  # the log store had no room for its last lines: retried later
     cgroup: str | None = None  # its own cgroup; None: a reaper process contains it
 
 
@@ -1070,8 +1066,7 @@ class ProcessRuntime:
         attempt = _Attempt(
             job_id=spec.job_id,
             task_id=spec.task_id,
-            log_group=spec.log_group,
-            log_stream=spec.log_stream_name,
+            output=StreamWriter(self._logs, spec.task_id, spec.log_group, spec.log_stream_name),
             directory=directory,
             pid=pid,
             start_ticks=start_ticks,
@@ -1081,10 +1076,7 @@ class ProcessRuntime:
         )
         self._attempts[spec.task_id] = attempt
         now = self._clock.now_ms()
-        try:
-            self._logs.create_stream(spec.log_group, spec.log_stream_name, now)
-        except Exception:
-            log.exception("Creating log stream %s failed", spec.log_stream_name)
+        attempt.output.create(now)
         handle = _handle(pid, start_ticks, directory, cgroup)
         self._emit(AttemptStarted(spec.job_id, spec.task_id, now, handle))
         grace = self._stop_when_started.pop(spec.task_id, None)
@@ -1159,23 +1151,19 @@ class ProcessRuntime:
         attempt = _Attempt(
             job_id=ref.job_id,
             task_id=ref.task_id,
-            log_group=ref.log_group,
-            log_stream=ref.log_stream_name,
+            output=StreamWriter(self._logs, ref.task_id, ref.log_group, ref.log_stream_name),
             directory=directory,
             pid=pid,
             start_ticks=start_ticks,
             own=False,
             out_fd=out_fd,
-            skip=self._logs.count(ref.log_group, ref.log_stream_name),
+            lines=LineCutter(skip=self._logs.count(ref.log_group, ref.log_stream_name)),
             found_running=_is_running(pid, start_ticks),
             cgroup=cgroup,
         )
         self._attempts[ref.task_id] = attempt
         if started_at is not None:
-            try:
-                self._logs.create_stream(ref.log_group, ref.log_stream_name, started_at)
-            except Exception:
-                log.exception("Creating log stream %s failed", ref.log_stream_name)
+            attempt.output.create(started_at)
             runtime_handle = _handle(pid, start_ticks, directory, cgroup)
             self._emit(AttemptStarted(ref.job_id, ref.task_id, started_at, runtime_handle))
         self._pump(attempt, _TICK_BUDGET)
@@ -1204,12 +1192,14 @@ class ProcessRuntime:
 
     def _pump(self, attempt: _Attempt, budget: int) -> bool:
         """Move new output lines to the log store; True once the file is read to its end.
-        Lines the log store has no room for are read again from the same offset next time."""
+        Lines the log store has no room for are read again from the same offset next time,
+        so a full disk holds no output in memory."""
         fd = attempt.out_fd
         if fd is None:
             return True
-        unread = (attempt.offset, bytes(attempt.partial), attempt.skip)
-        lines: list[bytes] = []
+        unread = attempt.offset, attempt.lines.mark()
+        now = self._clock.now_ms()
+        events: list[Event] = []
         read = 0
         at_end = False
         while read < budget:
@@ -1217,53 +1207,15 @@ class ProcessRuntime:
             attempt.offset += len(data)
             read += len(data)
             if data:
-                self._split(attempt, data, lines)
+                attempt.lines.feed(data, now, events)
             if len(data) < _READ_CHUNK:
                 at_end = True
                 break
-        if not self._append(attempt, lines):
-            attempt.offset, partial, attempt.skip = unread
-            attempt.partial = bytearray(partial)
+        if not attempt.output.append(events, now):
+            attempt.offset, mark = unread
+            attempt.lines.rewind(mark)
             return False
         return at_end
-
-    def _split(self, attempt: _Attempt, data: bytes, out: list[bytes]) -> None:
-        # Splitting depends only on the bytes (never on read boundaries or time), so a
-        # re-attach can skip exactly the lines already stored.
-        pieces = (bytes(attempt.partial) + data if attempt.partial else data).split(b"\n")
-        attempt.partial = bytearray(pieces.pop())
-        for piece in pieces:
-            self._emit_line(attempt, piece, out)
-        if len(attempt.partial) >= MAX_EVENT_BYTES:
-            cut = len(attempt.partial) - len(attempt.partial) % MAX_EVENT_BYTES
-            self._emit_line(attempt, bytes(attempt.partial[:cut]), out)
-            del attempt.partial[:cut]
-
-    @staticmethod
-    def _emit_line(attempt: _Attempt, line: bytes, out: list[bytes]) -> None:
-        # Empty lines are dropped: a CloudWatch event needs at least one character.
-        for i in range(0, len(line), MAX_EVENT_BYTES):
-            if attempt.skip > 0:
-                attempt.skip -= 1
-            else:
-                out.append(line[i : i + MAX_EVENT_BYTES])
-
-    def _append(self, attempt: _Attempt, lines: list[bytes]) -> bool:
-        """False if the log store had no room for the lines: the caller keeps them."""
-        attempt.stalled = False
-        if not lines:
-            return True
-        now = self._clock.now_ms()
-        events = [(now, line.decode("utf-8", "replace")) for line in lines]
-        try:
-            self._logs.append(attempt.log_group, attempt.log_stream, events, now)
-        except Exception as error:
-            if disk_full.is_disk_full(error):  # the log store warned of it once
-                attempt.stalled = True
-                return False
-            # Losing output must not lose the attempt's exit.
-            log.exception("Appending output of attempt %s failed", attempt.task_id)
-        return True
 
     async def _tail_forever(self) -> None:
         tick = 0
@@ -1306,7 +1258,7 @@ class ProcessRuntime:
         while not done:
             # Let other attempts and the API run between chunks; while the log store has no
             # room, wait as the tailer does, then try the same lines again.
-            await asyncio.sleep(self._poll_interval if attempt.stalled else 0)
+            await asyncio.sleep(self._poll_interval if attempt.output.stalled else 0)
             done = self._drained(attempt)
         self._complete(attempt, exit_code, lost_reason)
 
@@ -1315,14 +1267,12 @@ class ProcessRuntime:
         last line (with no newline) included."""
         if not self._pump(attempt, _FINISH_BUDGET):
             return False
-        if attempt.partial:
-            lines: list[bytes] = []
-            skip = attempt.skip
-            self._emit_line(attempt, bytes(attempt.partial), lines)
-            if not self._append(attempt, lines):
-                attempt.skip = skip
-                return False
-            attempt.partial.clear()
+        mark = attempt.lines.mark()
+        events: list[Event] = []
+        attempt.lines.finish(events)
+        if not attempt.output.append(events, self._clock.now_ms()):
+            attempt.lines.rewind(mark)
+            return False
         return True
 
     def _complete(self, attempt: _Attempt, exit_code: int | None, lost_reason: str | None) -> None:
@@ -1376,16 +1326,8 @@ class ProcessRuntime:
     # -- reporting ----------------------------------------------------------------------------
 
     def _failed_to_start(self, spec: AttemptSpec, error: str) -> None:
-        self._emit(
-            AttemptExited(
-                job_id=spec.job_id,
-                task_id=spec.task_id,
-                stopped_at=self._clock.now_ms(),
-                exit_code=None,
-                reason=f"CannotStartContainerError: {error}",
-                status_reason=TASK_FAILED_TO_START,
-            )
-        )
+        reason = f"CannotStartContainerError: {error}"
+        self._emit(failed_to_start(spec.job_id, spec.task_id, self._clock.now_ms(), reason))
 
     def _host_lost(self, job_id: str, task_id: str, reason: str) -> AttemptExited:
         return host_lost(job_id, task_id, self._clock.now_ms(), reason)

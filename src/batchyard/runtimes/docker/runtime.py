@@ -1,26 +1,22 @@
-"""The docker runtime: each attempt runs as a Docker container with AWS Batch's container
-semantics (as ECS runs them), its output streamed into the log store. Every Docker SDK call
-blocks, so it runs on a worker thread, never on the event loop. Decides nothing about jobs.
+"""DockerRuntime: attempts as Docker containers, through the Docker Engine API. Every Docker
+SDK call blocks, so it runs on a worker thread, never on the event loop; each container's
+output is followed on a thread of its own. Decides nothing about jobs.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import functools
-import hashlib
 import json
 import logging
 import os
 import re
-import struct
 import threading
 import time
-from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -33,18 +29,15 @@ from docker.errors import (
     NotFound,
     create_api_error_from_http_exception,
 )
-from docker.types import CancellableStream, DeviceRequest, LogConfig, Mount, Ulimit
+from docker.types import CancellableStream
 from docker.utils import parse_repository_tag
 
-from batchyard import disk_full
 from batchyard.domain.clock import Clock
-from batchyard.domain.model import Document, Resources
+from batchyard.domain.model import Resources
 from batchyard.logs import LogStore
 from batchyard.runtimes.base import (
     ESSENTIAL_CONTAINER_EXITED,
     HOST_LOST,
-    MAX_EVENT_BYTES,
-    TASK_FAILED_TO_START,
     AttemptExited,
     AttemptRef,
     AttemptSpec,
@@ -52,340 +45,51 @@ from batchyard.runtimes.base import (
     Report,
     RuntimeEvent,
     deliver,
+    failed_to_start,
     host_lost,
 )
+from batchyard.runtimes.docker.engine import daemon_message, oom_kill_logged, owner_label
+from batchyard.runtimes.docker.frames import Frame, cut_frame, frames
+from batchyard.runtimes.docker.options import (
+    CANNOT_CREATE,
+    LABEL_JOB_ID,
+    LABEL_OWNER,
+    LABEL_TASK_ID,
+    CannotRun,
+    ContainerOptions,
+    container_options,
+)
+from batchyard.runtimes.output import Event, LineCutter, StreamWriter
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-LABEL_OWNER = "batchyard.owner"
-LABEL_JOB_ID = "batchyard.job-id"
-LABEL_TASK_ID = "batchyard.task-id"
-LABEL_ATTEMPT = "batchyard.attempt"
-LABEL_COMPUTE_ENVIRONMENT = "batchyard.compute-environment"
-LABEL_LOG_STREAM = "batchyard.log-stream"
-
 DEFAULT_NETWORK_MODE = "bridge"
 OUT_OF_MEMORY = "OutOfMemoryError: Container killed due to memory usage"
 CANNOT_PULL = "CannotPullContainerError"
-CANNOT_CREATE = "CannotCreateContainerError"
 CANNOT_START = "CannotStartContainerError"
 STOPPED_BEFORE_START = f"{CANNOT_START}: the attempt was stopped before its container started"
 HOST_LOST_NOT_FOUND = "Host lost: the attempt's container was not found after a restart"
 HOST_LOST_REMOVED = "Host lost: the attempt's container was removed while it ran"
-MAX_REASON = 255  # container.reason (BM:ContainerDetail.reason)
 
 _API_TIMEOUT_S = 120  # one Engine API call; log streams have no timeout
 _API_THREADS = 16
 _FOLLOWERS_JOIN_S = 5.0
 _EXIT_SETTLE_S = 5.0  # the log stream can end a moment before the engine marks the exit
 _CATCH_UP_TAIL = 256  # frames re-read at exit to find any a followed stream missed
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MS = timedelta(milliseconds=1)
-_DEVICE_PERMISSIONS = (("READ", "r"), ("WRITE", "w"), ("MKNOD", "m"))
 _NVIDIA_DEVICE = re.compile(r"nvidia[0-9]+")
-
-
-class CannotRun(Exception):
-    """An attempt cannot run; `reason` is its container.reason (AWS wording)."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason[:MAX_REASON]
-
-
-def engine_unreachable(timeout_s: int = 5) -> str | None:
-    """None if the Docker engine (DOCKER_HOST, else the local socket) answers; else why not."""
-    try:
-        client = docker.from_env(timeout=timeout_s)
-    except DockerException as error:
-        return str(error)
-    try:
-        client.ping()
-    except (DockerException, requests.RequestException) as error:
-        return str(error)
-    finally:
-        client.close()
-    return None
-
-
-def owner_label(owner: str) -> str:
-    """The batchyard.owner label of containers run for `owner` (e.g. a store URL)."""
-    return hashlib.sha256(owner.encode()).hexdigest()[:16]
-
-
-# --------------------------------------------------------------------------------------------
-# containerProperties (AWS wire form) -> Docker Engine API container options
-
-
-@dataclass(frozen=True, slots=True)
-class ContainerOptions:
-    image: str
-    create: dict[str, Any]  # keyword arguments of APIClient.create_container
-    host: dict[str, Any]  # keyword arguments of APIClient.create_host_config
-
-
-def container_options(
-    spec: AttemptSpec,
-    *,
-    owner: str,
-    default_network_mode: str,
-    host_cpus: float,
-    host_gpus: int,
-) -> ContainerOptions:
-    """How Docker runs this attempt, as ECS would run its containerProperties, in the network
-    of its compute environment (else the default). Raises CannotRun for what no container could
-    honour here (no image, a GPU on a host without one, ...)."""
-    container = spec.container
-    image = container.get("image")
-    if not isinstance(image, str) or not image:
-        raise CannotRun(
-            f"{CANNOT_CREATE}: the job has no container image "
-            "(the docker runtime runs jobs with containerProperties)"
-        )
-    resources = spec.resources
-    linux: Document = container.get("linuxParameters") or {}
-    binds, mounts = _volume_mounts(container)
-    memory_mib = int(resources.memory_mib)
-    max_swap = linux.get("maxSwap")
-    host: dict[str, Any] = {
-        "network_mode": spec.network_mode or default_network_mode,
-        "privileged": bool(container.get("privileged", False)),
-        "read_only": bool(container.get("readonlyRootFilesystem", False)),
-        # A hard limit, as on ECS: no swap beyond it unless maxSwap grants some.
-        "mem_limit": f"{memory_mib}m",
-        "memswap_limit": f"{memory_mib + max(0, int(max_swap or 0))}m",
-        # A quota of the job's vCPUs; the Engine refuses more than the host has.
-        "nano_cpus": round(min(float(resources.vcpus), host_cpus) * 1e9),
-        # Batchyard is the log store: the engine keeps output only until it has been read.
-        "log_config": LogConfig(type="json-file"),
-    }
-    if binds:
-        host["binds"] = binds
-    if mounts:
-        host["mounts"] = mounts
-    if linux.get("swappiness") is not None and max_swap is not None:
-        host["mem_swappiness"] = int(linux["swappiness"])
-    if container.get("ulimits"):
-        host["ulimits"] = [
-            Ulimit(name=str(u["name"]), soft=int(u["softLimit"]), hard=int(u["hardLimit"]))
-            for u in container["ulimits"]
-        ]
-    if linux.get("devices"):
-        host["devices"] = [_device(d) for d in linux["devices"]]
-    if linux.get("initProcessEnabled"):
-        host["init"] = True
-    if linux.get("sharedMemorySize") is not None:
-        host["shm_size"] = f"{int(linux['sharedMemorySize'])}m"
-    if linux.get("tmpfs"):
-        host["tmpfs"] = {
-            str(t["containerPath"]): ",".join(
-                [f"size={int(t['size'])}m", *(str(o) for o in t.get("mountOptions") or ())]
-            )
-            for t in linux["tmpfs"]
-        }
-    if resources.gpus > 0:
-        if host_gpus <= 0:
-            raise CannotRun(
-                f"{CANNOT_CREATE}: the job requires {resources.gpus} GPU(s) and this Docker "
-                "host has none"
-            )
-        host["device_requests"] = [DeviceRequest(count=int(resources.gpus), capabilities=[["gpu"]])]
-    labels = {
-        LABEL_OWNER: owner,
-        LABEL_JOB_ID: spec.job_id,
-        LABEL_TASK_ID: spec.task_id,
-        LABEL_ATTEMPT: str(spec.attempt_number),
-        LABEL_COMPUTE_ENVIRONMENT: spec.compute_environment,
-        LABEL_LOG_STREAM: spec.log_stream_name,
-    }
-    create: dict[str, Any] = {
-        "name": f"batchyard-{spec.task_id}",
-        # No command: the image's own CMD runs, as on ECS.
-        "command": list(spec.command) or None,
-        "environment": dict(spec.environment),
-        "labels": labels,
-    }
-    if container.get("user"):
-        create["user"] = str(container["user"])
-    return ContainerOptions(image=image, create=create, host=host)
-
-
-def _volume_mounts(container: Document) -> tuple[list[str], list[Mount]]:
-    """(binds for host paths, anonymous volumes) of the mountPoints. A host sourcePath is
-    bind-mounted (created if missing, as Docker does for ECS); a volume without one is a
-    fresh Docker volume that goes with the container."""
-    volumes: dict[str, Document] = {}
-    for volume in container.get("volumes") or ():
-        name = str(volume.get("name", ""))
-        if volume.get("efsVolumeConfiguration") is not None:
-            raise CannotRun(
-                f"{CANNOT_CREATE}: volume {name!r}: efsVolumeConfiguration is not supported "
-                "by the docker runtime; mount the file system on the host and use host.sourcePath"
-            )
-        volumes[name] = volume
-    binds: list[str] = []
-    mounts: list[Mount] = []
-    for point in container.get("mountPoints") or ():
-        name = str(point.get("sourceVolume", ""))
-        target = str(point.get("containerPath", ""))
-        read_only = bool(point.get("readOnly", False))
-        volume = volumes.get(name)
-        if volume is None:
-            raise CannotRun(f"{CANNOT_CREATE}: mount point {target!r} names no volume {name!r}")
-        if not target.startswith("/"):
-            raise CannotRun(f"{CANNOT_CREATE}: containerPath {target!r} must be absolute")
-        source = (volume.get("host") or {}).get("sourcePath")
-        if source:
-            if not str(source).startswith("/"):
-                raise CannotRun(
-                    f"{CANNOT_CREATE}: volume {name!r}: sourcePath {source!r} must be absolute"
-                )
-            binds.append(f"{source}:{target}:{'ro' if read_only else 'rw'}")
-        else:
-            mounts.append(Mount(target=target, source=None, type="volume", read_only=read_only))
-    return binds, mounts
-
-
-def _device(device: Document) -> str:
-    host_path = str(device["hostPath"])
-    container_path = str(device.get("containerPath") or host_path)
-    permissions = device.get("permissions") or [p for p, _ in _DEVICE_PERMISSIONS]
-    mode = "".join(letter for p, letter in _DEVICE_PERMISSIONS if p in permissions)
-    return f"{host_path}:{container_path}:{mode}"
-
-
-def _oom_kill_logged(container_id: str) -> bool:
-    """Whether the kernel log records an OOM kill in the container's cgroup. Docker 20.10 (on
-    cgroup v1) drops a container's OOM event that arrives after its exit, leaving OOMKilled
-    false; the kernel's "oom-kill:... task_memcg=<cgroup>" record names the container."""
-    needle = container_id.encode()
-    try:
-        fd = os.open("/dev/kmsg", os.O_RDONLY | os.O_NONBLOCK)
-    except OSError:  # not on this host, or not readable: the Engine's flag is all there is
-        return False
-    try:
-        while True:
-            try:
-                record = os.read(fd, 8192)
-            except BlockingIOError:
-                return False
-            except OSError as error:
-                if error.errno == errno.EPIPE:  # records overwritten while reading: go on
-                    continue
-                return False
-            if not record:
-                return False
-            if b"oom-kill:" in record and needle in record:
-                return True
-    finally:
-        os.close(fd)
-
-
-def _daemon_message(error: Exception) -> str:
-    explanation = getattr(error, "explanation", None)
-    return f"Error response from daemon: {explanation}" if explanation else str(error)
-
-
-# --------------------------------------------------------------------------------------------
-# Output: Docker log frames -> log events
-
-
-def _timestamp_ms(stamp: bytes) -> int | None:
-    try:
-        moment = datetime.fromisoformat(stamp.decode("ascii"))
-    except (UnicodeDecodeError, ValueError):
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return (moment - _EPOCH) // _MS
-
-
-Frame = tuple[int, bytes]  # (1 stdout | 2 stderr, '<RFC 3339 timestamp> <output>')
-
-
-def _frames(response: requests.Response) -> Iterator[Frame]:
-    """The frames of a multiplexed Engine log stream (8-byte header: stream, size)."""
-    raw = response.raw
-    while True:
-        header = raw.read(8)
-        if len(header) < 8:
-            return
-        stream, size = struct.unpack(">BxxxL", header)
-        if size:
-            data = raw.read(size)
-            if len(data) < size:
-                return
-            yield stream, data
-
-
-class _Lines:
-    """Cuts the output of one container into log events: one per line of stdout or stderr,
-    long lines split at CloudWatch's event size, empty lines dropped. The Engine cuts lines
-    over 16 KiB into partial frames, which may interleave with the other stream's, so each
-    stream is joined on its own. The cut depends only on the frames, so reading the output
-    again from the start and skipping `skip` events resumes exactly."""
-
-    def __init__(self, skip: int, now_ms: Callable[[], int]) -> None:
-        self.skip = skip
-        self.produced = 0  # events cut so far, skipped ones included
-        self._now_ms = now_ms
-        self._partial: dict[int, tuple[int, bytearray]] = {}  # stream -> (first at, bytes)
-
-    def feed(self, frame: Frame, out: list[tuple[int, str]]) -> None:
-        stream, body = frame
-        stamp, _, data = body.partition(b" ")
-        at = _timestamp_ms(stamp)
-        if at is None:  # not a timestamped frame: keep it whole
-            at, data = self._now_ms(), body
-        start = 0
-        while (end := data.find(b"\n", start)) >= 0:
-            partial = self._partial.pop(stream, None)
-            if partial is None:
-                self._emit(data[start:end], at, out)
-            else:
-                partial[1].extend(data[start:end])
-                self._emit(bytes(partial[1]), partial[0], out)
-            start = end + 1
-        if start < len(data):
-            first_at, buffer = self._partial.setdefault(stream, (at, bytearray()))
-            buffer.extend(data[start:])
-            if len(buffer) >= MAX_EVENT_BYTES:
-                cut = len(buffer) - len(buffer) % MAX_EVENT_BYTES
-                self._emit(bytes(buffer[:cut]), first_at, out)
-                del buffer[:cut]
-
-    def finish(self, out: list[tuple[int, str]]) -> None:
-        """The output ended: last lines need no newline."""
-        for stream in sorted(self._partial):
-            first_at, buffer = self._partial[stream]
-            self._emit(bytes(buffer), first_at, out)
-        self._partial.clear()
-
-    def _emit(self, line: bytes, at: int, out: list[tuple[int, str]]) -> None:
-        for i in range(0, len(line), MAX_EVENT_BYTES):
-            self.produced += 1
-            if self.skip > 0:
-                self.skip -= 1
-            else:
-                out.append((at, line[i : i + MAX_EVENT_BYTES].decode("utf-8", "replace")))
-
-
-# --------------------------------------------------------------------------------------------
 
 
 @dataclass(eq=False, slots=True)
 class _Attempt:
     job_id: str
     task_id: str
-    log_group: str
-    log_stream: str
+    output: StreamWriter
     skip: int = 0  # events already in the log store (re-attached after a restart)
     container_id: str | None = None
     running: bool = False  # its start has been reported
     stop_grace: float | None = None  # a stop asked for before the container ran
     escalation: asyncio.TimerHandle | None = None
-    pending: list[tuple[int, str]] = field(default_factory=list)  # under DockerRuntime._lock
     stream: CancellableStream[Frame] | None = None
     follower: threading.Thread | None = None
     ended: bool = False
@@ -451,7 +155,6 @@ class DockerRuntime:
         self._executor: ThreadPoolExecutor | None = None
         self._report: Report | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._lock = threading.Lock()
         self._attempts: dict[str, _Attempt] = {}
         self._tailer: asyncio.Task[None] | None = None
         self._launches: set[asyncio.Task[None]] = set()
@@ -488,7 +191,8 @@ class DockerRuntime:
         except CannotRun as error:
             self._emit(self._failed_to_start(spec.job_id, spec.task_id, error.reason))
             return
-        attempt = _Attempt(spec.job_id, spec.task_id, spec.log_group, spec.log_stream_name)
+        output = StreamWriter(self._logs, spec.task_id, spec.log_group, spec.log_stream_name)
+        attempt = _Attempt(spec.job_id, spec.task_id, output)
         self._attempts[spec.task_id] = attempt
         # Returns at once: a pull may take long, and its outcome is reported as an event.
         self._spawn(self._launch(attempt, options), self._launches)
@@ -523,8 +227,7 @@ class DockerRuntime:
             attempt = _Attempt(
                 ref.job_id,
                 ref.task_id,
-                ref.log_group,
-                ref.log_stream_name,
+                StreamWriter(self._logs, ref.task_id, ref.log_group, ref.log_stream_name),
                 skip=self._logs.count(ref.log_group, ref.log_stream_name),
                 container_id=str(container["Id"]),
             )
@@ -554,8 +257,8 @@ class DockerRuntime:
         await asyncio.gather(*self._launches, return_exceptions=True)
         followers = []
         for attempt in self._attempts.values():
-            with self._lock:
-                attempt.detached = True
+            attempt.detached = True
+            attempt.output.seal()
             self._flush(attempt)  # recovery skips exactly what is stored
             if attempt.escalation is not None:
                 attempt.escalation.cancel()
@@ -590,7 +293,7 @@ class DockerRuntime:
             self._give_up(attempt, error.reason)
             return
         except (DockerException, requests.RequestException, OSError) as error:
-            self._give_up(attempt, f"{CANNOT_START}: {_daemon_message(error)}")
+            self._give_up(attempt, f"{CANNOT_START}: {daemon_message(error)}")
             return
         await self._now_running(attempt)
 
@@ -599,7 +302,7 @@ class DockerRuntime:
         try:
             await self._call(self._api.start, attempt.container_id)
         except (DockerException, requests.RequestException, OSError) as error:
-            self._give_up(attempt, f"{CANNOT_START}: {_daemon_message(error)}")
+            self._give_up(attempt, f"{CANNOT_START}: {daemon_message(error)}")
             self._spawn(self._remove(attempt.container_id), self._cleanups)
             return
         await self._now_running(attempt)
@@ -611,10 +314,7 @@ class DockerRuntime:
 
     async def _now_running(self, attempt: _Attempt) -> None:
         attempt.running = True
-        try:
-            self._logs.create_stream(attempt.log_group, attempt.log_stream, self._clock.now_ms())
-        except Exception:
-            log.exception("Creating log stream %s failed", attempt.log_stream)
+        attempt.output.create(self._clock.now_ms())
         self._emit(self._started_event(attempt))
         self._follow(attempt)
         if attempt.stop_grace is not None:
@@ -630,14 +330,14 @@ class DockerRuntime:
             host_config = api.create_host_config(**options.host)
             created = api.create_container(options.image, host_config=host_config, **options.create)
         except (DockerException, TypeError, ValueError) as error:
-            raise CannotRun(f"{CANNOT_CREATE}: {_daemon_message(error)}") from error
+            raise CannotRun(f"{CANNOT_CREATE}: {daemon_message(error)}") from error
         container_id = str(created["Id"])
         try:
             api.start(container_id)
         except APIError as error:
             with contextlib.suppress(DockerException, requests.RequestException):
                 api.remove_container(container_id, v=True, force=True)
-            raise CannotRun(f"{CANNOT_START}: {_daemon_message(error)}") from error
+            raise CannotRun(f"{CANNOT_START}: {daemon_message(error)}") from error
         return container_id
 
     def _ensure_image(self, image: str) -> None:
@@ -650,14 +350,14 @@ class DockerRuntime:
         except ImageNotFound:
             pass
         except APIError as error:
-            raise CannotRun(f"{CANNOT_PULL}: {_daemon_message(error)}") from error
+            raise CannotRun(f"{CANNOT_PULL}: {daemon_message(error)}") from error
         repository, tag = parse_repository_tag(image)
         try:
             for message in api.pull(repository, tag=tag or "latest", stream=True, decode=True):
                 if isinstance(message, dict) and message.get("error"):
                     raise CannotRun(f"{CANNOT_PULL}: {message['error']}")
         except APIError as error:
-            raise CannotRun(f"{CANNOT_PULL}: {_daemon_message(error)}") from error
+            raise CannotRun(f"{CANNOT_PULL}: {daemon_message(error)}") from error
 
     # -- stopping -----------------------------------------------------------------------------
 
@@ -707,13 +407,13 @@ class DockerRuntime:
         the Engine's stream breaks off while the container still runs."""
         container_id = attempt.container_id
         assert container_id is not None
-        lines = _Lines(attempt.skip, self._clock.now_ms)
+        lines = LineCutter(attempt.skip)
         backoff = 0.2
         while True:
             if attempt.is_detached():
                 return
             try:
-                seen = self._read_frames(attempt, lines, follow=True)
+                seen = self._readframes(attempt, lines, follow=True)
                 if attempt.is_detached():
                     return
                 ending = self._exit_once_stopped(container_id)
@@ -734,15 +434,15 @@ class DockerRuntime:
                 log.warning("Following container %s failed (%s); retrying", container_id, error)
                 time.sleep(backoff)
                 backoff = min(backoff * 2, 10.0)
-            lines = _Lines(lines.produced, self._clock.now_ms)
-        cut: list[tuple[int, str]] = []
+            lines = LineCutter(lines.produced)
+        cut: list[Event] = []
         lines.finish(cut)
-        self._add_pending(attempt, cut)
+        attempt.output.add(cut)
         with contextlib.suppress(RuntimeError):  # the loop is closed: recovery reports it
             loop.call_soon_threadsafe(self._ended, attempt, ending)
 
-    def _read_frames(
-        self, attempt: _Attempt, lines: _Lines, *, follow: bool, after: int = 0
+    def _readframes(
+        self, attempt: _Attempt, lines: LineCutter, *, follow: bool, after: int = 0
     ) -> _Seen:
         """Feed the container's log frames (all of them, less the first `after`) to `lines`."""
         assert attempt.container_id is not None
@@ -756,15 +456,15 @@ class DockerRuntime:
                 seen.count += 1
                 seen.last = frame
                 if seen.count > after:
-                    cut: list[tuple[int, str]] = []
-                    lines.feed(frame, cut)
-                    self._add_pending(attempt, cut)
+                    cut: list[Event] = []
+                    cut_frame(lines, frame, self._clock.now_ms, cut)
+                    attempt.output.add(cut)
         finally:
             stream.close()
             attempt.stream = None
         return seen
 
-    def _catch_up(self, attempt: _Attempt, lines: _Lines, seen: _Seen) -> None:
+    def _catch_up(self, attempt: _Attempt, lines: LineCutter, seen: _Seen) -> None:
         """Feed the frames a followed stream missed: the Engine (20.10) may end a follow before
         the last frame of an exited container. Aligns on the last frame seen within the log's
         tail; reads the whole log again only if it is not there."""
@@ -781,12 +481,12 @@ class DockerRuntime:
                     missed = tail[i + 1 :]
                     break
         if missed is None:
-            self._read_frames(attempt, lines, follow=False, after=seen.count)
+            self._readframes(attempt, lines, follow=False, after=seen.count)
             return
-        cut: list[tuple[int, str]] = []
+        cut: list[Event] = []
         for frame in missed:
-            lines.feed(frame, cut)
-        self._add_pending(attempt, cut)
+            cut_frame(lines, frame, self._clock.now_ms, cut)
+        attempt.output.add(cut)
 
     def _open_log(
         self, container_id: str, *, follow: bool, tail: int | None = None
@@ -811,7 +511,7 @@ class DockerRuntime:
         except requests.HTTPError as error:
             response.close()
             create_api_error_from_http_exception(error)
-        return CancellableStream(_frames(response), response)
+        return CancellableStream(frames(response), response)
 
     def _exit_once_stopped(self, container_id: str) -> _Exit | None:
         """The container's exit, or None if it still runs (its log stream merely ended)."""
@@ -823,7 +523,7 @@ class DockerRuntime:
                 code = state.get("ExitCode")
                 exit_code = None if code is None else int(code)
                 oom = bool(state.get("OOMKilled")) or (
-                    exit_code == 137 and _oom_kill_logged(container_id)
+                    exit_code == 137 and oom_kill_logged(container_id)
                 )
                 return _Exit(exit_code, OUT_OF_MEMORY if oom else None, ESSENTIAL_CONTAINER_EXITED)
             if time.monotonic() > deadline:
@@ -831,28 +531,9 @@ class DockerRuntime:
             time.sleep(delay)
             delay = min(delay * 2, 0.2)
 
-    def _add_pending(self, attempt: _Attempt, cut: list[tuple[int, str]]) -> None:
-        if cut:
-            with self._lock:
-                if not attempt.detached:
-                    attempt.pending.extend(cut)
-
     def _flush(self, attempt: _Attempt) -> bool:
         """Move pending output to the log store; False if it had no room (kept pending)."""
-        with self._lock:
-            events, attempt.pending = attempt.pending, []
-        if not events:
-            return True
-        try:
-            self._logs.append(attempt.log_group, attempt.log_stream, events, self._clock.now_ms())
-        except Exception as error:
-            if disk_full.is_disk_full(error):  # the log store warned of it once
-                with self._lock:
-                    attempt.pending[:0] = events
-                return False
-            # Losing output must not lose the attempt's exit.
-            log.exception("Appending output of attempt %s failed", attempt.task_id)
-        return True
+        return attempt.output.flush(self._clock.now_ms())
 
     async def _tail_forever(self) -> None:
         while True:
@@ -933,14 +614,7 @@ class DockerRuntime:
         return AttemptStarted(attempt.job_id, attempt.task_id, self._clock.now_ms(), handle)
 
     def _failed_to_start(self, job_id: str, task_id: str, reason: str) -> AttemptExited:
-        return AttemptExited(
-            job_id,
-            task_id,
-            self._clock.now_ms(),
-            None,
-            reason[:MAX_REASON],
-            TASK_FAILED_TO_START,
-        )
+        return failed_to_start(job_id, task_id, self._clock.now_ms(), reason)
 
     def _host_lost(self, job_id: str, task_id: str, reason: str) -> AttemptExited:
         return host_lost(job_id, task_id, self._clock.now_ms(), reason)

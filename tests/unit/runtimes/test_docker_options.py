@@ -1,12 +1,12 @@
-"""What only the docker runtime does, against a real Docker engine and the locally built test
-image (scripts/provision): containerProperties become container settings (pure)."""
+"""containerProperties become Docker Engine container options (runtimes/docker/options.py):
+pure, no Engine needed."""
 
 from __future__ import annotations
 
 import pytest
 
 from batchyard.domain.model import Document, Resources
-from batchyard.runtimes.docker import (
+from batchyard.runtimes.docker.options import (
     LABEL_ATTEMPT,
     LABEL_JOB_ID,
     LABEL_OWNER,
