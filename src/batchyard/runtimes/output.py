@@ -131,9 +131,9 @@ class StreamWriter:
             log.exception("Creating log stream %s failed", self.log_stream)
 
     @property
-    def pending(self) -> bool:
-        """Whether events wait to be appended."""
-        return bool(self._pending)
+    def pending(self) -> int:
+        """How many events wait to be appended."""
+        return len(self._pending)
 
     def add(self, events: list[Event]) -> None:
         """Queue events for the next flush; ignored once sealed."""

@@ -98,10 +98,10 @@ def test_the_writer_creates_the_stream_and_appends_in_order() -> None:
     assert logs.count(GROUP, STREAM) == 0
     assert logs.stream_info(GROUP, STREAM) is not None
     writer.add([(6, "queued")])
-    assert writer.pending
+    assert writer.pending == 1
     assert writer.append([(7, "direct")], 8) is True
     assert writer.flush(9) is True
-    assert not writer.pending
+    assert writer.pending == 0
     assert [e.message for e in logs.read(GROUP, STREAM, 0, 10)] == ["direct", "queued"]
 
 
