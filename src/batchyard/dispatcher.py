@@ -1,8 +1,14 @@
 """The only loop: snapshot -> plan -> commit -> start/stop attempts -> record what runtimes report.
 
-The dispatcher decides nothing about jobs: the pure planner does. It records facts (an attempt
-started, an attempt exited, a compute environment's runtime is or is not available), applies
-plans through the store, and carries them out on the runtimes.
+The dispatcher decides nothing: pure functions do, and it applies what they return. The planner
+decides about jobs (scheduling/planner.py), resource_status.settle where resources in flux
+settle, HeadReads how many heads of each queue to read, attempt_environment what an attempt's
+environment holds. The dispatcher records facts (an attempt started, an attempt exited), applies
+plans and changes through the store, and carries them out on the runtimes.
+
+Two reads happen outside the round's snapshot, because the snapshot does not carry what they
+need: an array parent's size when its first child starts (remembered per array), and the jobs
+of a deleted queue, read a page per status each round while the queue drains.
 """
 
 from __future__ import annotations
