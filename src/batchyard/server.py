@@ -37,7 +37,7 @@ from batchyard.logs import LogStore
 from batchyard.logs.file_store import FileLogStore, FileLogStoreReader
 from batchyard.runtimes.base import Runtime
 from batchyard.runtimes.docker import DockerRuntime, engine_unreachable
-from batchyard.runtimes.process import ProcessRuntime
+from batchyard.runtimes.process.runtime import ProcessRuntime
 from batchyard.service.context import ServiceContext
 from batchyard.service.defaults import ensure_defaults
 from batchyard.service.retention import RETENTION_SWEEP_SECONDS, delete_expired_jobs

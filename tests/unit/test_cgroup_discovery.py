@@ -1,5 +1,5 @@
-"""Where the process runtime finds its cgroup v2 (runtimes/containment.py): from the texts of
-/proc/<pid>/cgroup and /proc/<pid>/mountinfo as hosts lay them out, and on this host."""
+"""Where the process runtime finds its cgroup v2 (runtimes/process/containment.py): from the
+texts of /proc/<pid>/cgroup and /proc/<pid>/mountinfo as hosts lay them out, and on this host."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from batchyard.runtimes.containment import attempts_cgroup, cgroup_directory, own_cgroup
+from batchyard.runtimes.process.containment import attempts_cgroup, cgroup_directory, own_cgroup
 
 HYBRID = """\
 31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755

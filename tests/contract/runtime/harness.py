@@ -23,7 +23,7 @@ from batchyard.runtimes.base import (
 )
 from batchyard.runtimes.docker import DockerRuntime
 from batchyard.runtimes.fake import FakeRuntime
-from batchyard.runtimes.process import ProcessRuntime
+from batchyard.runtimes.process.runtime import ProcessRuntime
 from tests.builders import FixedClock, WallClock
 from tests.containers import RUN_FOREVER, remove_containers, require_engine
 

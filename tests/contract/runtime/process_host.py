@@ -19,7 +19,7 @@ from batchyard.runtimes.base import (
     AttemptStarted,
     RuntimeEvent,
 )
-from batchyard.runtimes.process import ProcessRuntime
+from batchyard.runtimes.process.runtime import ProcessRuntime
 from tests.builders import WallClock
 from tests.contract.runtime.harness import GROUP, poll
 

@@ -1,7 +1,7 @@
 """Containment in the process runtime: whatever an attempt starts, however it detaches (setsid,
 double fork, nohup, a process group of its own), ends when the attempt ends, is stopped, or
 outlives a restart. Each test runs with the attempt's own cgroup and with a reaper process
-(use_cgroups=False), so both mechanisms of runtimes/containment.py are exercised here."""
+(use_cgroups=False), so both mechanisms of runtimes/process/containment.py are exercised here."""
 
 from __future__ import annotations
 
@@ -19,14 +19,14 @@ from typing import Any
 import pytest
 
 from batchyard.logs.file_store import FileLogStore
-from batchyard.runtimes import containment
 from batchyard.runtimes.base import (
     ESSENTIAL_CONTAINER_EXITED,
     TASK_FAILED_TO_START,
     AttemptRef,
     AttemptSpec,
 )
-from batchyard.runtimes.process import ProcessRuntime
+from batchyard.runtimes.process import containment
+from batchyard.runtimes.process.runtime import ProcessRuntime
 from tests.builders import WallClock, an_attempt_spec
 from tests.contract.runtime.harness import GROUP, poll
 from tests.contract.runtime.process_host import Host, on_host, open_host, parent_of

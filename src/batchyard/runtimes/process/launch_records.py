@@ -21,6 +21,8 @@ import os
 from dataclasses import dataclass
 
 EXIT_CODE = ".exit_code"  # the record's file, beside the attempt directory
+# The attempt's stdout and stderr, beside (not inside) its directory, which stays the job's own.
+OUTPUT = ".output"
 NO_EXIT_CODE = b"   \n"  # an exit code is written over it in place: "%3d\n"
 BLANK_RECORD = NO_EXIT_CODE + b" " * 63 + b"\n"  # the launch line starts at len(NO_EXIT_CODE)
 LAUNCH_LOCK = ".launch.lock"

@@ -11,8 +11,8 @@ Two mechanisms (docs/runtimes.md says when each applies and what it guarantees):
   so the attempt's orphans re-parent to it instead of to PID 1; once the command exits it kills
   every descendant it finds until none is left.
 
-This module is also part of the launcher program (process.py puts its source in front of the
-launcher's, which runs as `python -I -S`), so it imports nothing but the standard library.
+The launcher (launcher.py, run as `python -I -S`) imports this module, so it imports nothing
+but the standard library.
 """
 
 from __future__ import annotations
