@@ -94,6 +94,7 @@ def send_and_check(http: httpx.Client, operation: Operation, request: RawRequest
 
 # -- objects on the server ------------------------------------------------------------------------
 
+JOB_STATUSES = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING", "SUCCEEDED", "FAILED")
 COUNTS = frozenset({"inUseQuantity", "availableQuantity"})
 """Members that change while any job holding the resource runs: not compared."""
 DESTRUCTIVE_PREFIXES = ("Delete", "Deregister")
@@ -574,6 +575,57 @@ class FuzzedServer:
         job = submit_job(self.batch, self.probe_queue, self.probe_definition)
         detail = wait_status(self.batch, job, timeout=120)
         assert detail["status"] == "SUCCEEDED", detail.get("statusReason")
+
+    def assert_everything_readable(self) -> int:
+        """Every stored object can still be listed and described, whatever the fuzzer stored:
+        a value that was taken but breaks its rendering shows here. How many were read."""
+        batch = self.batch
+        read = 0
+
+        def pages(client: Any, operation: str, key: str, **params: Any) -> list[Any]:
+            found: list[Any] = []
+            for page in client.get_paginator(operation).paginate(**params):
+                found.extend(page[key])
+            return found
+
+        read += len(pages(batch, "describe_compute_environments", "computeEnvironments"))
+        queues = pages(batch, "describe_job_queues", "jobQueues")
+        read += len(queues)
+        read += len(pages(batch, "describe_job_definitions", "jobDefinitions"))
+        read += len(pages(batch, "list_consumable_resources", "consumableResources"))
+        policies = [
+            p["arn"] for p in pages(batch, "list_scheduling_policies", "schedulingPolicies")
+        ]
+        for start in range(0, len(policies), 100):
+            read += len(
+                batch.describe_scheduling_policies(arns=policies[start : start + 100])[
+                    "schedulingPolicies"
+                ]
+            )
+        for queue in queues:
+            for status in JOB_STATUSES:
+                ids = [
+                    job["jobId"]
+                    for job in pages(
+                        batch,
+                        "list_jobs",
+                        "jobSummaryList",
+                        jobQueue=queue["jobQueueArn"],
+                        jobStatus=status,
+                    )
+                ]
+                for start in range(0, len(ids), 100):
+                    read += len(batch.describe_jobs(jobs=ids[start : start + 100])["jobs"])
+        for group in pages(self.logs, "describe_log_groups", "logGroups"):
+            read += len(
+                pages(
+                    self.logs,
+                    "describe_log_streams",
+                    "logStreams",
+                    logGroupName=group["logGroupName"],
+                )
+            )
+        return read
 
     def summary(self) -> str:
         """Requests sent so far, and per operation how many succeeded."""

@@ -77,7 +77,11 @@ def fuzz_boto3(fuzzed: FuzzedServer, operation: Operation) -> None:
 def check_properties(fuzzed: FuzzedServer) -> None:
     fuzzed.assert_healthy()
     existing = fuzzed.assert_kept_unchanged()
-    print(f"{fuzzed.summary()}\n{existing} of {len(fuzzed.kept)} kept objects still exist")
+    read = fuzzed.assert_everything_readable()
+    print(
+        f"{fuzzed.summary()}\n{existing} of {len(fuzzed.kept)} kept objects still exist; "
+        f"{read} objects listed and described"
+    )
 
 
 @pytest.mark.parametrize("operation", OPERATIONS, ids=repr)
