@@ -240,8 +240,15 @@ def encode_body(value: Any) -> bytes:
     return text.encode()
 
 
+MAX_URI_VALUE = 16_000
+MAX_URL = 60_000
+"""Characters of one URI label or query value, and of a path with its query: httpx does not
+send a URL longer than 65,536 characters (percent-encoding triples a character)."""
+
+
 def _label(value: Any) -> str:
-    return value if isinstance(value, str) else encode_body(value).decode()
+    text = value if isinstance(value, str) else encode_body(value).decode()
+    return text[:MAX_URI_VALUE]
 
 
 def raw_request(operation: Operation, params: Any) -> RawRequest:
@@ -286,11 +293,16 @@ def raw_request(operation: Operation, params: Any) -> RawRequest:
         return quote(value, safe="/" if greedy else "", errors="surrogatepass")
 
     filled = re.sub(r"\{([^}]+)\}", fill, path)
-    if query:
-        filled += "?" + "&".join(
-            f"{quote(k, errors='surrogatepass')}={quote(v, safe='', errors='surrogatepass')}"
-            for k, v in query
+    parts: list[str] = []
+    for key, value in query:
+        part = (
+            f"{quote(key, errors='surrogatepass')}={quote(value, safe='', errors='surrogatepass')}"
         )
+        if len(filled) + sum(map(len, parts)) + len(part) > MAX_URL:
+            break  # the rest would not be sent: httpx refuses a URL that long
+        parts.append(part)
+    if parts:
+        filled += "?" + "&".join(parts)
     return RawRequest(http["method"].upper(), filled, encode_body(body), tuple(headers))
 
 
@@ -363,6 +375,11 @@ class Requests:
         ]
         return st.one_of(built, *examples, *examples) if examples else built
 
+    def member(self, service: str, structure: str, name: str) -> SearchStrategy[Any]:
+        """The values a member of a structure of the model gets in valid-shaped inputs."""
+        shape = cast(StructureShape, service_model(service).shape_for(structure))
+        return cast(SearchStrategy[Any], self._value(service, shape.members[name], 1, name))
+
     def _around(
         self, service: str, shape: Shape, value: Any, depth: int, hint: str | None, fresh: bool
     ) -> Any:
@@ -378,6 +395,8 @@ class Requests:
                 for name, item in value.items()
             }
             absent = [name for name in members if name not in value]
+            if not parts and not absent:
+                return st.just({})
             added = {name: self._value(service, members[name], depth + 1, name) for name in absent}
 
             @st.composite
@@ -468,6 +487,8 @@ class Requests:
                 lambda name: strategies[name].map(lambda value: {name: value})
             )
         may_add = optional if depth < MAX_DEPTH else []
+        if not required and not may_add:
+            return st.just({})
 
         @st.composite
         def structure(draw: st.DrawFn) -> dict[str, Any]:

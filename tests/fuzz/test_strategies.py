@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, quote, urlsplit
 
 import pytest
 from botocore.serialize import create_serializer
@@ -15,6 +15,8 @@ from hypothesis import HealthCheck, Phase, assume, find, given, seed, settings
 
 from tests.fuzz.harness import SEED, plausible_requests
 from tests.fuzz.strategies import (
+    MAX_URI_VALUE,
+    MAX_URL,
     Deep,
     Operation,
     Requests,
@@ -84,6 +86,19 @@ def test_invalid_inputs_fail_botocores_validator(operation: Operation) -> None:
     refused()
 
 
+def _uri_values(operation: Operation, params: dict[str, Any]) -> list[Any]:
+    shape = operation.model.input_shape
+    members = shape.members if shape is not None else {}
+    values: list[Any] = []
+    for name, value in params.items():
+        if name in members and members[name].serialization.get("location") in (
+            "uri",
+            "querystring",
+        ):
+            values.extend(value if isinstance(value, list) else [value])
+    return values
+
+
 def _canonical(body: bytes | str) -> str:
     return json.dumps(json.loads(body or b"{}"), sort_keys=True)
 
@@ -101,6 +116,14 @@ def test_raw_requests_are_what_botocore_sends(operation: Operation) -> None:
         except UnicodeEncodeError:
             # botocore cannot put a lone surrogate in a URI; the raw request can, and does.
             assume(False)
+        # A URI value is cut at MAX_URI_VALUE characters and a query at MAX_URL, for httpx to
+        # send the request.
+        values = _uri_values(operation, params)
+        assume(all(len(str(value)) <= MAX_URI_VALUE for value in values))
+        assume(
+            sum(len(quote(str(v), safe="", errors="surrogatepass")) + 16 for v in values)
+            < MAX_URL - 1000
+        )
         raw = raw_request(operation, params)
         url = urlsplit(raw.path)
         assert raw.method == sent["method"]
@@ -143,11 +166,12 @@ FIND = settings(
 @pytest.mark.parametrize(
     ("operation", "condition"),
     [
-        ("SubmitJob", lambda p: "jobName" not in p),
-        ("SubmitJob", lambda p: isinstance(p.get("jobName"), int)),
-        ("SubmitJob", lambda p: "Deep(" in repr(p)),
-        ("SubmitJob", lambda p: "unknownMember" in p),
-        ("CreateJobQueue", lambda p: "priority" in p and p["priority"] is None),
+        ("CancelJob", lambda p: "jobId" not in p),
+        ("CancelJob", lambda p: isinstance(p.get("jobId"), int)),
+        ("CancelJob", lambda p: isinstance(p.get("jobId"), Deep)),
+        ("CancelJob", lambda p: "unknownMember" in p),
+        ("CancelJob", lambda p: "reason" in p and p["reason"] is None),
+        ("CreateJobQueue", lambda p: isinstance(p.get("computeEnvironmentOrder"), str)),
     ],
 )
 def test_invalid_inputs_reach_each_kind_of_change(operation: str, condition: Any) -> None:
@@ -155,17 +179,10 @@ def test_invalid_inputs_reach_each_kind_of_change(operation: str, condition: Any
     assert _errors(_operation(operation), found) != ""
 
 
-def _requirement_values(params: dict[str, Any]) -> list[Any]:
-    overrides = params.get("containerOverrides") or {}
-    return [entry.get("value") for entry in overrides.get("resourceRequirements") or []]
-
-
 @pytest.mark.parametrize(
     ("operation", "condition"),
     [
         ("CreateJobQueue", lambda p: p.get("priority") == 2**63),
-        ("SubmitJob", lambda p: "inf" in _requirement_values(p)),
-        ("SubmitJob", lambda p: str(p.get("jobName", "")).endswith("\n")),
         ("SubmitJob", lambda p: p.get("jobQueue") == "q1" and p.get("jobDefinition") == "jd1"),
         (
             "RegisterJobDefinition",
@@ -177,3 +194,19 @@ def _requirement_values(params: dict[str, Any]) -> list[Any]:
 def test_valid_inputs_reach_hostile_values(operation: str, condition: Any) -> None:
     found = find(REQUESTS.valid(_operation(operation)), condition, settings=FIND)
     assert _errors(_operation(operation), found) == ""
+
+
+@pytest.mark.parametrize(
+    ("structure", "member", "condition"),
+    [
+        ("ResourceRequirement", "value", lambda v: v == "inf"),
+        ("ResourceRequirement", "value", lambda v: v == "1e308"),
+        ("ResourceRequirement", "value", lambda v: v == "0.0001"),
+        ("SubmitJobRequest", "jobName", lambda v: v.endswith("\n")),
+        ("SubmitJobRequest", "jobQueue", lambda v: v.startswith("q1") and v != "q1"),
+        ("ContainerOverrides", "vcpus", lambda v: v == 2**63),
+    ],
+)
+def test_leaves_reach_hostile_values(structure: str, member: str, condition: Any) -> None:
+    found = find(REQUESTS.member("batch", structure, member), condition, settings=FIND)
+    assert condition(found)
