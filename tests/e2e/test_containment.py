@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from batchyard.runtimes.process import containment
 from tests.containers import define_container_job, docker_queue, require_engine
 from tests.escapes import ESCAPE
 from tests.fixtures import (
@@ -101,9 +102,13 @@ def start_ticks(pid: int) -> int | None:
     return int(data[data.rindex(b")") + 2 :].split()[19])
 
 
-def wait_escaped(server: ServerProcess, job_id: str, pids: Path | None) -> dict[int, int | None]:
+def wait_escaped(
+    server: ServerProcess, job_id: str, runtime: str, pids: Path | None
+) -> dict[int, int]:
     """Once the job says its processes escaped: the processes of the job (at least one per way
-    plus the command) with their start times, and those it recorded in `pids` (host path)."""
+    plus the command) with their start times. Those it recorded in `pids` (a host path, for the
+    process runtime) are among them, held as the runtime says: in the attempt's cgroup (its
+    task id ends the log stream's name), or, under reapers, in the server's own cgroup."""
     job = wait_status(server.client(), job_id, ("RUNNING",))
     stream = job["container"]["logStreamName"]
     logs = server.client("logs")
@@ -120,10 +125,20 @@ def wait_escaped(server: ServerProcess, job_id: str, pids: Path | None) -> dict[
         recorded = {int(line.split()[1]) for line in pids.read_text().splitlines()}
         assert len(recorded) == ways
         assert recorded <= found
-    return {pid: start_ticks(pid) for pid in found}
+        task_id = stream.rsplit("/", 1)[1]
+        server_cgroup = containment.own_cgroup()
+        for pid in recorded:
+            cgroup = containment.own_cgroup(pid)
+            assert cgroup is not None
+            if runtime == "cgroup":
+                assert cgroup.endswith("/" + task_id), (cgroup, task_id)
+            else:
+                assert cgroup == server_cgroup, (cgroup, server_cgroup)
+    # One that ended meanwhile (the command's own `sleep 0.05`) has no start time to compare.
+    return {pid: start for pid in found if (start := start_ticks(pid)) is not None}
 
 
-def all_ended(job_id: str, seen: dict[int, int | None]) -> bool:
+def all_ended(job_id: str, seen: dict[int, int]) -> bool:
     """No process of the job is left: each seen is gone and reaped (or its pid reused)."""
     return not processes_of(job_id) and all(start_ticks(p) != t for p, t in seen.items())
 
@@ -133,7 +148,7 @@ def test_escaped_processes_end_when_the_job_succeeds(
 ) -> None:
     batch = server.client()
     job_id = escaping_job(batch, queue, runtime, "sleep 2", tmp_path)
-    seen = wait_escaped(server, job_id, None if runtime == "docker" else tmp_path / "pids")
+    seen = wait_escaped(server, job_id, runtime, None if runtime == "docker" else tmp_path / "pids")
 
     assert wait_status(batch, job_id)["status"] == "SUCCEEDED"
     wait_for(lambda: all_ended(job_id, seen), timeout=30, what="the job's processes ending")
@@ -144,7 +159,7 @@ def test_escaped_processes_end_when_the_job_is_terminated(
 ) -> None:
     batch = server.client()
     job_id = escaping_job(batch, queue, runtime, "sleep 1000", tmp_path)
-    seen = wait_escaped(server, job_id, None if runtime == "docker" else tmp_path / "pids")
+    seen = wait_escaped(server, job_id, runtime, None if runtime == "docker" else tmp_path / "pids")
 
     batch.terminate_job(jobId=job_id, reason="containment test")
 
@@ -176,8 +191,8 @@ def test_escaped_processes_end_when_the_attempt_times_out(tmp_path: Path) -> Non
             )
             jobs.append((server, queue, job_id))
         seen = {
-            job_id: wait_escaped(server, job_id, server.data_dir.parent / "pids")
-            for server, _, job_id in jobs
+            job_id: wait_escaped(server, job_id, kind, server.data_dir.parent / "pids")
+            for (server, _, job_id), kind in zip(jobs, ("cgroup", "reaper"), strict=True)
         }
         for server, _, job_id in jobs:
             job = wait_status(server.client(), job_id, timeout=120)
@@ -209,7 +224,7 @@ def test_escaped_processes_end_with_a_job_that_outlived_a_kill_9_of_the_server(
         (queue,) = make_environment(batch, max_vcpus=4)
         then = f"until [ -e {go} ]; do sleep 0.05; done"
         job_id = escaping_job(batch, queue, "process", then, tmp_path)
-        seen = wait_escaped(server, job_id, tmp_path / "pids")
+        seen = wait_escaped(server, job_id, kind, tmp_path / "pids")
         server.kill9()
         escapees = [int(line.split()[1]) for line in (tmp_path / "pids").read_text().splitlines()]
         assert all(start_ticks(pid) == seen[pid] for pid in escapees)  # they run on

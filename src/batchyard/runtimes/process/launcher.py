@@ -563,6 +563,12 @@ class Launcher:
                     self.reap()
             self.remove_cgroups()
             self.flush()
+        # What a killed cgroup held re-parented here: reap it (its exit may still be under
+        # way), rather than leave zombies to PID 1, which may reap them late.
+        give_up = time.monotonic() + 5
+        with contextlib.suppress(ChildProcessError):
+            while os.waitpid(-1, os.WNOHANG)[0] != 0 or time.monotonic() < give_up:
+                time.sleep(0.01)
         remover.join()
         if self.attempts_cgroup is not None:  # only if empty: another launcher may use it
             containment.remove_cgroup(self.attempts_cgroup)
