@@ -549,6 +549,8 @@ class FuzzedServer:
         assert status < 500, f"{operation!r} answered {status}: {refused['Error']}"
         assert refused["Error"].get("Code"), refused
         assert refused["Error"].get("Message"), refused
+        headers = refused["ResponseMetadata"].get("HTTPHeaders", {})
+        assert headers.get("x-amzn-errortype"), f"{operation!r}: not AWS's error shape: {refused}"
 
     # properties after fuzzing ----------------------------------------------------------------
 
