@@ -19,6 +19,7 @@ _TOP_LEVEL = sa.text("array_parent_id IS NULL")
 
 
 def upgrade() -> None:
+    """Create every table of the first schema; long because it is one statement per table."""
     meta = op.create_table(
         "batchyard_meta",
         sa.Column("key", sa.String(64), primary_key=True),
